@@ -1,0 +1,375 @@
+"""The MSJob API: the single source of truth for the CRD schema and for the operator's reading of MSJobs.
+
+Field names and meanings follow MindSpore's ms-operator (``mindspore.gitee.com/v1``) and Kubeflow's
+common ``RunPolicy`` so that existing YAML keeps working; everything this project adds is optional.
+
+Admission rules live next to the fields they guard, as CEL ``x-kubernetes-validations`` that the CRD
+generator (``msjob_operator.api.crd``) copies into the schema.  Every message names the field and says
+what to do, because it is what a person sees from ``kubectl apply``.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+GROUP = "mindspore.gitee.com"
+VERSION = "v1"
+KIND = "MSJob"
+PLURAL = "msjobs"
+SINGULAR = "msjob"
+SHORT_NAMES = ["msj"]
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Longest job name whose derived names fit Kubernetes limits: the pod hostname
+# "<name>-scheduler-0" / "<name>-worker-<5 digits>" must be a 63-character DNS label.
+MAX_NAME_LENGTH = 50
+MAX_REPLICAS = 99999
+DEFAULT_SCHEDULER_PORT = 2222
+DEFAULT_BACKOFF_LIMIT = 3
+OPERATOR_NAME = "msjob-operator"
+
+
+def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None,
+        optional_old_self: bool = False) -> dict:
+    """One CEL admission rule, in the shape of ``x-kubernetes-validations`` items."""
+    item: dict[str, Any] = {"rule": rule, "message": message}
+    if field_path:
+        item["fieldPath"] = field_path
+    if reason:
+        item["reason"] = reason
+    if optional_old_self:
+        item["optionalOldSelf"] = True
+    return item
+
+
+def rules(*items: dict) -> dict:
+    return {"x-kubernetes-validations": list(items)}
+
+
+class _Model(BaseModel):
+    # Unknown fields are ignored when reading objects from the API server, so an operator
+    # older than its CRD keeps working.
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True)
+
+
+class ReplicaType(str, enum.Enum):
+    SCHEDULER = "Scheduler"
+    PS = "PS"
+    WORKER = "Worker"
+
+
+# The order in which replica types are listed, created and reported.
+REPLICA_TYPES = [ReplicaType.SCHEDULER.value, ReplicaType.PS.value, ReplicaType.WORKER.value]
+MS_ROLES = {"Scheduler": "MS_SCHED", "PS": "MS_PSERVER", "Worker": "MS_WORKER"}
+
+
+class RestartPolicy(str, enum.Enum):
+    """What a member's failure means when no failurePolicy rule matches it.
+
+    Pods themselves always run with ``restartPolicy: Never``: restarting one container in place
+    leaves a MindSpore cluster with a hole, so the operator restarts the whole gang instead.
+    """
+
+    ALWAYS = "Always"  # same as OnFailure for a training job: the gang is restarted
+    ON_FAILURE = "OnFailure"  # restart the gang, counted against runPolicy.backoffLimit
+    NEVER = "Never"  # fail the job
+    EXIT_CODE = "ExitCode"  # exit codes 1-127 fail the job; 128+ (signals) restart the gang
+
+
+class CleanPodPolicy(str, enum.Enum):
+    RUNNING = "Running"
+    ALL = "All"
+    NONE = "None"
+
+
+class SuccessPolicy(str, enum.Enum):
+    DEFAULT = ""  # worker 0 succeeded, as in ms-operator
+    ALL_WORKERS = "AllWorkers"
+
+
+class FailureAction(str, enum.Enum):
+    FAIL_JOB = "FailJob"
+    RESTART_JOB = "RestartJob"  # delete and recreate every pod; counts against backoffLimit
+    RESTART_JOB_IGNORE_BUDGET = "RestartJobIgnoreBudget"  # same, not counted
+    RESTART_REPLICA = "RestartReplica"  # recreate only the failed pod; counts against backoffLimit
+    IGNORE = "Ignore"  # leave the failed pod; the job goes on (elastic or best-effort members)
+
+
+class StartupDeadlineAction(str, enum.Enum):
+    FAIL_JOB = "FailJob"
+    RESTART_JOB = "RestartJob"
+
+
+class ExitCodeOperator(str, enum.Enum):
+    IN = "In"
+    NOT_IN = "NotIn"
+
+
+class LaunchMode(str, enum.Enum):
+    DYNAMIC = "Dynamic"  # one MindSpore process per pod, cluster formed through the scheduler
+
+
+class SchedulingPolicy(_Model):
+    min_available: Optional[int] = Field(
+        None, alias="minAvailable", ge=1, description="Pods that must be schedulable together (gang size). Defaults to all pods."
+    )
+    queue: Optional[str] = Field(None, description="Volcano queue the job's PodGroup goes to.")
+    min_resources: Optional[dict[str, Any]] = Field(
+        None, alias="minResources", description="Resources the gang needs before it is admitted. Defaults to the sum of the pods' requests.",
+        json_schema_extra={"x-msjob-quantity-map": True},
+    )
+    priority_class: Optional[str] = Field(None, alias="priorityClass", description="PriorityClass of the job's PodGroup and pods.")
+    schedule_timeout_seconds: Optional[int] = Field(
+        None, alias="scheduleTimeoutSeconds", ge=1, description="Seconds the gang may wait to be scheduled."
+    )
+
+
+class RunPolicy(_Model):
+    clean_pod_policy: Optional[CleanPodPolicy] = Field(
+        None, alias="cleanPodPolicy",
+        description="Which pods to delete when the job finishes: Running (default; pods still running or pending), All, or None.",
+    )
+    ttl_seconds_after_finished: Optional[int] = Field(
+        None, alias="ttlSecondsAfterFinished", ge=0, description="Delete the MSJob this many seconds after it finished."
+    )
+    active_deadline_seconds: Optional[int] = Field(
+        None, alias="activeDeadlineSeconds", ge=1, description="Fail the job when it has been active longer than this."
+    )
+    backoff_limit: Optional[int] = Field(
+        None, alias="backoffLimit", ge=0,
+        description=f"Counted restarts (gang or replica) allowed before the job fails. Default {DEFAULT_BACKOFF_LIMIT}.",
+    )
+    scheduling_policy: Optional[SchedulingPolicy] = Field(None, alias="schedulingPolicy")
+    suspend: Optional[bool] = Field(
+        None, description="True deletes the job's pods and keeps the job; setting it back to false recreates them."
+    )
+    managed_by: Optional[str] = Field(
+        None, alias="managedBy", max_length=63,
+        description=f"Controller that reconciles this job. Empty or '{GROUP}/{OPERATOR_NAME}' means this operator; any other value makes it leave the job alone (e.g. for Kueue's MultiKueue).",
+        json_schema_extra=rules(cel("self == oldSelf", "runPolicy.managedBy is immutable; delete and recreate the job to hand it to another controller.")),
+    )
+
+
+class ExitCodesRequirement(_Model):
+    operator: ExitCodeOperator = Field(description="In: the rule matches these codes; NotIn: every non-zero code but these.")
+    values: list[int] = Field(min_length=1, max_length=255, description="Container exit codes (1-255).",
+                              json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}})
+
+
+class FailurePolicyRule(_Model):
+    name: Optional[str] = Field(None, max_length=63, description="Shown in the job's conditions and Events when the rule fires.")
+    action: FailureAction
+    on_exit_codes: Optional[ExitCodesRequirement] = Field(None, alias="onExitCodes")
+    on_pod_disruption: Optional[bool] = Field(
+        None, alias="onPodDisruption", description="True matches pods evicted or preempted (condition DisruptionTarget); false matches only other failures."
+    )
+    replica_types: Optional[list[ReplicaType]] = Field(
+        None, alias="replicaTypes", max_length=3, description="Replica types the rule applies to (default: all)."
+    )
+
+
+class FailurePolicy(_Model):
+    rules: Optional[list[FailurePolicyRule]] = Field(
+        None, max_length=32, description="Checked in order on each member failure; the first match decides. Without a match the replica's restartPolicy decides."
+    )
+    startup_deadline_seconds: Optional[int] = Field(
+        None, alias="startupDeadlineSeconds", ge=1,
+        description="Seconds every pod of an attempt has to be running (e.g. not stuck Pending or in ImagePullBackOff).",
+    )
+    startup_deadline_action: Optional[StartupDeadlineAction] = Field(
+        None, alias="startupDeadlineAction", description="What to do when the startup deadline passes: FailJob (default) or RestartJob (counted)."
+    )
+
+
+class MindSporeSettings(_Model):
+    scheduler_port: Optional[int] = Field(
+        None, alias="schedulerPort", ge=1, le=65535,
+        description=f"MS_SCHED_PORT. Default: the container port named 'msjob-port', else {DEFAULT_SCHEDULER_PORT}.",
+    )
+    cluster_timeout_seconds: Optional[int] = Field(
+        None, alias="clusterTimeoutSeconds", ge=1, description="MS_TOPO_TIMEOUT: seconds the processes have to form the cluster."
+    )
+    enable_recovery: Optional[bool] = Field(
+        None, alias="enableRecovery",
+        description="Sets MS_ENABLE_RECOVERY=1; a failed Scheduler is then recreated alone at the same address instead of restarting the gang.",
+    )
+    launch_mode: Optional[LaunchMode] = Field(None, alias="launchMode", description="How processes form the cluster. Default Dynamic.")
+
+
+_REPLICA_RULES = rules(
+    cel("has(self.template) && has(self.template.spec) && has(self.template.spec.containers) && size(self.template.spec.containers) > 0",
+        "template.spec.containers must list at least one container (the one named 'mindspore', or the first, runs MindSpore).",
+        field_path=".template"),
+)
+
+
+class ReplicaSpec(_Model):
+    replicas: Optional[int] = Field(1, ge=0, le=MAX_REPLICAS, description="Number of pods of this type.")
+    restart_policy: Optional[RestartPolicy] = Field(
+        None, alias="restartPolicy",
+        description="What a member failure means without a matching failurePolicy rule: OnFailure (default) and Always restart the gang, Never fails the job, ExitCode restarts on 128+ and fails on 1-127.",
+    )
+    template: dict[str, Any] = Field(
+        default_factory=dict, description="Pod template of this replica type.", json_schema_extra={"x-msjob-podtemplate": True}
+    )
+
+
+class ReplicaSpecs(_Model):
+    scheduler: Optional[ReplicaSpec] = Field(
+        None, alias="Scheduler",
+        json_schema_extra=rules(cel("!has(self.replicas) || self.replicas == 1",
+                                    "msReplicaSpecs.Scheduler.replicas must be 1: a MindSpore cluster has exactly one scheduler.",
+                                    field_path=".replicas"), *_REPLICA_RULES["x-kubernetes-validations"]),
+    )
+    ps: Optional[ReplicaSpec] = Field(None, alias="PS", json_schema_extra=_REPLICA_RULES)
+    worker: Optional[ReplicaSpec] = Field(
+        None, alias="Worker",
+        json_schema_extra=rules(cel("!has(self.replicas) || self.replicas >= 1",
+                                    "msReplicaSpecs.Worker.replicas must be at least 1.", field_path=".replicas"),
+                                *_REPLICA_RULES["x-kubernetes-validations"]),
+    )
+
+    def items(self) -> list[tuple[str, ReplicaSpec]]:
+        """(type, spec) for the types present, in creation order."""
+        found = {"Scheduler": self.scheduler, "PS": self.ps, "Worker": self.worker}
+        return [(t, found[t]) for t in REPLICA_TYPES if found[t] is not None]
+
+
+_REPLICA_SPECS_RULES = rules(
+    cel("has(self.Worker)", "msReplicaSpecs.Worker is required: a job needs at least one Worker replica."),
+    cel("!has(self.PS) || has(self.Scheduler)",
+        "msReplicaSpecs.PS needs a Scheduler: add msReplicaSpecs.Scheduler with replicas: 1.", field_path=".PS"),
+    cel("has(oldSelf.Scheduler) == has(self.Scheduler) && has(oldSelf.PS) == has(self.PS)",
+        "msReplicaSpecs: replica types cannot be added or removed after creation; create a new MSJob instead."),
+    cel("!has(self.PS) || !has(oldSelf.PS) || (has(self.PS.replicas) ? self.PS.replicas : 1) == (has(oldSelf.PS.replicas) ? oldSelf.PS.replicas : 1)",
+        "msReplicaSpecs.PS.replicas is immutable; create a new MSJob to change the number of parameter servers.", field_path=".PS.replicas"),
+)
+
+
+_SPEC_RULES = rules(
+    # Transition rules on a field run only while it exists on both sides; these close the gap.
+    cel("has(self.mindspore) == has(oldSelf.mindspore)",
+        "spec.mindspore is immutable; create a new MSJob to change MindSpore settings.", field_path=".mindspore"),
+    cel("(has(self.runPolicy) && has(self.runPolicy.managedBy) ? self.runPolicy.managedBy : '') == "
+        "(has(oldSelf.runPolicy) && has(oldSelf.runPolicy.managedBy) ? oldSelf.runPolicy.managedBy : '')",
+        "runPolicy.managedBy is immutable; delete and recreate the job to hand it to another controller.",
+        field_path=".runPolicy.managedBy"),
+)
+
+
+class MSJobSpec(_Model):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True, json_schema_extra=_SPEC_RULES)
+
+    run_policy: Optional[RunPolicy] = Field(None, alias="runPolicy")
+    success_policy: Optional[SuccessPolicy] = Field(
+        None, alias="successPolicy", description="'' (default): the job succeeds when worker 0 succeeds; AllWorkers: when every worker succeeds."
+    )
+    ms_replica_specs: ReplicaSpecs = Field(
+        alias="msReplicaSpecs", description="Scheduler, PS and Worker replicas.", json_schema_extra=_REPLICA_SPECS_RULES
+    )
+    enable_dynamic_worker: Optional[bool] = Field(
+        None, alias="enableDynamicWorker", description="Failed workers may be ignored by failurePolicy rules with action Ignore (elastic jobs)."
+    )
+    failure_policy: Optional[FailurePolicy] = Field(None, alias="failurePolicy")
+    mindspore: Optional[MindSporeSettings] = Field(
+        None, json_schema_extra=rules(cel("self == oldSelf", "spec.mindspore is immutable; create a new MSJob to change MindSpore settings."))
+    )
+
+
+_ROOT_RULES = rules(
+    cel(f"self.metadata.name.size() <= {MAX_NAME_LENGTH}",
+        f"metadata.name must be at most {MAX_NAME_LENGTH} characters: pod hostnames '<name>-worker-<index>' must fit the 63-character DNS label limit. Choose a shorter name.",
+        field_path=".metadata.name", reason="FieldValueInvalid"),
+    cel("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+        "metadata.name must start with a letter and contain only lowercase letters, digits and '-', because the job's Services are named after it.",
+        field_path=".metadata.name", reason="FieldValueInvalid"),
+)
+
+
+class MSJob(_Model):
+    api_version: str = Field(API_VERSION, alias="apiVersion")
+    kind: str = KIND
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: MSJobSpec
+    status: Optional[dict[str, Any]] = None
+
+    @property
+    def name(self) -> str:
+        return self.metadata["name"]
+
+    @property
+    def namespace(self) -> str:
+        return self.metadata.get("namespace", "default")
+
+
+ROOT_VALIDATIONS = _ROOT_RULES
+
+
+# ----------------------------------------------------------------------------------------------
+# Status: written only by the operator.
+
+
+class ConditionType(str, enum.Enum):
+    CREATED = "Created"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class Condition(_Model):
+    type: str
+    status: str = Field(description="True, False or Unknown.")
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    last_update_time: Optional[str] = Field(None, alias="lastUpdateTime")
+    last_transition_time: Optional[str] = Field(None, alias="lastTransitionTime")
+
+
+class ReplicaStatus(_Model):
+    active: Optional[int] = Field(None, description="Pods pending or running.")
+    ready: Optional[int] = Field(None, description="Pods running and ready.")
+    succeeded: Optional[int] = None
+    failed: Optional[int] = None
+    restarts: Optional[int] = Field(None, description="Pods of this type recreated alone (action RestartReplica).")
+    selector: Optional[str] = Field(None, description="Label selector of this type's pods (for the scale subresource).")
+
+
+class MemberFailure(_Model):
+    pod: str
+    replica_type: Optional[str] = Field(None, alias="replicaType")
+    index: Optional[int] = None
+    container: Optional[str] = None
+    exit_code: Optional[int] = Field(None, alias="exitCode")
+    reason: Optional[str] = Field(None, description="Container or pod reason, e.g. Error, OOMKilled, Evicted.")
+    message: Optional[str] = Field(None, description="Termination message or the last lines of the container's log.")
+    node: Optional[str] = None
+    time: Optional[str] = None
+    action: Optional[str] = Field(None, description="What the operator did about it.")
+
+
+class MSJobStatus(_Model):
+    state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
+    workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
+    conditions: Optional[list[Condition]] = Field(
+        None, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+    )
+    replica_statuses: Optional[dict[str, ReplicaStatus]] = Field(None, alias="replicaStatuses")
+    start_time: Optional[str] = Field(None, alias="startTime")
+    completion_time: Optional[str] = Field(None, alias="completionTime")
+    last_reconcile_time: Optional[str] = Field(None, alias="lastReconcileTime")
+    attempt_start_time: Optional[str] = Field(None, alias="attemptStartTime", description="When the current gang attempt began.")
+    observed_generation: Optional[int] = Field(None, alias="observedGeneration")
+    restart_count: Optional[int] = Field(None, alias="restartCount", description="Gang restarts so far.")
+    attempt: Optional[int] = Field(
+        None, description="Gang attempt the current pods belong to: bumped by every gang restart and every resume.")
+    backoff_count: Optional[int] = Field(None, alias="backoffCount", description="Restarts counted against runPolicy.backoffLimit.")
+    world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
+    last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
+    handled_failures: Optional[list[str]] = Field(
+        None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
+    )

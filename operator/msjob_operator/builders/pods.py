@@ -1,0 +1,54 @@
+"""Pods of an MSJob: the user's template plus identity, labels, owner and the MindSpore env."""
+
+from __future__ import annotations
+
+import copy
+
+from .. import naming
+from ..api.models import MSJobSpec, ReplicaSpec
+from .env import main_container, merge_env, mindspore_env
+
+
+def build_pod(
+    job: dict, spec: MSJobSpec, replica_type: str, replica: ReplicaSpec, index: int, *,
+    attempt: int, scheduler_ip: str | None,
+) -> dict:
+    name = job["metadata"]["name"]
+    namespace = job["metadata"]["namespace"]
+    template = copy.deepcopy(replica.template or {})
+    meta = template.get("metadata") or {}
+    pod_spec = template.get("spec") or {}
+    pod_name = naming.pod_name(name, replica_type, index)
+
+    labels = {
+        **(meta.get("labels") or {}),
+        **naming.replica_labels(name, replica_type),
+        naming.REPLICA_INDEX_LABEL: str(index),
+        naming.ATTEMPT_LABEL: str(attempt),
+    }
+    # The operator restarts members itself (the whole gang, as a rule): a container restarted in
+    # place would rejoin a MindSpore cluster that has already broken up.
+    pod_spec["restartPolicy"] = "Never"
+    pod_spec.setdefault("hostname", pod_name)
+    pod_spec.setdefault("subdomain", naming.headless_service_name(name))
+    for container in pod_spec.get("containers") or []:
+        # Puts the last log lines into the pod status when a container fails, so the job's
+        # condition can say why without anyone fetching logs.
+        container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+    container = main_container(pod_spec)
+    if container is not None:
+        merge_env(container, mindspore_env(
+            spec, job=name, namespace=namespace, replica_type=replica_type, index=index, scheduler_ip=scheduler_ip,
+        ))
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": dict(meta.get("annotations") or {}),
+            "ownerReferences": [naming.owner_reference(job)],
+        },
+        "spec": pod_spec,
+    }

@@ -1,0 +1,42 @@
+"""Services of an MSJob: a ClusterIP in front of the scheduler, and a headless Service for pod DNS."""
+
+from __future__ import annotations
+
+from .. import naming
+from ..api.models import MSJobSpec
+from .env import SCHEDULER_PORT_NAME, replica_count, scheduler_port
+
+
+def _service(job: dict, name: str, labels: dict, selector: dict, port: int, **spec) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": job["metadata"]["namespace"],
+            "labels": labels,
+            "ownerReferences": [naming.owner_reference(job)],
+        },
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": SCHEDULER_PORT_NAME, "port": port, "targetPort": port, "protocol": "TCP"}],
+            **spec,
+        },
+    }
+
+
+def build_services(job: dict, spec: MSJobSpec) -> list[dict]:
+    name = job["metadata"]["name"]
+    port = scheduler_port(spec)
+    services = [
+        # Per-pod DNS names <pod>.<job>.<namespace>.svc, published before pods are ready.
+        _service(job, naming.headless_service_name(name), naming.job_labels(name), naming.job_labels(name), port,
+                 clusterIP="None", publishNotReadyAddresses=True),
+    ]
+    if replica_count(spec, "Scheduler"):
+        # The stable literal IP that every member uses as MS_SCHED_HOST.
+        services.append(_service(
+            job, naming.scheduler_service_name(name), naming.replica_labels(name, "Scheduler"),
+            naming.replica_labels(name, "Scheduler"), port, type="ClusterIP",
+        ))
+    return services

@@ -1,0 +1,79 @@
+"""The `msjob-operator` command: run the operator, manage the local cluster, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def _run(args: argparse.Namespace) -> int:
+    import kopf
+
+    if args.kubeconfig:
+        # kopf's login handler and our client both read this file.
+        os.environ["MSJOB_KUBECONFIG"] = os.path.abspath(args.kubeconfig)
+    kopf.configure(
+        verbose=args.verbose,
+        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+    )
+    logging.getLogger("msjob_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from .controller import handlers  # noqa: F401  (registers the handlers)
+
+    options = {
+        "kubeconfig": os.environ.get("MSJOB_KUBECONFIG"),
+        "namespaces": args.namespace or None,
+        "metrics_port": args.metrics_port,
+        "workers": args.workers,
+        "max_in_flight": args.max_in_flight,
+    }
+    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    kopf.run(
+        standalone=not args.peering,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace or (),
+        memo=kopf.Memo(options=options),
+        liveness_endpoint=liveness,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="msjob-operator", description="Kubernetes operator for MindSpore training jobs (MSJob).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
+    run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable); default: all")
+    run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then $KUBECONFIG / ~/.kube/config)")
+    run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 disables)")
+    run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness port for /healthz (0 disables)")
+    run.add_argument("--workers", type=int, default=16, help="jobs reconciled concurrently")
+    run.add_argument("--max-in-flight", type=int, default=64, help="API requests in flight at once (creates and deletes)")
+    run.add_argument("--peering", action="store_true", help="coordinate with other replicas through kopf peering (HA)")
+    run.add_argument("--log-format", choices=["plain", "json"], default="plain")
+    run.add_argument("--verbose", "-v", action="store_true")
+    run.set_defaults(func=_run)
+
+    try:
+        from .localcluster import cli as local_cli
+    except ImportError:  # pragma: no cover - the local cluster is optional at run time
+        local_cli = None
+    if local_cli is not None and hasattr(local_cli, "register"):
+        local_cli.register(sub)
+    try:
+        from . import demo
+    except ImportError:  # pragma: no cover
+        demo = None
+    if demo is not None:
+        demo.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

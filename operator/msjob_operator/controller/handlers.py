@@ -1,0 +1,81 @@
+"""kopf handlers: the only place that touches kopf.  They read, call the controller, and return."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+
+import kopf
+from prometheus_client import start_http_server
+
+from ..api.models import GROUP, PLURAL, VERSION
+from . import metrics
+from .kube import Kube, load_configuration
+from .reconciler import Controller, JobStateCollector
+
+log = logging.getLogger("msjob_operator")
+
+
+@kopf.on.login()
+async def login(**_) -> kopf.ConnectionInfo:
+    """kopf's own watches use the same credentials as our client (same file, same order)."""
+    configuration = await load_configuration(os.environ.get("MSJOB_KUBECONFIG"))
+    header = configuration.get_api_key_with_prefix("BearerToken")
+    if inspect.isawaitable(header):
+        header = await header
+    scheme, _, token = (header or "").rpartition(" ")
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
+    # Watches behind load balancers can go silent: reconnect on our own schedule.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    # Peering lets a second replica stand by; the default is one replica (Recreate).
+    settings.peering.name = os.environ.get("MSJOB_PEERING_NAME", "msjob-operator")
+    settings.peering.mandatory = False
+    options = memo.get("options") or {}
+    kube = await Kube.connect(options.get("kubeconfig"), max_in_flight=options.get("max_in_flight", 64))
+    controller = Controller(kube, namespaces=options.get("namespaces"), workers=options.get("workers", 16))
+    memo["controller"] = controller
+    await controller.start()
+    port = options.get("metrics_port")
+    if port:
+        metrics.REGISTRY.register(JobStateCollector(controller))
+        start_http_server(port, addr=options.get("metrics_address", "0.0.0.0"), registry=metrics.REGISTRY)
+        log.info("serving metrics on port %s", port)
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        await controller.stop()
+        await controller.kube.close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def msjob_changed(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
+    controller: Controller | None = memo.get("controller")
+    if controller is not None:
+        controller.job_event(event.get("type"), event["object"])
+
+
+@kopf.on.probe(id="reconcile")
+def reconcile_health(memo: kopf.Memo, **_) -> dict:
+    """Readiness that shows work flows: caches synced and the time of the last reconcile."""
+    controller: Controller | None = memo.get("controller")
+    if controller is None or not controller.synced:
+        raise kopf.TemporaryError("the operator's caches are not synced yet", delay=1)
+    return controller.health()

@@ -1,0 +1,62 @@
+"""A work queue of job keys, like client-go's: a key is queued at most once, never processed by two
+workers at the same time, and a change during processing queues it again."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Hashable
+
+
+class WorkQueue:
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue = asyncio.Queue()
+        self._dirty: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+
+    def add(self, key: Hashable) -> None:
+        if key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.put_nowait(key)
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        """Queue the key after a delay; an earlier pending timer for the key wins."""
+        loop = asyncio.get_running_loop()
+        when = loop.time() + delay
+        timer = self._timers.get(key)
+        if timer is not None and not timer.cancelled() and timer.when() <= when:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timers[key] = loop.call_at(when, self._fire, key)
+
+    def _fire(self, key: Hashable) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    async def get(self) -> Hashable:
+        key = await self._queue.get()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: Hashable) -> None:
+        self._processing.discard(key)
+        if key in self._dirty:
+            # Changed while we worked on it: go again.
+            self._queue.put_nowait(key)
+
+    def forget(self, key: Hashable) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+    def close(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()

@@ -1,0 +1,116 @@
+"""In-memory caches of MSJobs and their children, fed by watches and by our own write responses."""
+
+from __future__ import annotations
+
+from collections import OrderedDict, defaultdict
+from typing import Optional
+
+from .. import naming
+
+Key = tuple[str, str]  # (namespace, job name)
+
+
+def _rv(obj: dict) -> int:
+    try:
+        return int(obj["metadata"].get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def newer(candidate: dict, known: Optional[dict]) -> bool:
+    """True when candidate is at least as new as known.
+
+    resourceVersions are opaque by contract, but on every etcd-backed API server they are
+    increasing integers; comparing them lets our own write responses win over older watch events.
+    """
+    return known is None or _rv(candidate) >= _rv(known)
+
+
+class ChildStore:
+    """Pods or Services grouped by the job that owns them."""
+
+    # How many deleted UIDs to remember: a response to our own DELETE can arrive after the
+    # watch already reported the object gone, and must not bring it back.
+    TOMBSTONES = 20000
+
+    def __init__(self) -> None:
+        self._by_job: dict[Key, dict[str, dict]] = defaultdict(dict)
+        self._tombstones: OrderedDict[str, None] = OrderedDict()
+
+    def _bury(self, uid: Optional[str]) -> None:
+        if uid:
+            self._tombstones[uid] = None
+            while len(self._tombstones) > self.TOMBSTONES:
+                self._tombstones.popitem(last=False)
+
+    @staticmethod
+    def job_key(obj: dict) -> Optional[Key]:
+        meta = obj.get("metadata") or {}
+        job = (meta.get("labels") or {}).get(naming.JOB_NAME_LABEL)
+        return (meta.get("namespace"), job) if job else None
+
+    def upsert(self, obj: dict) -> Optional[Key]:
+        key = self.job_key(obj)
+        if key is None:
+            return None
+        if obj["metadata"].get("uid") in self._tombstones:
+            return key
+        name = obj["metadata"]["name"]
+        known = self._by_job[key].get(name)
+        if known is not None and known["metadata"].get("uid") == obj["metadata"].get("uid") and not newer(obj, known):
+            return key
+        self._by_job[key][name] = obj
+        return key
+
+    def remove(self, obj: dict) -> Optional[Key]:
+        key = self.job_key(obj)
+        if key is None:
+            return None
+        self._bury(obj["metadata"].get("uid"))
+        children = self._by_job.get(key)
+        if children is not None:
+            known = children.get(obj["metadata"]["name"])
+            # Only the incarnation that was deleted: a new pod may already have the name.
+            if known is not None and known["metadata"].get("uid") == obj["metadata"].get("uid"):
+                del children[obj["metadata"]["name"]]
+            if not children:
+                del self._by_job[key]
+        return key
+
+    def replace_all(self, objects: list[dict]) -> set[Key]:
+        """After a (re)list: the list is the truth.  Returns every job key touched."""
+        before = set(self._by_job)
+        self._by_job = defaultdict(dict)
+        for obj in objects:
+            self.upsert(obj)
+        return before | set(self._by_job)
+
+    def for_job(self, key: Key) -> list[dict]:
+        return list(self._by_job.get(key, {}).values())
+
+    def count(self) -> int:
+        return sum(len(children) for children in self._by_job.values())
+
+
+class JobStore:
+    def __init__(self) -> None:
+        self._jobs: dict[Key, dict] = {}
+
+    def upsert(self, job: dict) -> Key:
+        key = (job["metadata"]["namespace"], job["metadata"]["name"])
+        known = self._jobs.get(key)
+        if known is None or known["metadata"].get("uid") != job["metadata"].get("uid") or newer(job, known):
+            self._jobs[key] = job
+        return key
+
+    def remove(self, key: Key) -> None:
+        self._jobs.pop(key, None)
+
+    def get(self, key: Key) -> Optional[dict]:
+        return self._jobs.get(key)
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def values(self):
+        return self._jobs.values()

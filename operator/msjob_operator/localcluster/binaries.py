@@ -1,0 +1,213 @@
+"""Find or build the binaries of the local cluster.
+
+Order of preference for each binary: a directory named by ``KUBEBUILDER_ASSETS``,
+then ``PATH``, then this project's cache (``$MSJOB_CACHE_DIR`` or
+``~/.cache/msjob-operator``); only when none has a fitting version is it built
+from its Go module through the Go module proxy, using the wrapper modules
+shipped in ``gomods/``.  Builds are cached per version, so only a cold machine
+pays for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+GOMODS = Path(__file__).parent / "gomods"
+
+KUBE_VERSION = "1.37.1"
+_KUBE_LDFLAGS = (
+    "-s -w"
+    f" -X k8s.io/component-base/version.gitVersion=v{KUBE_VERSION}"
+    " -X k8s.io/component-base/version.gitMajor=1"
+    f" -X k8s.io/component-base/version.gitMinor={KUBE_VERSION.split('.')[1]}"
+    f" -X k8s.io/client-go/pkg/version.gitVersion=v{KUBE_VERSION}"
+    " -X k8s.io/client-go/pkg/version.gitMajor=1"
+    f" -X k8s.io/client-go/pkg/version.gitMinor={KUBE_VERSION.split('.')[1]}"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Tool:
+    name: str
+    wrapper: str  # directory under gomods/
+    package: str
+    version: str
+    ldflags: str = "-s -w"
+    tags: str = ""
+    # Oldest version found elsewhere (PATH, KUBEBUILDER_ASSETS) that we accept.
+    min_version: tuple[int, ...] = ()
+    version_args: tuple[str, ...] = ("--version",)
+
+
+TOOLS: dict[str, Tool] = {
+    t.name: t
+    for t in [
+        Tool("etcd", "etcd", "go.etcd.io/etcd/server/v3", "3.6.16", min_version=(3, 5, 0)),
+        Tool(
+            "kube-apiserver", "kubernetes", "k8s.io/kubernetes/cmd/kube-apiserver", KUBE_VERSION,
+            _KUBE_LDFLAGS, "selinux,notest,grpcnotrace", min_version=(1, 30, 0),
+        ),
+        Tool(
+            "kube-controller-manager", "kubernetes", "k8s.io/kubernetes/cmd/kube-controller-manager",
+            KUBE_VERSION, _KUBE_LDFLAGS, "selinux,notest,grpcnotrace", min_version=(1, 30, 0),
+        ),
+        Tool(
+            "kube-scheduler", "kubernetes", "k8s.io/kubernetes/cmd/kube-scheduler", KUBE_VERSION,
+            _KUBE_LDFLAGS, "selinux,notest,grpcnotrace", min_version=(1, 30, 0),
+        ),
+        Tool(
+            "kubectl", "kubernetes", "k8s.io/kubernetes/cmd/kubectl", KUBE_VERSION,
+            # Not older than the API server it talks to by more than one minor (version skew policy).
+            _KUBE_LDFLAGS, "selinux,notest,grpcnotrace", min_version=(1, 36, 0),
+            version_args=("version", "--client"),
+        ),
+        Tool("kwok", "kwok", "sigs.k8s.io/kwok/cmd/kwok", "0.8.0", min_version=(0, 8, 0),
+             version_args=("--version",)),
+        Tool("vc-scheduler", "volcano", "volcano.sh/volcano/cmd/scheduler", "1.14.1",
+             min_version=(1, 14, 1), version_args=("--version",)),
+        Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", "3.21.4", min_version=(3, 14, 0),
+             version_args=("version", "--short")),
+    ]
+}
+
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class BinaryError(RuntimeError):
+    """A binary is neither available nor buildable; the message says what to do."""
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MSJOB_CACHE_DIR")
+    if base:
+        return Path(base)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "msjob-operator"
+
+
+def _parse_version(text: str) -> tuple[int, ...] | None:
+    m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", text)
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def _version_of(path: Path, tool: Tool) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(
+            [str(path), *tool.version_args], capture_output=True, text=True, timeout=20
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return _parse_version(out.stdout + out.stderr)
+
+
+def _candidates(tool: Tool) -> list[Path]:
+    found = []
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        found.append(Path(assets) / tool.name)
+    on_path = shutil.which(tool.name)
+    if on_path:
+        found.append(Path(on_path))
+    return [p for p in found if p.is_file() and os.access(p, os.X_OK)]
+
+
+def cached_path(tool: Tool) -> Path:
+    return cache_dir() / "bin" / f"{tool.name}-v{tool.version}"
+
+
+def find(name: str) -> Path | None:
+    """Return a usable binary without building, or None."""
+    tool = TOOLS[name]
+    cached = cached_path(tool)
+    if cached.is_file():
+        return cached
+    for path in _candidates(tool):
+        version = _version_of(path, tool)
+        if version is not None and version >= tool.min_version:
+            return path
+    return None
+
+
+class _Ticker:
+    """Print a progress line while a long build runs (cold builds take minutes)."""
+
+    def __init__(self, label: str, out=sys.stderr, every: float = 15.0):
+        self.label, self.out, self.every = label, out, every
+        self._stop = threading.Event()
+        self._start = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(self.every):
+            print(f"  ... still building {self.label} ({self.elapsed():.0f} s)", file=self.out, flush=True)
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._start
+
+    def __enter__(self):
+        print(f"building {self.label} from its Go module (cold builds take minutes)", file=self.out, flush=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def build(name: str) -> Path:
+    tool = TOOLS[name]
+    go = shutil.which("go")
+    if go is None:
+        raise BinaryError(
+            f"{name} v{tool.version} is needed but not found, and Go is not installed to build it. "
+            f"Install Go 1.26+, or put a {name} binary on PATH or in $KUBEBUILDER_ASSETS "
+            f"(version >= {'.'.join(map(str, tool.min_version))})."
+        )
+    # Work in a copy of the wrapper module so the installed package stays read-only.
+    src = cache_dir() / "src" / tool.wrapper
+    if src.exists():
+        shutil.rmtree(src)
+    shutil.copytree(GOMODS / tool.wrapper, src)
+    target = cached_path(tool)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    cmd = [go, "build", "-trimpath", "-ldflags", tool.ldflags, "-o", str(tmp)]
+    if tool.tags:
+        cmd += ["-tags", tool.tags]
+    cmd.append(tool.package)
+    with _Ticker(f"{name} v{tool.version}") as ticker:
+        proc = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BinaryError(f"building {name} failed:\n{proc.stderr[-4000:]}")
+    tmp.rename(target)
+    print(f"built {name} v{tool.version} in {ticker.elapsed():.0f} s -> {target}", file=sys.stderr, flush=True)
+    return target
+
+
+def ensure(*names: str) -> dict[str, Path]:
+    """Return paths of the named binaries, building the missing ones."""
+    return {name: find(name) or build(name) for name in names}
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Find or build the local cluster's binaries.")
+    parser.add_argument("names", nargs="*", default=list(CONTROL_PLANE))
+    args = parser.parse_args(argv)
+    for name, path in ensure(*args.names).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""Names and labels of the objects an MSJob owns.
+
+Names are deterministic (``<job>-<type>-<index>``) so that a restarted operator finds
+what it created before instead of creating it again.
+"""
+
+from __future__ import annotations
+
+from .api.models import API_VERSION, GROUP, KIND, OPERATOR_NAME
+
+LABEL_PREFIX = "training.kubeflow.org"
+JOB_NAME_LABEL = f"{LABEL_PREFIX}/job-name"
+REPLICA_TYPE_LABEL = f"{LABEL_PREFIX}/replica-type"
+REPLICA_INDEX_LABEL = f"{LABEL_PREFIX}/replica-index"
+OPERATOR_NAME_LABEL = f"{LABEL_PREFIX}/operator-name"
+# Gang attempt a pod belongs to: pods of an older attempt are stale after a gang restart.
+ATTEMPT_LABEL = f"{GROUP}/attempt"
+
+MANAGED_BY = f"{GROUP}/{OPERATOR_NAME}"
+CHILD_SELECTOR = f"{OPERATOR_NAME_LABEL}={OPERATOR_NAME}"
+
+
+def replica_label(replica_type: str) -> str:
+    return replica_type.lower()
+
+
+def pod_name(job: str, replica_type: str, index: int) -> str:
+    return f"{job}-{replica_label(replica_type)}-{index}"
+
+
+def scheduler_service_name(job: str) -> str:
+    return f"{job}-scheduler"
+
+
+def headless_service_name(job: str) -> str:
+    return job
+
+
+def job_labels(job: str) -> dict[str, str]:
+    return {JOB_NAME_LABEL: job, OPERATOR_NAME_LABEL: OPERATOR_NAME}
+
+
+def replica_labels(job: str, replica_type: str) -> dict[str, str]:
+    return {**job_labels(job), REPLICA_TYPE_LABEL: replica_label(replica_type)}
+
+
+def selector_string(labels: dict[str, str]) -> str:
+    return ",".join(f"{k}={v}" for k, v in labels.items())
+
+
+def owner_reference(job: dict) -> dict:
+    meta = job["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": meta["name"],
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }

@@ -1,0 +1,141 @@
+"""A compact, read-only view of an observed pod: what the reconcile logic needs to know."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from .. import naming
+from ..builders.env import MAIN_CONTAINER
+
+_DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated", "DeletionByTaintManager"}
+
+
+@dataclasses.dataclass(frozen=True)
+class PodView:
+    name: str
+    uid: str
+    replica_type: Optional[str]  # "Scheduler", "PS", "Worker" or None if unknown
+    index: Optional[int]
+    attempt: Optional[int]
+    phase: str
+    deleting: bool
+    ready: bool
+    node: Optional[str]
+    # Failure details (phase Failed, or terminated container).
+    container: Optional[str] = None
+    exit_code: Optional[int] = None
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    finished_at: Optional[str] = None
+    disruption: bool = False
+    # Why a pod is not running yet (Unschedulable, ImagePullBackOff, ...).
+    waiting_reason: Optional[str] = None
+    waiting_message: Optional[str] = None
+    deletion_timestamp: Optional[str] = None
+
+    @property
+    def key(self) -> tuple[str, int] | None:
+        if self.replica_type is None or self.index is None:
+            return None
+        return (self.replica_type, self.index)
+
+    @property
+    def running(self) -> bool:
+        return self.phase == "Running" and not self.deleting
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == "Succeeded"
+
+    @property
+    def failed(self) -> bool:
+        return self.phase == "Failed"
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ("Pending", "Running", "Unknown", "") and not self.deleting
+
+
+_TYPES_BY_LABEL = {"scheduler": "Scheduler", "ps": "PS", "worker": "Worker"}
+
+
+def _int(value) -> Optional[int]:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _pick_container_status(statuses: list[dict]) -> Optional[dict]:
+    for status in statuses:
+        if status.get("name") == MAIN_CONTAINER:
+            return status
+    # Otherwise the first container that failed, else the first.
+    for status in statuses:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if terminated.get("exitCode"):
+            return status
+    return statuses[0] if statuses else None
+
+
+def view_pod(pod: dict) -> PodView:
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    status = pod.get("status") or {}
+    conditions = status.get("conditions") or []
+    statuses = status.get("containerStatuses") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    disruption = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+    if status.get("reason") in _DISRUPTION_REASONS:
+        disruption = True
+
+    container = exit_code = reason = message = finished_at = None
+    waiting_reason = waiting_message = None
+    chosen = _pick_container_status(statuses)
+    if chosen is not None:
+        state = chosen.get("state") or {}
+        terminated = state.get("terminated")
+        if terminated:
+            container = chosen.get("name")
+            exit_code = terminated.get("exitCode")
+            reason = terminated.get("reason")
+            message = terminated.get("message")
+            finished_at = terminated.get("finishedAt")
+        elif state.get("waiting"):
+            waiting_reason = state["waiting"].get("reason")
+            waiting_message = state["waiting"].get("message")
+    if status.get("phase") == "Failed" and status.get("reason"):
+        # Pod-level reasons (Evicted, DeadlineExceeded, ...) say more than the container's.
+        reason = status["reason"]
+        message = status.get("message") or message
+    if waiting_reason is None and status.get("phase", "Pending") == "Pending":
+        for cond in conditions:
+            if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
+                waiting_reason = cond.get("reason") or "Unschedulable"
+                waiting_message = cond.get("message")
+
+    return PodView(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        replica_type=_TYPES_BY_LABEL.get(labels.get(naming.REPLICA_TYPE_LABEL, "")),
+        index=_int(labels.get(naming.REPLICA_INDEX_LABEL)),
+        attempt=_int(labels.get(naming.ATTEMPT_LABEL)),
+        phase=status.get("phase") or "Pending",
+        deleting=bool(meta.get("deletionTimestamp")),
+        ready=ready,
+        node=(pod.get("spec") or {}).get("nodeName"),
+        container=container,
+        exit_code=exit_code,
+        reason=reason,
+        message=message,
+        finished_at=finished_at,
+        disruption=disruption,
+        waiting_reason=waiting_reason,
+        waiting_message=waiting_message,
+        deletion_timestamp=meta.get("deletionTimestamp"),
+    )

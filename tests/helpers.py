@@ -1,0 +1,35 @@
+"""Bounded polling for tests: the only way tests wait for the cluster."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, message: str = "",
+             describe: Callable[[], Any] | None = None) -> Any:
+    """Poll ``predicate`` until it returns a truthy value, and return that value.
+
+    On timeout raise AssertionError with ``message``, the last value (or exception)
+    the predicate produced and, if given, ``describe()``: the state worth seeing.
+    Exceptions from the predicate count as "not yet" (objects may not exist yet).
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = predicate()
+        except Exception as e:  # noqa: BLE001 - reported on timeout
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() >= deadline:
+            detail = f"last value: {last!r}"
+            if describe is not None:
+                try:
+                    detail += f"; state: {describe()!r}"
+                except Exception as e:  # noqa: BLE001
+                    detail += f"; describe() failed: {e!r}"
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {message or predicate}; {detail}")
+        time.sleep(interval)

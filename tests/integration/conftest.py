@@ -1,0 +1,26 @@
+import pytest
+
+from msjob_operator.localcluster.operator_process import OperatorProcess
+
+
+@pytest.fixture(scope="session")
+def operator(cluster, tmp_path_factory):
+    """One operator process for the session, watching every namespace."""
+    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator")).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def running_operator(operator):
+    """The session operator, started again if a test killed it."""
+    if operator.proc is None or operator.proc.poll() is not None:
+        operator.start()
+    return operator
+
+
+@pytest.fixture
+def jobs(kube, namespace, running_operator):
+    from .msjobs import MSJobs
+
+    return MSJobs(kube, namespace)

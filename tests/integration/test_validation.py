@@ -1,0 +1,136 @@
+"""Invalid MSJobs are rejected at admission by the CRD's schema and CEL rules, with actionable messages."""
+
+import copy
+import json
+
+import pytest
+from kubernetes.client import CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+
+from .msjobs import GROUP, PLURAL, VERSION, msjob
+
+pytestmark = pytest.mark.cluster
+
+
+def rejection(kube, namespace, body) -> str:
+    api = CustomObjectsApi(kube)
+    with pytest.raises(ApiException) as info:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+    assert info.value.status == 422, info.value.body
+    return json.loads(info.value.body)["message"]
+
+
+def with_spec(change) -> dict:
+    body = msjob("bad", workers=2)
+    change(body["spec"])
+    return body
+
+
+CASES = {
+    "two schedulers": (lambda s: s["msReplicaSpecs"]["Scheduler"].update(replicas=2),
+                       ["spec.msReplicaSpecs.Scheduler.replicas", "must be 1"]),
+    "no worker": (lambda s: s["msReplicaSpecs"].pop("Worker"),
+                  ["msReplicaSpecs.Worker is required"]),
+    "zero workers": (lambda s: s["msReplicaSpecs"]["Worker"].update(replicas=0),
+                     ["spec.msReplicaSpecs.Worker.replicas", "at least 1"]),
+    "ps without scheduler": (lambda s: (s["msReplicaSpecs"].pop("Scheduler"),
+                                        s["msReplicaSpecs"].update(PS={"replicas": 1, "template": {}})),
+                             ["spec.msReplicaSpecs.PS", "needs a Scheduler"]),
+    "bad restart policy": (lambda s: s["msReplicaSpecs"]["Worker"].update(restartPolicy="Sometimes"),
+                           ["spec.msReplicaSpecs.Worker.restartPolicy", "Unsupported value", "OnFailure"]),
+    "negative backoff": (lambda s: s.update(runPolicy={"backoffLimit": -1}),
+                         ["spec.runPolicy.backoffLimit", "greater than or equal to 0"]),
+    "bad clean pod policy": (lambda s: s.update(runPolicy={"cleanPodPolicy": "Sometimes"}),
+                             ["spec.runPolicy.cleanPodPolicy", "Unsupported value"]),
+    "bad success policy": (lambda s: s.update(successPolicy="AnyWorker"),
+                           ["spec.successPolicy", "Unsupported value"]),
+    "bad failure action": (lambda s: s.update(failurePolicy={"rules": [{"action": "Explode"}]}),
+                           ["spec.failurePolicy.rules[0].action", "Unsupported value"]),
+    "port out of range": (lambda s: s.update(mindspore={"schedulerPort": 70000}),
+                          ["spec.mindspore.schedulerPort", "less than or equal to 65535"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_invalid_spec_is_rejected_with_the_field_named(kube, namespace, case):
+    change, expected = CASES[case]
+    message = rejection(kube, namespace, with_spec(change))
+    for text in expected:
+        assert text in message, message
+
+
+def test_unknown_replica_type_is_rejected_by_kubectl(cluster, namespace):
+    # kubectl asks for strict field validation (its default), so unknown fields are errors, not pruned.
+    body = with_spec(lambda s: s["msReplicaSpecs"].update(Chief={"replicas": 1}))
+    result = cluster.kubectl("-n", namespace, "create", "-f", "-", input=json.dumps(body), check=False)
+    assert result.returncode != 0
+    assert 'unknown field "spec.msReplicaSpecs.Chief"' in result.stderr, result.stderr
+
+
+def test_too_long_name_is_rejected_with_the_reason(kube, namespace):
+    body = msjob("a" * 51, workers=1)
+    message = rejection(kube, namespace, body)
+    assert "metadata.name must be at most 50 characters" in message and "shorter name" in message
+
+
+def test_name_must_start_with_a_letter(kube, namespace):
+    message = rejection(kube, namespace, msjob("1job", workers=1))
+    assert "must start with a letter" in message
+
+
+def test_longest_allowed_name_is_accepted(kube, namespace):
+    api = CustomObjectsApi(kube)
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, msjob("a" * 50, workers=1), dry_run="All")
+
+
+def test_ms_operator_style_yaml_is_accepted_unchanged(kube, namespace):
+    body = {
+        "apiVersion": "mindspore.gitee.com/v1", "kind": "MSJob", "metadata": {"name": "ms-operator-sample"},
+        "spec": {
+            "runPolicy": {"cleanPodPolicy": "None"}, "successPolicy": "AllWorkers", "enableDynamicWorker": False,
+            "msReplicaSpecs": {
+                "Scheduler": {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {"containers": [
+                    {"name": "mindspore", "image": "mindspore/mindspore-cpu:1.1.0", "imagePullPolicy": "IfNotPresent",
+                     "command": ["/bin/bash", "-c", "python /root/test.py"],
+                     "ports": [{"containerPort": 2222, "name": "msjob-port"}]}]}}},
+                "Worker": {"replicas": 2, "restartPolicy": "Never", "template": {"spec": {"containers": [
+                    {"name": "mindspore", "image": "mindspore/mindspore-cpu:1.1.0",
+                     "command": ["/bin/bash", "-c", "python /root/test.py"]}]}}},
+            },
+        },
+    }
+    api = CustomObjectsApi(kube)
+    stored = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, dry_run="All")
+    # Nothing of the user's template is pruned.
+    sched = stored["spec"]["msReplicaSpecs"]["Scheduler"]["template"]["spec"]["containers"][0]
+    assert sched["ports"] == [{"containerPort": 2222, "name": "msjob-port", "protocol": "TCP"}] or \
+        sched["ports"] == [{"containerPort": 2222, "name": "msjob-port"}]
+
+
+def test_template_labels_and_annotations_are_kept(kube, namespace):
+    body = msjob("keep", workers=1)
+    body["spec"]["msReplicaSpecs"]["Worker"]["template"]["metadata"] = {"labels": {"a": "b"}, "annotations": {"c": "d"}}
+    api = CustomObjectsApi(kube)
+    stored = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, dry_run="All")
+    assert stored["spec"]["msReplicaSpecs"]["Worker"]["template"]["metadata"] == {"labels": {"a": "b"}, "annotations": {"c": "d"}}
+
+
+def test_immutable_fields_cannot_change(kube, namespace):
+    api = CustomObjectsApi(kube)
+    body = msjob("frozen", workers=2, mindspore={"schedulerPort": 3000}, runPolicy={"managedBy": ""})
+    body["spec"]["msReplicaSpecs"]["PS"] = {"replicas": 1, "template": copy.deepcopy(body["spec"]["msReplicaSpecs"]["Worker"]["template"])}
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+    def update_rejected(patch: dict) -> str:
+        with pytest.raises(ApiException) as info:
+            api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "frozen", patch)
+        assert info.value.status == 422, info.value.body
+        return json.loads(info.value.body)["message"]
+
+    assert "spec.mindspore is immutable" in update_rejected({"spec": {"mindspore": {"schedulerPort": 3001}}})
+    assert "managedBy is immutable" in update_rejected({"spec": {"runPolicy": {"managedBy": "kueue.x-k8s.io/multikueue"}}})
+    assert "PS.replicas is immutable" in update_rejected({"spec": {"msReplicaSpecs": {"PS": {"replicas": 2}}}})
+    assert "cannot be added or removed" in update_rejected({"spec": {"msReplicaSpecs": {"PS": None}}})
+    # Worker replicas may change (the scale subresource), and so may suspend.
+    api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "frozen",
+                                       {"spec": {"msReplicaSpecs": {"Worker": {"replicas": 3}}, "runPolicy": {"suspend": True}}})
