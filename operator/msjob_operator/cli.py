@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 
+from .settings import SCHEDULER_PLUGINS, VOLCANO, GangSettings, Settings
+
 
 def _run(args: argparse.Namespace) -> int:
     import kopf
@@ -27,6 +29,8 @@ def _run(args: argparse.Namespace) -> int:
         "metrics_port": args.metrics_port,
         "workers": args.workers,
         "max_in_flight": args.max_in_flight,
+        "settings": Settings(gang=GangSettings(scheduler=args.gang_scheduler, mode=args.gang_scheduling,
+                                               scheduler_name=args.gang_scheduler_name)),
     }
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
@@ -50,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness port for /healthz (0 disables)")
     run.add_argument("--workers", type=int, default=16, help="jobs reconciled concurrently")
     run.add_argument("--max-in-flight", type=int, default=64, help="API requests in flight at once (creates and deletes)")
+    run.add_argument("--gang-scheduler", choices=[VOLCANO, SCHEDULER_PLUGINS], default=VOLCANO,
+                     help="whose PodGroup gang-scheduled jobs get")
+    run.add_argument("--gang-scheduling", choices=["auto", "always", "never"], default="auto",
+                     help="auto: jobs that set runPolicy.schedulingPolicy; always: every job")
+    run.add_argument("--gang-scheduler-name", help="schedulerName of gang-scheduled pods (default: per gang scheduler)")
     run.add_argument("--peering", action="store_true", help="coordinate with other replicas through kopf peering (HA)")
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("--verbose", "-v", action="store_true")

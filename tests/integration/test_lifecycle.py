@@ -204,3 +204,22 @@ def test_metrics_count_jobs(jobs, running_operator):
     assert f'msjob_jobs{{namespace="{jobs.ns}",state="Succeeded"}}' in text
     assert "msjob_reconcile_duration_seconds_count" in text
     assert f'msjob_pods_created_total{{namespace="{jobs.ns}"}}' in text
+
+
+def test_deleting_a_job_while_the_operator_is_down_does_not_hang(jobs, running_operator):
+    jobs.create(msjob("orphan", workers=1))
+    jobs.wait_pods("orphan", 2)
+    running_operator.kill()
+    try:
+        jobs.delete("orphan")  # no finalizer: nothing waits for the operator
+        wait_for(lambda: not jobs.exists("orphan") and not jobs.pods("orphan"), timeout=90,
+                 message="job deleted and its pods garbage-collected without the operator")
+    finally:
+        running_operator.start()
+
+
+def test_kubectl_explain_documents_the_api(cluster):
+    out = cluster.kubectl("explain", "msjob.spec.runPolicy.backoffLimit").stdout
+    assert "Counted restarts" in out
+    out = cluster.kubectl("explain", "msjob.spec.msReplicaSpecs.Worker.template.spec.containers.resources").stdout
+    assert "limits" in out and "requests" in out

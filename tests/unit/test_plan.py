@@ -27,7 +27,7 @@ def running_status(**extra):
 def test_new_job_creates_services_first_then_all_pods():
     plan = reconcile(job(), [], [], NOW)
     assert names(plan.create_services) == ["demo", "demo-scheduler"]
-    assert plan.waiting_for_services and not plan.create_pods
+    assert plan.waiting_for_prerequisites and not plan.create_pods
     assert conds(plan)["Created"]["status"] == "True"
     assert "created" in plan.transitions
 

@@ -253,6 +253,12 @@ _SPEC_RULES = rules(
     # Transition rules on a field run only while it exists on both sides; these close the gap.
     cel("has(self.mindspore) == has(oldSelf.mindspore)",
         "spec.mindspore is immutable; create a new MSJob to change MindSpore settings.", field_path=".mindspore"),
+    cel("(has(self.runPolicy) && has(self.runPolicy.suspend) && self.runPolicy.suspend) || "
+        "((has(self.runPolicy) && has(self.runPolicy.schedulingPolicy)) == (has(oldSelf.runPolicy) && has(oldSelf.runPolicy.schedulingPolicy)) && "
+        "(!(has(self.runPolicy) && has(self.runPolicy.schedulingPolicy)) || self.runPolicy.schedulingPolicy == oldSelf.runPolicy.schedulingPolicy))",
+        "runPolicy.schedulingPolicy can change only while the job is suspended (runPolicy.suspend: true): "
+        "a gang scheduler cannot apply a new gang size, queue or priority to a running gang.",
+        field_path=".runPolicy.schedulingPolicy"),
     cel("(has(self.runPolicy) && has(self.runPolicy.managedBy) ? self.runPolicy.managedBy : '') == "
         "(has(oldSelf.runPolicy) && has(oldSelf.runPolicy.managedBy) ? oldSelf.runPolicy.managedBy : '')",
         "runPolicy.managedBy is immutable; delete and recreate the job to hand it to another controller.",
@@ -352,6 +358,12 @@ class MemberFailure(_Model):
     action: Optional[str] = Field(None, description="What the operator did about it.")
 
 
+class PodGroupStatus(_Model):
+    name: Optional[str] = None
+    phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown.")
+    message: Optional[str] = Field(None, description="Why the gang is not scheduled yet, from the scheduler.")
+
+
 class MSJobStatus(_Model):
     state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
     workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
@@ -370,6 +382,7 @@ class MSJobStatus(_Model):
     backoff_count: Optional[int] = Field(None, alias="backoffCount", description="Restarts counted against runPolicy.backoffLimit.")
     world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
     last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
+    pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
     handled_failures: Optional[list[str]] = Field(
         None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
     )

@@ -12,6 +12,7 @@ from prometheus_client import start_http_server
 from ..api.models import GROUP, PLURAL, VERSION
 from . import metrics
 from .kube import Kube, load_configuration
+from ..settings import Settings
 from .reconciler import Controller, JobStateCollector
 
 log = logging.getLogger("msjob_operator")
@@ -47,7 +48,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.peering.mandatory = False
     options = memo.get("options") or {}
     kube = await Kube.connect(options.get("kubeconfig"), max_in_flight=options.get("max_in_flight", 64))
-    controller = Controller(kube, namespaces=options.get("namespaces"), workers=options.get("workers", 16))
+    controller = Controller(kube, namespaces=options.get("namespaces"), workers=options.get("workers", 16),
+                            settings=options.get("settings") or Settings())
     memo["controller"] = controller
     await controller.start()
     port = options.get("metrics_port")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -11,7 +12,9 @@ from typing import Optional
 from prometheus_client.core import GaugeMetricFamily
 
 from .. import naming
+from ..builders.podgroup import podgroup_api
 from ..reconcile import conditions as cond
+from ..settings import DEFAULT, Settings
 from ..reconcile.plan import Plan, fmt_time, parse_time, reconcile
 from . import metrics
 from .informer import Informer
@@ -41,13 +44,16 @@ class JobLog(logging.LoggerAdapter):
 
 
 class Controller:
-    def __init__(self, kube: Kube, namespaces: Optional[list[str]] = None, workers: int = 16):
+    def __init__(self, kube: Kube, namespaces: Optional[list[str]] = None, workers: int = 16,
+                 settings: Settings = DEFAULT):
         self.kube = kube
         self.namespaces = namespaces or []
         self.workers = workers
+        self.settings = settings
         self.jobs = JobStore()
         self.pods = ChildStore()
         self.services = ChildStore()
+        self.podgroups = ChildStore()
         self.queue = WorkQueue()
         self.last_success: Optional[float] = None
         self._tasks: list[asyncio.Task] = []
@@ -60,11 +66,33 @@ class Controller:
 
         self.pod_informer = Informer(kube, paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add, "pods")
         self.service_informer = Informer(kube, paths("services"), naming.CHILD_SELECTOR, self.services, self.queue.add, "services")
+        group, version = podgroup_api(settings.gang)
+        self.podgroup_base = f"/apis/{group}/{version}"
+        self.podgroup_informer = Informer(
+            kube, [self.podgroup_path(ns) for ns in self.namespaces] or [self.podgroup_path()],
+            naming.CHILD_SELECTOR, self.podgroups, self.queue.add, "podgroups")
+
+    def podgroup_path(self, namespace: Optional[str] = None, name: str = "") -> str:
+        path = f"{self.podgroup_base}/namespaces/{namespace}/podgroups" if namespace else f"{self.podgroup_base}/podgroups"
+        return f"{path}/{name}" if name else path
+
+    @property
+    def informers(self) -> list[Informer]:
+        informers = [self.pod_informer, self.service_informer]
+        if self.settings.gang_available and self.settings.gang.mode != "never":
+            informers.append(self.podgroup_informer)
+        return informers
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self.pod_informer.run(), name="pod-informer"))
-        self._tasks.append(asyncio.create_task(self.service_informer.run(), name="service-informer"))
+        if self.settings.gang.mode != "never":
+            # Without the gang scheduler's CRD there is nothing to watch: jobs run without a gang.
+            status, _ = await self.kube.request("GET", self.podgroup_base, ok_statuses=(404,))
+            if status == 404:
+                log.warning("%s is not served: gang scheduling is off until the operator restarts", self.podgroup_base)
+                self.settings = dataclasses.replace(self.settings, gang_available=False)
+        for informer in self.informers:
+            self._tasks.append(asyncio.create_task(informer.run(), name=f"{informer.what}-informer"))
         for i in range(self.workers):
             self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-worker-{i}"))
 
@@ -77,7 +105,7 @@ class Controller:
 
     @property
     def synced(self) -> bool:
-        return self.pod_informer.synced.is_set() and self.service_informer.synced.is_set()
+        return all(informer.synced.is_set() for informer in self.informers)
 
     def health(self) -> dict:
         return {
@@ -119,17 +147,19 @@ class Controller:
                 self.queue.done(key)
 
     async def reconcile_key(self, key: Key) -> None:
-        await self.pod_informer.synced.wait()
-        await self.service_informer.synced.wait()
+        for informer in self.informers:
+            await informer.synced.wait()
         job = self.jobs.get(key)
         if job is None or not ours(job) or job["metadata"].get("deletionTimestamp"):
             return
         started = time.monotonic()
         jlog = JobLog(log, {"job": "/".join(key)})
         plan = self._plan(job, key)
-        if plan.waiting_for_services and plan.create_services:
-            # Non-scheduler pods need the scheduler Service's ClusterIP in their env.
+        if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups):
+            # Non-scheduler pods need the scheduler Service's ClusterIP in their env, and
+            # gang-scheduled pods need their PodGroup first.
             await self._create_services(key, plan.create_services, jlog)
+            await self._create_podgroups(key, plan.create_podgroups, jlog)
             plan = self._plan(job, key)
         await self._apply(key, job, plan, jlog)
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -137,7 +167,17 @@ class Controller:
         metrics.LAST_RECONCILE.set(self.last_success)
 
     def _plan(self, job: dict, key: Key) -> Plan:
-        return reconcile(job, self.pods.for_job(key), self.services.for_job(key), dt.datetime.now(dt.timezone.utc))
+        return reconcile(job, self.pods.for_job(key), self.services.for_job(key), dt.datetime.now(dt.timezone.utc),
+                         self.settings, self.podgroups.for_job(key))
+
+    async def _create_podgroups(self, key: Key, groups: list[dict], jlog) -> None:
+        for group in groups:
+            status, created = await self.kube.request("POST", self.podgroup_path(key[0]), group, ok_statuses=(409,))
+            if status == 409:
+                _, created = await self.kube.request("GET", self.podgroup_path(key[0], group["metadata"]["name"]))
+            else:
+                jlog.info("created PodGroup %s", group["metadata"]["name"])
+            self.podgroups.upsert(created)
 
     async def _create_services(self, key: Key, services: list[dict], jlog) -> None:
         async def create(svc: dict) -> None:
@@ -165,6 +205,11 @@ class Controller:
 
         if plan.create_services:
             await self._create_services(key, plan.create_services, jlog)
+        if plan.create_podgroups:
+            await self._create_podgroups(key, plan.create_podgroups, jlog)
+        for name in plan.delete_podgroups:
+            await self.kube.request("DELETE", self.podgroup_path(namespace, name), ok_statuses=(404,))
+            jlog.info("deleted PodGroup %s", name)
 
         async def create_pod(pod: dict) -> None:
             created = await self.kube.create("pods", namespace, pod)

@@ -21,8 +21,10 @@ from pydantic import ValidationError
 from .. import naming
 from ..api.models import DEFAULT_BACKOFF_LIMIT, FailureAction, MSJobSpec
 from ..builders.env import replica_count
+from ..builders.podgroup import build_podgroup, gang_enabled, join_gang
 from ..builders.pods import build_pod
 from ..builders.services import build_services
+from ..settings import DEFAULT, Settings
 from . import conditions as cond
 from .observed import PodView, view_pod
 from .policy import Decision, decide, severity
@@ -54,13 +56,16 @@ class Plan:
     create_services: list[dict] = dataclasses.field(default_factory=list)
     create_pods: list[dict] = dataclasses.field(default_factory=list)
     delete_pods: list[PodDeletion] = dataclasses.field(default_factory=list)
+    create_podgroups: list[dict] = dataclasses.field(default_factory=list)
+    delete_podgroups: list[str] = dataclasses.field(default_factory=list)
     events: list[JobEvent] = dataclasses.field(default_factory=list)
     # For metrics: "created", "running", "succeeded", "failed:<reason>", "restarted:<reason>", ...
     transitions: list[str] = dataclasses.field(default_factory=list)
     delete_job: bool = False
     requeue_after: Optional[float] = None
-    # Pods wait for the scheduler Service's ClusterIP: apply create_services and reconcile again.
-    waiting_for_services: bool = False
+    # Pods wait for the scheduler Service's ClusterIP or for their PodGroup: apply
+    # create_services and create_podgroups, then reconcile again.
+    waiting_for_prerequisites: bool = False
 
     def requeue(self, seconds: float) -> None:
         seconds = max(seconds, 0.0)
@@ -118,10 +123,13 @@ def failure_record(decision: Decision, now: str) -> dict:
 class _Pass:
     """State of one reconcile pass: the status being built and the plan being filled."""
 
-    def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime):
+    def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime, settings: Settings = DEFAULT,
+                 podgroups: tuple = ()):
         self.job = job
         self.spec = spec
         self.now = now
+        self.settings = settings
+        self.podgroups = list(podgroups)
         self.now_text = fmt_time(now)
         self.name = job["metadata"]["name"]
         # A deep copy: the job dict belongs to the operator's cache and must stay as observed.
@@ -221,7 +229,14 @@ def _deletions(pods: list[PodView], now: dt.datetime) -> list[PodDeletion]:
     return out
 
 
+def _release_gang(p: _Pass) -> None:
+    """A finished or suspended job must not hold a gang reservation in its queue."""
+    p.plan.delete_podgroups.extend(pg["metadata"]["name"] for pg in p.podgroups
+                                   if not pg["metadata"].get("deletionTimestamp"))
+
+
 def _clean_pods(p: _Pass, pods: list[PodView]) -> None:
+    _release_gang(p)
     policy = (p.spec.run_policy.clean_pod_policy if p.spec.run_policy else None) or "Running"
     if policy == "None":
         return
@@ -249,12 +264,38 @@ def _summarize(p: _Pass, spec: MSJobSpec, current: dict[tuple[str, int], PodView
     p.status["replicaStatuses"] = replica_statuses
     workers = replica_statuses.get("Worker", {})
     p.status["workers"] = f"{workers.get('ready', 0)}/{replica_count(spec, 'Worker')}"
+    _gang_status(p)
     p.status["state"] = cond.state(p.conditions)
     p.status["observedGeneration"] = p.job["metadata"].get("generation")
     p.status.setdefault("restartCount", 0)
 
 
-def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetime) -> Plan:
+def _gang_status(p: _Pass) -> None:
+    """Show the gang scheduler's view (e.g. waiting for resources in a queue) in the job's status."""
+    if not p.podgroups:
+        return
+    group = p.podgroups[0]
+    gstatus = group.get("status") or {}
+    message = ""
+    for condition in gstatus.get("conditions") or []:
+        if condition.get("type") == "Unschedulable" and condition.get("status") == "True":
+            message = f"{condition.get('reason') or 'Unschedulable'}: {condition.get('message') or ''}".strip()
+    entry = {"name": group["metadata"]["name"], "phase": gstatus.get("phase") or "Pending"}
+    if message and entry["phase"] != "Running":
+        entry["message"] = _truncate(message, 1024)
+    previous = p.status.get("podGroup") or {}
+    if (previous.get("phase"), previous.get("message")) != (entry["phase"], entry.get("message")):
+        queue = (group.get("spec") or {}).get("queue")
+        where = f" in queue {queue}" if queue else ""
+        text = f"PodGroup {entry['name']} is {entry['phase']}{where}"
+        if entry.get("message"):
+            text += f": {entry['message']}"
+        p.event("Warning" if entry.get("message") else "Normal", f"Gang{entry['phase']}", text)
+    p.status["podGroup"] = entry
+
+
+def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetime,
+              settings: Settings = DEFAULT, podgroups: list[dict] | tuple = ()) -> Plan:
     try:
         spec = MSJobSpec.model_validate(job.get("spec") or {})
     except ValidationError as exc:
@@ -264,7 +305,7 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         p.status["state"] = cond.state(p.conditions)
         return p.plan
 
-    p = _Pass(job, spec, now)
+    p = _Pass(job, spec, now, settings, tuple(podgroups))
     views = [view_pod(pod) for pod in pods]
     expected = _expected_keys(spec)
     current, stale = _classify(views, p.attempt, set(expected))
@@ -294,6 +335,7 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         p.condition("Restarting", cond.FALSE, "MSJobSuspended", "the job is suspended")
         # As for batch Jobs, the active deadline counts from the (next) resume.
         p.status.pop("startTime", None)
+        _release_gang(p)
         _summarize(p, spec, current)
         return p.plan
     if cond.is_true(p.conditions, "Suspended"):
@@ -464,8 +506,15 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
     for svc in build_services(p.job, spec):
         if svc["metadata"]["name"] not in existing_services:
             p.plan.create_services.append(svc)
+    gang = gang_enabled(spec, p.settings)
+    if gang and not p.podgroups:
+        p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.settings.gang))
     missing = [key for key in _expected_keys(spec) if key not in current]
     if not missing:
+        return
+    if gang and not p.podgroups:
+        # Pods created before their PodGroup would be scheduled one by one.
+        p.plan.waiting_for_prerequisites = True
         return
     # A pod of the same name may still be going away (a replaced member): wait for it.
     taken = {v.name for v in views}
@@ -474,12 +523,14 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
         svc = existing_services.get(naming.scheduler_service_name(p.name))
         scheduler_ip = (svc or {}).get("spec", {}).get("clusterIP")
         if not scheduler_ip or scheduler_ip == "None":
-            p.plan.waiting_for_services = True
+            p.plan.waiting_for_prerequisites = True
             return
     attempt = p.attempt
     replicas = dict(spec.ms_replica_specs.items())
     for rtype, index in missing:
         if naming.pod_name(p.name, rtype, index) in taken:
             continue
-        p.plan.create_pods.append(build_pod(
-            p.job, spec, rtype, replicas[rtype], index, attempt=attempt, scheduler_ip=scheduler_ip))
+        pod = build_pod(p.job, spec, rtype, replicas[rtype], index, attempt=attempt, scheduler_ip=scheduler_ip)
+        if gang:
+            join_gang(pod, spec, rtype, p.settings.gang)
+        p.plan.create_pods.append(pod)

@@ -1,0 +1,34 @@
+"""Operator-wide settings that shape what the builders produce (from command-line flags)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+VOLCANO = "volcano"
+SCHEDULER_PLUGINS = "scheduler-plugins"
+
+
+@dataclasses.dataclass(frozen=True)
+class GangSettings:
+    # Which gang scheduler's PodGroup to create: Volcano, or scheduler-plugins' coscheduling.
+    scheduler: str = VOLCANO
+    # auto: jobs that set runPolicy.schedulingPolicy; always: every job; never: no PodGroups.
+    mode: str = "auto"
+    # schedulerName for the pods; default: "volcano", or "scheduler-plugins-scheduler".
+    scheduler_name: str | None = None
+
+    @property
+    def pod_scheduler_name(self) -> str:
+        if self.scheduler_name:
+            return self.scheduler_name
+        return "volcano" if self.scheduler == VOLCANO else "scheduler-plugins-scheduler"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    gang: GangSettings = GangSettings()
+    # False when the gang scheduler's PodGroup CRD is not installed in the cluster.
+    gang_available: bool = True
+
+
+DEFAULT = Settings()
