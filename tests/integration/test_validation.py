@@ -46,6 +46,10 @@ CASES = {
                            ["spec.successPolicy", "Unsupported value"]),
     "bad failure action": (lambda s: s.update(failurePolicy={"rules": [{"action": "Explode"}]}),
                            ["spec.failurePolicy.rules[0].action", "Unsupported value"]),
+    "msrun with a scheduler": (lambda s: s.update(mindspore={"launchMode": "Msrun"}),
+                               ["launchMode Msrun and RankTable run Worker replicas only"]),
+    "bad device resource": (lambda s: s.update(mindspore={"devices": {"resource": "not a resource", "perPod": 8}}),
+                            ["spec.mindspore.devices.resource"]),
     "port out of range": (lambda s: s.update(mindspore={"schedulerPort": 70000}),
                           ["spec.mindspore.schedulerPort", "less than or equal to 65535"]),
 }

@@ -110,6 +110,16 @@ class ExitCodeOperator(str, enum.Enum):
 
 class LaunchMode(str, enum.Enum):
     DYNAMIC = "Dynamic"  # one MindSpore process per pod, cluster formed through the scheduler
+    MSRUN = "Msrun"  # msrun in every worker pod starts one process per device; pod 0 hosts the scheduler
+    RANK_TABLE = "RankTable"  # Ascend HCCL rank table (hccl.json) built from the device plugin's annotations
+
+
+class DeviceSettings(_Model):
+    resource: str = Field(
+        max_length=253, description="Extended resource of the accelerator, e.g. huawei.com/Ascend910, huawei.com/npu, nvidia.com/gpu.",
+        json_schema_extra={"pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"},
+    )
+    per_pod: int = Field(alias="perPod", ge=1, le=128, description="Devices per Worker pod; added to the Worker containers' limits if missing.")
 
 
 class SchedulingPolicy(_Model):
@@ -196,7 +206,16 @@ class MindSporeSettings(_Model):
         None, alias="enableRecovery",
         description="Sets MS_ENABLE_RECOVERY=1; a failed Scheduler is then recreated alone at the same address instead of restarting the gang.",
     )
-    launch_mode: Optional[LaunchMode] = Field(None, alias="launchMode", description="How processes form the cluster. Default Dynamic.")
+    launch_mode: Optional[LaunchMode] = Field(
+        None, alias="launchMode",
+        description="How processes form the cluster: Dynamic (default; one process per pod and a Scheduler replica), "
+                    "Msrun (one process per device, msrun in each Worker pod, no Scheduler replica) or RankTable (Ascend HCCL rank table, no Scheduler replica).",
+    )
+    devices: Optional[DeviceSettings] = Field(
+        None, description="The accelerator of the Worker pods. Default: read from the Worker template's limits (huawei.com/*, nvidia.com/gpu).")
+    processes_per_pod: Optional[int] = Field(
+        None, alias="processesPerPod", ge=1, le=128,
+        description="MindSpore processes per Worker pod in Msrun and RankTable modes. Default: the devices per pod, else 1.")
 
 
 _REPLICA_RULES = rules(
@@ -250,6 +269,10 @@ _REPLICA_SPECS_RULES = rules(
 
 
 _SPEC_RULES = rules(
+    cel("!has(self.mindspore) || !has(self.mindspore.launchMode) || self.mindspore.launchMode == 'Dynamic' || "
+        "(!has(self.msReplicaSpecs.Scheduler) && !has(self.msReplicaSpecs.PS))",
+        "spec.mindspore.launchMode Msrun and RankTable run Worker replicas only: remove msReplicaSpecs.Scheduler and PS "
+        "(msrun starts the scheduler in worker 0; a rank table needs none).", field_path=".msReplicaSpecs"),
     # Transition rules on a field run only while it exists on both sides; these close the gap.
     cel("has(self.mindspore) == has(oldSelf.mindspore)",
         "spec.mindspore is immutable; create a new MSJob to change MindSpore settings.", field_path=".mindspore"),

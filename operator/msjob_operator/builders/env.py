@@ -8,18 +8,22 @@ exists before any pod is created and survives a scheduler restart.
 from __future__ import annotations
 
 from ..api.models import DEFAULT_SCHEDULER_PORT, MS_ROLES, MSJobSpec
+from .containers import MAIN_CONTAINER, main_container  # noqa: F401  (re-exported)
+from .devices import processes_per_pod, worker_devices
 
 SCHEDULER_PORT_NAME = "msjob-port"
-MAIN_CONTAINER = "mindspore"
+MSRUN_LOG_DIR = "/tmp/msrun-logs"
+DEFAULT_MSRUN_CLUSTER_TIMEOUT = 600
 
 
-def main_container(pod_spec: dict) -> dict | None:
-    """The container MindSpore runs in: the one named 'mindspore', else the first."""
-    containers = pod_spec.get("containers") or []
-    for container in containers:
-        if container.get("name") == MAIN_CONTAINER:
-            return container
-    return containers[0] if containers else None
+def launch_mode(spec: MSJobSpec) -> str:
+    return (spec.mindspore.launch_mode if spec.mindspore else None) or "Dynamic"
+
+
+def needs_scheduler_service(spec: MSJobSpec) -> bool:
+    """Dynamic mode with a Scheduler replica, or msrun (whose scheduler lives in worker 0)."""
+    mode = launch_mode(spec)
+    return (mode == "Dynamic" and replica_count(spec, "Scheduler") > 0) or mode == "Msrun"
 
 
 def scheduler_port(spec: MSJobSpec) -> int:
@@ -51,6 +55,22 @@ def mindspore_env(
         {"name": "MSJOB_REPLICA_TYPE", "value": replica_type},
         {"name": "MSJOB_REPLICA_INDEX", "value": str(index)},
     ]
+    devices = worker_devices(spec)
+    if replica_type == "Worker" and devices.resource:
+        env.append({"name": "MSJOB_DEVICE_RESOURCE", "value": devices.resource})
+        env.append({"name": "MSJOB_DEVICES_PER_POD", "value": str(devices.per_pod)})
+        timeout = spec.mindspore.cluster_timeout_seconds if spec.mindspore else None
+        if devices.ascend and timeout:
+            # HCCL's own link set-up deadline should not be shorter than the cluster's.
+            env.append({"name": "HCCL_CONNECT_TIMEOUT", "value": str(timeout)})
+    mode = launch_mode(spec)
+    if mode == "Msrun":
+        return env + msrun_env(spec, index=index, scheduler_ip=scheduler_ip)
+    if mode == "RankTable":
+        from .ranktable import rank_env
+
+        per_pod = processes_per_pod(spec)
+        return env + rank_env(index, per_pod, per_pod * replica_count(spec, "Worker"))
     has_scheduler = replica_count(spec, "Scheduler") > 0
     if not has_scheduler:
         # Without a scheduler there is no dynamic-networking cluster to join.
@@ -63,7 +83,7 @@ def mindspore_env(
             raise ValueError("the scheduler Service's ClusterIP is needed before non-scheduler pods can be built")
         env.append({"name": "MS_SCHED_HOST", "value": scheduler_ip})
     env.append({"name": "MS_SCHED_PORT", "value": str(scheduler_port(spec))})
-    env.append({"name": "MS_WORKER_NUM", "value": str(replica_count(spec, "Worker"))})
+    env.append({"name": "MS_WORKER_NUM", "value": str(replica_count(spec, "Worker") * processes_per_pod(spec))})
     servers = replica_count(spec, "PS")
     if servers:
         env.append({"name": "MS_SERVER_NUM", "value": str(servers)})
@@ -76,6 +96,37 @@ def mindspore_env(
     if settings and settings.enable_recovery:
         env.append({"name": "MS_ENABLE_RECOVERY", "value": "1"})
     return env
+
+
+def msrun_env(spec: MSJobSpec, *, index: int, scheduler_ip: str | None) -> list[dict]:
+    """What `msrun` needs in worker pod `index`; MSRUN_ARGS holds them as msrun flags.
+
+    msrun starts the scheduler itself where --master_addr is a local address: worker 0 gets its own
+    pod IP, every other pod the ClusterIP of the Service in front of worker 0.
+    """
+    per_pod = processes_per_pod(spec)
+    total = per_pod * replica_count(spec, "Worker")
+    timeout = (spec.mindspore.cluster_timeout_seconds if spec.mindspore else None) or DEFAULT_MSRUN_CLUSTER_TIMEOUT
+    if index == 0:
+        master = {"name": "MS_SCHED_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    elif scheduler_ip:
+        master = {"name": "MS_SCHED_HOST", "value": scheduler_ip}
+    else:
+        raise ValueError("the msrun master Service's ClusterIP is needed before worker pods 1.. can be built")
+    return [
+        master,
+        {"name": "MS_SCHED_PORT", "value": str(scheduler_port(spec))},
+        {"name": "MS_WORKER_NUM", "value": str(total)},
+        {"name": "MS_LOCAL_WORKER", "value": str(per_pod)},
+        {"name": "MS_NODE_RANK", "value": str(index)},
+        {"name": "MSRUN_CLUSTER_TIMEOUT", "value": str(timeout)},
+        {"name": "MSRUN_LOG_DIR", "value": MSRUN_LOG_DIR},
+        # Kubernetes expands $(VAR) of earlier entries, so the flags follow the values above.
+        {"name": "MSRUN_ARGS", "value": (
+            "--worker_num=$(MS_WORKER_NUM) --local_worker_num=$(MS_LOCAL_WORKER) --node_rank=$(MS_NODE_RANK) "
+            "--master_addr=$(MS_SCHED_HOST) --master_port=$(MS_SCHED_PORT) --join=True "
+            "--cluster_time_out=$(MSRUN_CLUSTER_TIMEOUT) --log_dir=$(MSRUN_LOG_DIR)")},
+    ]
 
 
 def merge_env(container: dict, injected: list[dict]) -> None:

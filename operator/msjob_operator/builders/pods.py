@@ -6,6 +6,7 @@ import copy
 
 from .. import naming
 from ..api.models import MSJobSpec, ReplicaSpec
+from .devices import request_devices, worker_devices
 from .env import main_container, merge_env, mindspore_env
 
 
@@ -36,6 +37,8 @@ def build_pod(
         # condition can say why without anyone fetching logs.
         container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
     container = main_container(pod_spec)
+    if container is not None and replica_type == "Worker":
+        request_devices(container, worker_devices(spec))
     if container is not None:
         merge_env(container, mindspore_env(
             spec, job=name, namespace=namespace, replica_type=replica_type, index=index, scheduler_ip=scheduler_ip,

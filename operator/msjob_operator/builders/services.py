@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import naming
 from ..api.models import MSJobSpec
-from .env import SCHEDULER_PORT_NAME, replica_count, scheduler_port
+from .env import SCHEDULER_PORT_NAME, launch_mode, needs_scheduler_service, scheduler_port
 
 
 def _service(job: dict, name: str, labels: dict, selector: dict, port: int, **spec) -> dict:
@@ -33,10 +33,15 @@ def build_services(job: dict, spec: MSJobSpec) -> list[dict]:
         _service(job, naming.headless_service_name(name), naming.job_labels(name), naming.job_labels(name), port,
                  clusterIP="None", publishNotReadyAddresses=True),
     ]
-    if replica_count(spec, "Scheduler"):
-        # The stable literal IP that every member uses as MS_SCHED_HOST.
+    if needs_scheduler_service(spec):
+        # The stable literal IP that every member uses as MS_SCHED_HOST: in front of the Scheduler
+        # pod, or of worker 0 where msrun runs the scheduler.
+        if launch_mode(spec) == "Msrun":
+            selector = {**naming.replica_labels(name, "Worker"), naming.REPLICA_INDEX_LABEL: "0"}
+        else:
+            selector = naming.replica_labels(name, "Scheduler")
         services.append(_service(
-            job, naming.scheduler_service_name(name), naming.replica_labels(name, "Scheduler"),
-            naming.replica_labels(name, "Scheduler"), port, type="ClusterIP",
+            job, naming.scheduler_service_name(name), naming.replica_labels(name, "Scheduler"), selector, port,
+            type="ClusterIP",
         ))
     return services

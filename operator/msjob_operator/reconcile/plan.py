@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from .. import naming
 from ..api.models import DEFAULT_BACKOFF_LIMIT, FailureAction, MSJobSpec
-from ..builders.env import replica_count
+from ..builders.env import needs_scheduler_service, replica_count
 from ..builders.podgroup import build_podgroup, gang_enabled, join_gang
 from ..builders.pods import build_pod
 from ..builders.services import build_services
@@ -519,7 +519,7 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
     # A pod of the same name may still be going away (a replaced member): wait for it.
     taken = {v.name for v in views}
     scheduler_ip = None
-    if replica_count(spec, "Scheduler"):
+    if needs_scheduler_service(spec):
         svc = existing_services.get(naming.scheduler_service_name(p.name))
         scheduler_ip = (svc or {}).get("spec", {}).get("clusterIP")
         if not scheduler_ip or scheduler_ip == "None":

@@ -1,0 +1,14 @@
+"""Which container of a pod runs MindSpore."""
+
+from __future__ import annotations
+
+MAIN_CONTAINER = "mindspore"
+
+
+def main_container(pod_spec: dict) -> dict | None:
+    """The container named 'mindspore', else the first."""
+    containers = pod_spec.get("containers") or []
+    for container in containers:
+        if container.get("name") == MAIN_CONTAINER:
+            return container
+    return containers[0] if containers else None
