@@ -199,8 +199,9 @@ def test_kubectl_get_shows_state_workers_restarts(jobs, cluster):
 def test_metrics_count_jobs(jobs, running_operator):
     jobs.create(msjob("metered", workers=1, worker_annotations={EXIT: "0"}))
     jobs.wait_condition("metered", "Succeeded")
-    text = running_operator.metrics()
-    assert f'msjob_jobs_succeeded_total{{namespace="{jobs.ns}"}} 1.0' in text
+    # The counter moves right after the status write that the test saw.
+    text = wait_for(lambda: (lambda t: t if f'msjob_jobs_succeeded_total{{namespace="{jobs.ns}"}} 1.0' in t else None)(
+        running_operator.metrics()), timeout=10, message="the succeeded counter")
     assert f'msjob_jobs{{namespace="{jobs.ns}",state="Succeeded"}}' in text
     assert "msjob_reconcile_duration_seconds_count" in text
     assert f'msjob_pods_created_total{{namespace="{jobs.ns}"}}' in text

@@ -1,10 +1,12 @@
+import json
+
 from msjob_operator import naming
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.devices import processes_per_pod, worker_devices
 from msjob_operator.builders.services import build_services
 from msjob_operator.reconcile.plan import reconcile
 
-from .jobs import NOW, job, services
+from .jobs import NOW, job, pod, services
 from .test_builders import build, env_of
 
 
@@ -76,3 +78,40 @@ def test_msrun_job_waits_for_the_master_service_then_creates_workers():
     assert plan.waiting_for_prerequisites and not plan.create_pods
     plan = reconcile(msrun_job(), [], services(), NOW)
     assert sorted(p["metadata"]["name"] for p in plan.create_pods) == ["demo-worker-0", "demo-worker-1"]
+
+
+def ranktable_job(workers=2):
+    j = job(workers=workers, scheduler=False, mindspore={"launchMode": "RankTable"})
+    return with_limits(j, {"huawei.com/Ascend910": 8})
+
+
+def annotated(p: dict, server: str) -> dict:
+    devices = [{"device_id": str(i), "device_ip": f"192.168.1.{i}"} for i in range(8)]
+    p["metadata"]["annotations"] = {"ascend.kubectl.kubernetes.io/ascend-910-configuration": json.dumps(
+        {"pod_name": p["metadata"]["name"], "server_id": server, "devices": devices})}
+    return p
+
+
+def test_rank_table_configmap_comes_before_the_pods_and_completes_with_them():
+    first = reconcile(ranktable_job(), [], services(), NOW)
+    assert first.waiting_for_prerequisites and not first.create_pods
+    (cm,) = first.apply_configmaps
+    assert cm["metadata"]["name"] == "demo-ranktable" and '"status": "initializing"' in cm["data"]["hccl.json"]
+    status = first.status
+    assert status["rankTable"]["status"] == "initializing"
+
+    plan = reconcile(ranktable_job() | {"status": status}, [], services(), NOW)
+    pods = plan.create_pods
+    assert len(pods) == 2 and not plan.apply_configmaps  # nothing changed in the table
+    env = env_of(pods[1])
+    assert env["RANK_TABLE_FILE"] == "/etc/msjob/ranktable/hccl.json" and env["RANK_SIZE"] == "16"
+    assert env["RANK_START"] == "8"
+    assert pods[1]["spec"]["volumes"][-1]["configMap"]["name"] == "demo-ranktable"
+
+    running = [annotated(pod("demo", "Worker", i), f"10.0.1.{i}") for i in range(2)]
+    done = reconcile(ranktable_job() | {"status": plan.status}, running, services(), NOW)
+    table = json.loads(done.apply_configmaps[0]["data"]["hccl.json"])
+    assert table["status"] == "completed" and table["server_count"] == "2"
+    assert [d["rank_id"] for s in table["server_list"] for d in s["device"]] == [str(i) for i in range(16)]
+    assert done.status["rankTable"]["status"] == "completed" and done.status["rankTable"]["ranks"] == 16
+    assert any(e.reason == "RankTableCompleted" for e in done.events)

@@ -387,6 +387,13 @@ class PodGroupStatus(_Model):
     message: Optional[str] = Field(None, description="Why the gang is not scheduled yet, from the scheduler.")
 
 
+class RankTableStatus(_Model):
+    status: Optional[str] = Field(None, description="initializing until every Worker pod's devices are known, then completed.")
+    servers: Optional[int] = None
+    ranks: Optional[int] = None
+    hash: Optional[str] = Field(None, description="Digest of the hccl.json last written to the ConfigMap.")
+
+
 class MSJobStatus(_Model):
     state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
     workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
@@ -406,6 +413,7 @@ class MSJobStatus(_Model):
     world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
     last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
     pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
+    rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable", description="The HCCL rank table (launchMode RankTable).")
     handled_failures: Optional[list[str]] = Field(
         None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
     )

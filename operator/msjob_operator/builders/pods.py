@@ -7,7 +7,8 @@ import copy
 from .. import naming
 from ..api.models import MSJobSpec, ReplicaSpec
 from .devices import request_devices, worker_devices
-from .env import main_container, merge_env, mindspore_env
+from . import ranktable
+from .env import launch_mode, main_container, merge_env, mindspore_env
 
 
 def build_pod(
@@ -39,6 +40,10 @@ def build_pod(
     container = main_container(pod_spec)
     if container is not None and replica_type == "Worker":
         request_devices(container, worker_devices(spec))
+        if launch_mode(spec) == "RankTable":
+            # The ConfigMap volume (not a subPath) so the kubelet updates hccl.json in place.
+            pod_spec.setdefault("volumes", []).append(ranktable.volume(name))
+            container.setdefault("volumeMounts", []).append(ranktable.volume_mount())
     if container is not None:
         merge_env(container, mindspore_env(
             spec, job=name, namespace=namespace, replica_type=replica_type, index=index, scheduler_ip=scheduler_ip,

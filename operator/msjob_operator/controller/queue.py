@@ -8,7 +8,10 @@ from typing import Hashable
 
 
 class WorkQueue:
-    def __init__(self) -> None:
+    def __init__(self, min_interval: float = 0.2) -> None:
+        # A key changed while it was processed waits this long before its next pass, so a burst of
+        # pod events (a big job starting) is handled in a few passes instead of one per event.
+        self.min_interval = min_interval
         self._queue: asyncio.Queue = asyncio.Queue()
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
@@ -45,8 +48,9 @@ class WorkQueue:
     def done(self, key: Hashable) -> None:
         self._processing.discard(key)
         if key in self._dirty:
-            # Changed while we worked on it: go again.
-            self._queue.put_nowait(key)
+            # Changed while we worked on it: go again, after a short pause.
+            self._dirty.discard(key)
+            self.add_after(key, self.min_interval)
 
     def forget(self, key: Hashable) -> None:
         timer = self._timers.pop(key, None)

@@ -155,11 +155,12 @@ class Controller:
         started = time.monotonic()
         jlog = JobLog(log, {"job": "/".join(key)})
         plan = self._plan(job, key)
-        if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups):
-            # Non-scheduler pods need the scheduler Service's ClusterIP in their env, and
-            # gang-scheduled pods need their PodGroup first.
+        if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups or plan.apply_configmaps):
+            # Non-scheduler pods need the scheduler Service's ClusterIP in their env, gang-scheduled
+            # pods their PodGroup, and rank-table pods the ConfigMap they mount.
             await self._create_services(key, plan.create_services, jlog)
             await self._create_podgroups(key, plan.create_podgroups, jlog)
+            await self._apply_configmaps(key, plan.apply_configmaps, jlog)
             plan = self._plan(job, key)
         await self._apply(key, job, plan, jlog)
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -169,6 +170,16 @@ class Controller:
     def _plan(self, job: dict, key: Key) -> Plan:
         return reconcile(job, self.pods.for_job(key), self.services.for_job(key), dt.datetime.now(dt.timezone.utc),
                          self.settings, self.podgroups.for_job(key))
+
+    async def _apply_configmaps(self, key: Key, configmaps: list[dict], jlog) -> None:
+        """Write each ConfigMap whole: replace its data, or create it."""
+        for body in configmaps:
+            path = core_path("configmaps", key[0], body["metadata"]["name"])
+            status, _ = await self.kube.request("PATCH", path, {"data": body["data"]},
+                                                content_type="application/merge-patch+json", ok_statuses=(404,))
+            if status == 404:
+                await self.kube.create("configmaps", key[0], body)
+                jlog.info("created ConfigMap %s", body["metadata"]["name"])
 
     async def _create_podgroups(self, key: Key, groups: list[dict], jlog) -> None:
         for group in groups:
@@ -207,6 +218,8 @@ class Controller:
             await self._create_services(key, plan.create_services, jlog)
         if plan.create_podgroups:
             await self._create_podgroups(key, plan.create_podgroups, jlog)
+        if plan.apply_configmaps:
+            await self._apply_configmaps(key, plan.apply_configmaps, jlog)
         for name in plan.delete_podgroups:
             await self.kube.request("DELETE", self.podgroup_path(namespace, name), ok_statuses=(404,))
             jlog.info("deleted PodGroup %s", name)

@@ -14,13 +14,15 @@ from __future__ import annotations
 import copy
 import dataclasses
 import datetime as dt
+import hashlib
 from typing import Optional
 
 from pydantic import ValidationError
 
 from .. import naming
 from ..api.models import DEFAULT_BACKOFF_LIMIT, FailureAction, MSJobSpec
-from ..builders.env import needs_scheduler_service, replica_count
+from ..builders import ranktable
+from ..builders.env import launch_mode, needs_scheduler_service, replica_count
 from ..builders.podgroup import build_podgroup, gang_enabled, join_gang
 from ..builders.pods import build_pod
 from ..builders.services import build_services
@@ -57,6 +59,7 @@ class Plan:
     create_pods: list[dict] = dataclasses.field(default_factory=list)
     delete_pods: list[PodDeletion] = dataclasses.field(default_factory=list)
     create_podgroups: list[dict] = dataclasses.field(default_factory=list)
+    apply_configmaps: list[dict] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
     events: list[JobEvent] = dataclasses.field(default_factory=list)
     # For metrics: "created", "running", "succeeded", "failed:<reason>", "restarted:<reason>", ...
@@ -306,6 +309,7 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         return p.plan
 
     p = _Pass(job, spec, now, settings, tuple(podgroups))
+    p.raw_pods = {pod["metadata"]["name"]: pod for pod in pods}
     views = [view_pod(pod) for pod in pods]
     expected = _expected_keys(spec)
     current, stale = _classify(views, p.attempt, set(expected))
@@ -483,6 +487,7 @@ def _finish_pass(p: _Pass, spec: MSJobSpec, views: list[PodView], services: list
             p.plan.requeue(FORCE_DELETE_AFTER.total_seconds())
     else:
         _create_missing(p, spec, views, services, current)
+    _rank_table(p, spec, current)
 
     expected = _expected_keys(spec)
     all_running = bool(current) and all(
@@ -498,6 +503,31 @@ def _finish_pass(p: _Pass, spec: MSJobSpec, views: list[PodView], services: list
                     f"{sum(1 for k in expected if k in current and current[k].running)} of {len(expected)} pods are running")
     _summarize(p, spec, current)
     return p.plan
+
+
+def _rank_table(p: _Pass, spec: MSJobSpec, current: dict[tuple[str, int], PodView]) -> None:
+    """Keep the job's hccl.json in step with the devices the device plugin gave its Worker pods."""
+    if launch_mode(spec) != "RankTable":
+        return
+    workers = [p.raw_pods[pod.name] for key, pod in sorted(current.items()) if key[0] == "Worker"]
+    try:
+        table = ranktable.build_rank_table(workers, expected_pods=replica_count(spec, "Worker"))
+    except ranktable.RankTableError as exc:
+        p.event("Warning", "RankTableInvalid", str(exc))
+        return
+    digest = hashlib.sha256(ranktable.render(table).encode()).hexdigest()[:16]
+    previous = p.status.get("rankTable") or {}
+    if previous.get("hash") != digest:
+        p.plan.apply_configmaps.append(ranktable.configmap(p.job, table))
+        if table["status"] == ranktable.STATUS_COMPLETED:
+            p.event("Normal", "RankTableCompleted",
+                    f"hccl.json completed: {table['server_count']} servers, {ranktable.rank_count(table)} ranks")
+    if not previous:
+        # The pods mount the ConfigMap: it must exist before them.
+        p.plan.waiting_for_prerequisites = True
+        p.plan.create_pods.clear()
+    p.status["rankTable"] = {"status": table["status"], "servers": int(table["server_count"]),
+                             "ranks": ranktable.rank_count(table), "hash": digest}
 
 
 def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: list[dict],

@@ -1,0 +1,183 @@
+"""`python -m msjob_operator.bench`: how fast the operator creates big jobs, next to the physical limit.
+
+For each size it measures, on the same local cluster in the same run:
+- limit: a plain asyncio client creating the same pods (64 in flight) plus a headless Service;
+- operator: from `create MSJob` to all pods created, and to all pods Running.
+Prints a table and writes JSON. Numbers, never assertions: speed is measured, not tested.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from . import naming
+from .api.models import GROUP, PLURAL, VERSION, MSJobSpec
+from .builders.pods import build_pod
+from .controller.kube import Kube, core_path, job_path
+
+TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def job_body(name: str, workers: int) -> dict:
+    template = {"spec": {"containers": [{"name": "mindspore", "image": "mindspore/mindspore:2.10.0"}],
+                         "tolerations": [TOLERATION], "nodeSelector": {"type": "kwok"}}}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MSJob", "metadata": {"name": name},
+            "spec": {"msReplicaSpecs": {"Scheduler": {"replicas": 1, "template": template},
+                                        "Worker": {"replicas": workers, "template": template}}}}
+
+
+class PodCounter:
+    """Counts pods of one job from a watch: created, and Running."""
+
+    def __init__(self, kube: Kube, namespace: str, selector: str, expected: int):
+        self.kube, self.namespace, self.selector, self.expected = kube, namespace, selector, expected
+        self.created: set[str] = set()
+        self.running: set[str] = set()
+        self.all_created = asyncio.Event()
+        self.all_running = asyncio.Event()
+        self.times: dict[str, float] = {}
+
+    async def run(self, start_rv: str, started: float) -> None:
+        path = core_path("pods", self.namespace)
+        rv = start_rv
+        while not self.all_running.is_set():
+            async for event in self.kube.watch(path, rv, self.selector, timeout_seconds=300):
+                obj = event.get("object") or {}
+                rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
+                if event.get("type") in ("ADDED", "MODIFIED"):
+                    name = obj["metadata"]["name"]
+                    self.created.add(name)
+                    if (obj.get("status") or {}).get("phase") == "Running":
+                        self.running.add(name)
+                if len(self.created) >= self.expected and not self.all_created.is_set():
+                    self.times["created"] = time.monotonic() - started
+                    self.all_created.set()
+                if len(self.running) >= self.expected and not self.all_running.is_set():
+                    self.times["running"] = time.monotonic() - started
+                    self.all_running.set()
+                    return
+
+
+async def _namespace(kube: Kube, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    await kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    return name
+
+
+async def _list_rv(kube: Kube, namespace: str) -> str:
+    _, data = await kube.request("GET", core_path("pods", namespace), query={"limit": 1})
+    return data["metadata"]["resourceVersion"]
+
+
+async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
+    """The same pods and a headless Service, created by a plain bulk client (64 in flight)."""
+    namespace = await _namespace(kube, "bench-limit")
+    name = "limit"
+    job = {**job_body(name, workers), "metadata": {"name": name, "namespace": namespace, "uid": "none"}}
+    spec = MSJobSpec.model_validate(job["spec"])
+    replicas = dict(spec.ms_replica_specs.items())
+    pods = [build_pod(job, spec, rtype, replicas[rtype], i, attempt=0, scheduler_ip="10.0.0.10")
+            for rtype in ("Scheduler", "Worker") for i in range(replicas[rtype].replicas)]
+    for pod in pods:
+        pod["metadata"].pop("ownerReferences")  # no owner: the garbage collector must leave them alone
+        pod["metadata"]["labels"].pop(naming.OPERATOR_NAME_LABEL)  # and the operator must not see them
+    counter = PodCounter(kube, namespace, f"training.kubeflow.org/job-name={name}", len(pods))
+    started = time.monotonic()
+    watcher = asyncio.create_task(counter.run(await _list_rv(kube, namespace), started))
+    await kube.request("POST", core_path("services", namespace), {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"clusterIP": "None", "selector": {"training.kubeflow.org/job-name": name}, "ports": [{"port": 2222}]}})
+    await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in pods))
+    try:
+        await asyncio.wait_for(counter.all_running.wait(), timeout)
+    finally:
+        watcher.cancel()
+        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
+    return counter.times
+
+
+async def measure_operator(kube: Kube, workers: int, timeout: float) -> dict:
+    namespace = await _namespace(kube, "bench-operator")
+    name = "bench"
+    counter = PodCounter(kube, namespace, f"training.kubeflow.org/job-name={name}", workers + 1)
+    rv = await _list_rv(kube, namespace)
+    started = time.monotonic()
+    watcher = asyncio.create_task(counter.run(rv, started))
+    await kube.request("POST", job_path(namespace), job_body(name, workers))
+    try:
+        await asyncio.wait_for(counter.all_running.wait(), timeout)
+    finally:
+        watcher.cancel()
+        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
+    return counter.times
+
+
+async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float) -> list[dict]:
+    kube = await Kube.connect(kubeconfig, max_in_flight=64)
+    rows = []
+    try:
+        for workers in sizes:
+            limit = await measure_limit(kube, workers, timeout)
+            operator = await measure_operator(kube, workers, timeout)
+            rows.append({
+                "workers": workers, "pods": workers + 1,
+                "limit_created_s": round(limit["created"], 2), "limit_running_s": round(limit["running"], 2),
+                "operator_created_s": round(operator["created"], 2), "operator_running_s": round(operator["running"], 2),
+                "ratio_created": round(operator["created"] / max(limit["created"], 1e-3), 2),
+            })
+            print(_row(rows[-1]), flush=True)
+    finally:
+        await kube.close()
+    return rows
+
+
+HEADER = f"{'workers':>8} {'limit: created':>15} {'operator: created':>18} {'ratio':>6} {'limit: running':>15} {'operator: running':>18}"
+
+
+def _row(r: dict) -> str:
+    return (f"{r['workers']:>8} {r['limit_created_s']:>14.2f}s {r['operator_created_s']:>17.2f}s {r['ratio_created']:>6.2f} "
+            f"{r['limit_running_s']:>14.2f}s {r['operator_running_s']:>17.2f}s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="8,128,512,1024", help="worker counts, comma-separated")
+    parser.add_argument("--kubeconfig", help="an existing cluster (default: start a local one)")
+    parser.add_argument("--nodes", type=int, default=12, help="fake nodes of the local cluster")
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+
+    from .localcluster.operator_process import OperatorProcess
+
+    cluster = None
+    kubeconfig = args.kubeconfig
+    if not kubeconfig:
+        from .localcluster.cluster import LocalCluster
+
+        capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8", "nvidia.com/gpu": "8"}
+        cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
+        kubeconfig = str(cluster.kubeconfig)
+    operator = OperatorProcess(Path(kubeconfig), Path(tempfile.mkdtemp(prefix="msjob-bench-"))).start()
+    try:
+        print(HEADER, flush=True)
+        rows = asyncio.run(run_sizes(kubeconfig, sizes, args.timeout))
+    finally:
+        operator.stop()
+        if cluster is not None:
+            cluster.stop()
+    args.json.write_text(json.dumps({"results": rows}, indent=2))
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
