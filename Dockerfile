@@ -7,7 +7,7 @@ COPY pyproject.toml README.md ./
 COPY operator ./operator
 RUN python -m venv /opt/msjob \
  && /opt/msjob/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/msjob/bin/pip install --no-cache-dir .
+ && /opt/msjob/bin/pip install --no-cache-dir '.[local]'
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/msjob /opt/msjob

@@ -1,0 +1,34 @@
+"""Python SDK for MSJobs: ``MSJobClient`` (create, get, list, wait, logs, delete, suspend, resume), the
+``new_msjob`` builder and typed status accessors. The ``msjob`` command (``msjob_operator.sdk.cli``) is built on it.
+
+Needs the official ``kubernetes`` client (the ``local`` extra, or ``pip install kubernetes``).
+"""
+
+from ..api.models import Condition, MSJob, MSJobStatus, ReplicaStatus
+from .client import (
+    LogsUnavailableError,
+    MSJobClient,
+    MSJobDeletedError,
+    MSJobError,
+    MSJobFailedError,
+    MSJobNotFoundError,
+    MSJobTimeoutError,
+    condition_of,
+    conditions_of,
+    has_condition,
+    is_finished,
+    new_msjob,
+    state_of,
+    status_of,
+    to_dict,
+    total_workers,
+)
+
+__all__ = [
+    "Condition", "MSJob", "MSJobStatus", "ReplicaStatus",
+    "MSJobClient", "new_msjob",
+    "MSJobError", "MSJobNotFoundError", "MSJobFailedError", "MSJobTimeoutError", "MSJobDeletedError",
+    "LogsUnavailableError",
+    "status_of", "conditions_of", "condition_of", "has_condition", "state_of", "is_finished", "to_dict",
+    "total_workers",
+]
