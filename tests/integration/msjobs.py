@@ -99,3 +99,11 @@ class MSJobs:
 
     def events(self, name: str) -> list:
         return [e for e in self.core.list_namespaced_event(self.ns).items if e.involved_object.name == name]
+
+    def wait_event(self, name: str, reason_prefix: str, event_type: str | None = None, timeout: float = 30):
+        """Events are posted asynchronously, a moment after the status they describe."""
+        def find():
+            return next((e for e in self.events(name) if e.reason.startswith(reason_prefix)
+                         and (event_type is None or e.type == event_type)), None)
+        return wait_for(find, timeout=timeout, message=f"an Event {reason_prefix}* about {name}",
+                        describe=lambda: [(e.type, e.reason) for e in self.events(name)])

@@ -61,7 +61,7 @@ def test_gang_that_does_not_fit_binds_nothing_until_nodes_are_added(jobs, pool):
     assert len(pods) == 4 and not bound(jobs, "big")  # no partial gang
     assert pods[0].spec.scheduler_name == "volcano"
     assert pods[0].metadata.annotations["scheduling.k8s.io/group-name"] == "big"
-    assert any(e.reason.startswith("Gang") for e in jobs.events("big"))
+    jobs.wait_event("big", "Gang")
 
     pool(1)  # now 24 NPUs
     jobs.wait_pods("big", 4, timeout=90)

@@ -48,4 +48,4 @@ def test_rank_table_is_built_from_the_device_plugin_and_mounted(jobs, device_plu
     # Server order follows the replica index.
     server0 = json.loads(pods[0].metadata.annotations["ascend.kubectl.kubernetes.io/ascend-910-configuration"])["server_id"]
     assert done["server_list"][0]["server_id"] == server0
-    assert any(e.reason == "RankTableCompleted" for e in jobs.events("hccl"))
+    jobs.wait_event("hccl", "RankTableCompleted")

@@ -43,3 +43,13 @@ def test_job_store_keeps_our_newer_status_write():
     # A recreated job (new UID) replaces the old one whatever its resourceVersion.
     jobs.upsert({"metadata": {"namespace": "ns", "name": "j", "uid": "y", "resourceVersion": "3"}})
     assert jobs.get(key)["metadata"]["uid"] == "y"
+
+
+def test_a_late_event_of_the_old_incarnation_does_not_replace_the_new_pod():
+    store = ChildStore()
+    key = store.upsert(with_rv(pod(uid="new", attempt=1), 50))  # our create response
+    store.upsert(with_rv(pod(uid="old", attempt=0), 40))  # the watch catching up on the old pod
+    (kept,) = store.for_job(key)
+    assert kept["metadata"]["uid"] == "new"
+    store.remove(with_rv(pod(uid="old", attempt=0), 45))  # its deletion does not remove the new pod
+    assert [p["metadata"]["uid"] for p in store.for_job(key)] == ["new"]

@@ -57,7 +57,9 @@ class ChildStore:
             return key
         name = obj["metadata"]["name"]
         known = self._by_job[key].get(name)
-        if known is not None and known["metadata"].get("uid") == obj["metadata"].get("uid") and not newer(obj, known):
+        # The newer write wins the name, whichever incarnation it belongs to: a late watch event of
+        # a deleted pod must not replace the pod we just created under the same name.
+        if known is not None and not newer(obj, known):
             return key
         self._by_job[key][name] = obj
         return key
