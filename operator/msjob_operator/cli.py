@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 
+from . import __version__
 from .settings import SCHEDULER_PLUGINS, VOLCANO, GangSettings, Settings
 
 
@@ -30,7 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "max_in_flight": args.max_in_flight,
         "settings": Settings(gang=GangSettings(scheduler=args.gang_scheduler, mode=args.gang_scheduling,
-                                               scheduler_name=args.gang_scheduler_name)),
+                                               scheduler_name=args.gang_scheduler_name),
+                             reporter_image=args.reporter_image),
     }
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gang-scheduling", choices=["auto", "always", "never"], default="auto",
                      help="auto: jobs that set runPolicy.schedulingPolicy; always: every job")
     run.add_argument("--gang-scheduler-name", help="schedulerName of gang-scheduled pods (default: per gang scheduler)")
+    run.add_argument("--reporter-image", default=f"msjob-operator:{__version__}",
+                     help="image of the progress reporter sidecar (spec.health.reportProgress)")
     run.add_argument("--peering", action="store_true", help="coordinate with other replicas through kopf peering (HA)")
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("--verbose", "-v", action="store_true")

@@ -27,6 +27,8 @@ class GangSettings:
 @dataclasses.dataclass(frozen=True)
 class Settings:
     gang: GangSettings = GangSettings()
+    # Image of the progress reporter sidecar: the operator's own image carries it.
+    reporter_image: str = "msjob-operator:0.1.0"
     # False when the gang scheduler's PodGroup CRD is not installed in the cluster.
     gang_available: bool = True
 

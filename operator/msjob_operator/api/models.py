@@ -225,6 +225,26 @@ _REPLICA_RULES = rules(
 )
 
 
+class StallAction(str, enum.Enum):
+    RESTART_JOB = "RestartJob"
+    FAIL_JOB = "FailJob"
+
+
+class HealthSettings(_Model):
+    report_progress: Optional[bool] = Field(
+        None, alias="reportProgress",
+        description="Turn on MindSpore's step-time dump in worker 0 and run a reporter sidecar that publishes step, "
+                    "step time, throughput and heartbeat into status.progress and metrics. The script needs no change.",
+    )
+    interval_seconds: Optional[int] = Field(None, alias="intervalSeconds", ge=1, le=3600, description="How often the reporter publishes (default 10).")
+    stall_timeout_seconds: Optional[int] = Field(
+        None, alias="stallTimeoutSeconds", ge=10,
+        description="No training step for this long marks the job Stalled and applies stallAction. Counted from the "
+                    "last step, or from the time all pods were running before the first step (a slow start is allowed this long).",
+    )
+    stall_action: Optional[StallAction] = Field(None, alias="stallAction", description="RestartJob (default; counted) or FailJob.")
+
+
 class ReplicaSpec(_Model):
     replicas: Optional[int] = Field(1, ge=0, le=MAX_REPLICAS, description="Number of pods of this type.")
     restart_policy: Optional[RestartPolicy] = Field(
@@ -306,6 +326,11 @@ class MSJobSpec(_Model):
     mindspore: Optional[MindSporeSettings] = Field(
         None, json_schema_extra=rules(cel("self == oldSelf", "spec.mindspore is immutable; create a new MSJob to change MindSpore settings."))
     )
+    health: Optional[HealthSettings] = Field(
+        None, json_schema_extra=rules(cel("!has(self.stallTimeoutSeconds) || (has(self.reportProgress) && self.reportProgress)",
+                                          "spec.health.stallTimeoutSeconds needs spec.health.reportProgress: true (stalls are seen through progress reports).",
+                                          field_path=".stallTimeoutSeconds")),
+    )
 
 
 _ROOT_RULES = rules(
@@ -342,6 +367,7 @@ ROOT_VALIDATIONS = _ROOT_RULES
 
 
 class ConditionType(str, enum.Enum):
+    STALLED = "Stalled"
     CREATED = "Created"
     RUNNING = "Running"
     RESTARTING = "Restarting"
@@ -394,6 +420,17 @@ class RankTableStatus(_Model):
     hash: Optional[str] = Field(None, description="Digest of the hccl.json last written to the ConfigMap.")
 
 
+class ProgressStatus(_Model):
+    pod: Optional[str] = None
+    step: Optional[int] = None
+    epoch: Optional[int] = None
+    loss: Optional[float] = None
+    step_time_ms: Optional[float] = Field(None, alias="stepTimeMs")
+    steps_per_second: Optional[float] = Field(None, alias="stepsPerSecond")
+    heartbeat: Optional[str] = Field(None, description="Time of the last training step.")
+    reported_at: Optional[str] = Field(None, alias="reportedAt")
+
+
 class MSJobStatus(_Model):
     state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
     workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
@@ -414,6 +451,7 @@ class MSJobStatus(_Model):
     last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
     pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
     rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable", description="The HCCL rank table (launchMode RankTable).")
+    progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 (spec.health.reportProgress).")
     handled_failures: Optional[list[str]] = Field(
         None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
     )

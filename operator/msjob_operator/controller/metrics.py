@@ -12,6 +12,7 @@ JOBS_FAILED = Counter("msjob_jobs_failed_total", "MSJobs that failed, by reason.
 JOBS_RESTARTED = Counter(
     "msjob_jobs_restarted_total", "Gang or member restarts, by reason.", ["namespace", "reason"], registry=REGISTRY)
 JOBS_SUSPENDED = Counter("msjob_jobs_suspended_total", "Times a job was suspended.", ["namespace"], registry=REGISTRY)
+JOBS_STALLED = Counter("msjob_jobs_stalled_total", "Times a job was found stalled (no training step in time).", ["namespace"], registry=REGISTRY)
 PODS_CREATED = Counter("msjob_pods_created_total", "Pods created by the operator.", ["namespace"], registry=REGISTRY)
 PODS_DELETED = Counter("msjob_pods_deleted_total", "Pods deleted by the operator.", ["namespace"], registry=REGISTRY)
 RECONCILE_SECONDS = Histogram(

@@ -155,12 +155,14 @@ class Controller:
         started = time.monotonic()
         jlog = JobLog(log, {"job": "/".join(key)})
         plan = self._plan(job, key)
-        if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups or plan.apply_configmaps):
+        if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups or plan.apply_configmaps
+                                               or plan.create_objects):
             # Non-scheduler pods need the scheduler Service's ClusterIP in their env, gang-scheduled
             # pods their PodGroup, and rank-table pods the ConfigMap they mount.
             await self._create_services(key, plan.create_services, jlog)
             await self._create_podgroups(key, plan.create_podgroups, jlog)
             await self._apply_configmaps(key, plan.apply_configmaps, jlog)
+            await self._create_objects(key, plan.create_objects, jlog)
             plan = self._plan(job, key)
         await self._apply(key, job, plan, jlog)
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
@@ -170,6 +172,15 @@ class Controller:
     def _plan(self, job: dict, key: Key) -> Plan:
         return reconcile(job, self.pods.for_job(key), self.services.for_job(key), dt.datetime.now(dt.timezone.utc),
                          self.settings, self.podgroups.for_job(key))
+
+    async def _create_objects(self, key: Key, objects: list[dict], jlog) -> None:
+        for body in objects:
+            group_version, kind = body["apiVersion"], body["kind"]
+            base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            plural = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}[kind]
+            status, _ = await self.kube.request("POST", f"{base}/namespaces/{key[0]}/{plural}", body, ok_statuses=(409,))
+            if status != 409:
+                jlog.info("created %s %s", kind, body["metadata"]["name"])
 
     async def _apply_configmaps(self, key: Key, configmaps: list[dict], jlog) -> None:
         """Write each ConfigMap whole: replace its data, or create it."""
@@ -270,6 +281,8 @@ class Controller:
                 metrics.JOBS_RESTARTED.labels(namespace, reason).inc()
             elif what == "suspended":
                 metrics.JOBS_SUSPENDED.labels(namespace).inc()
+            elif what == "stalled":
+                metrics.JOBS_STALLED.labels(namespace).inc()
             elif what == "running":
                 began = parse_time(plan.status.get("attemptStartTime"))
                 if began is not None:
@@ -312,11 +325,28 @@ class JobStateCollector:
 
     def collect(self):
         family = GaugeMetricFamily("msjob_jobs", "MSJobs by state.", labels=["namespace", "state"])
+        labels = ["namespace", "job"]
+        step = GaugeMetricFamily("msjob_job_step", "Last training step reported by worker 0.", labels=labels)
+        speed = GaugeMetricFamily("msjob_job_steps_per_second", "Training throughput in steps per second.", labels=labels)
+        step_time = GaugeMetricFamily("msjob_job_step_time_seconds", "Duration of the last training step.", labels=labels)
+        heartbeat = GaugeMetricFamily("msjob_job_last_step_timestamp_seconds", "Unix time of the last training step.", labels=labels)
         counts: dict[tuple[str, str], int] = {}
         for job in list(self.controller.jobs.values()):
-            state = cond.state(((job.get("status") or {}).get("conditions")) or [])
+            status = job.get("status") or {}
+            state = cond.state(status.get("conditions") or [])
             key = (job["metadata"]["namespace"], state)
             counts[key] = counts.get(key, 0) + 1
+            progress = status.get("progress") or {}
+            ids = [job["metadata"]["namespace"], job["metadata"]["name"]]
+            if progress.get("step") is not None:
+                step.add_metric(ids, progress["step"])
+            if progress.get("stepsPerSecond") is not None:
+                speed.add_metric(ids, progress["stepsPerSecond"])
+            if progress.get("stepTimeMs") is not None:
+                step_time.add_metric(ids, progress["stepTimeMs"] / 1000)
+            beat = parse_time((progress.get("heartbeat") or "")[:19] + "Z") if progress.get("heartbeat") else None
+            if beat is not None:
+                heartbeat.add_metric(ids, beat.timestamp())
         for (namespace, state), count in sorted(counts.items()):
             family.add_metric([namespace, state], count)
-        yield family
+        yield from (family, step, speed, step_time, heartbeat)

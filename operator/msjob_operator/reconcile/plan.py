@@ -28,6 +28,7 @@ from ..builders.pods import build_pod
 from ..builders.services import build_services
 from ..settings import DEFAULT, Settings
 from . import conditions as cond
+from . import health
 from .observed import PodView, view_pod
 from .policy import Decision, decide, severity
 
@@ -60,6 +61,8 @@ class Plan:
     delete_pods: list[PodDeletion] = dataclasses.field(default_factory=list)
     create_podgroups: list[dict] = dataclasses.field(default_factory=list)
     apply_configmaps: list[dict] = dataclasses.field(default_factory=list)
+    # Other namespaced objects to create if missing (the progress reporter's RBAC).
+    create_objects: list[dict] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
     events: list[JobEvent] = dataclasses.field(default_factory=list)
     # For metrics: "created", "running", "succeeded", "failed:<reason>", "restarted:<reason>", ...
@@ -442,7 +445,23 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
             _summarize(p, spec, current)
             return p.plan
 
-    # 8. Startup deadline: every pod of the attempt must get running in time.
+    # 8. Stalls: no training step for too long (spec.health).
+    if health.enabled(spec):
+        stalled, message = health.update(p, spec, p.raw_pods)
+        if stalled:
+            action = (spec.health.stall_action or "RestartJob")
+            if p.condition("Stalled", cond.TRUE, "NoProgress", message):
+                p.plan.transitions.append("stalled")
+            if action == "FailJob":
+                p.finish(False, "Stalled", message)
+            elif p.restart_gang("Stalled", message, counted=True):
+                return _finish_pass(p, spec, views, services, {}, views)
+            if cond.finished(p.conditions):
+                _clean_pods(p, views)
+                _summarize(p, spec, current)
+                return p.plan
+
+    # 9. Startup deadline: every pod of the attempt must get running in time.
     policy = spec.failure_policy
     startup = policy.startup_deadline_seconds if policy else None
     not_started = [key for key in expected if key not in current or not (current[key].running or current[key].finished)]
@@ -539,6 +558,13 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
     gang = gang_enabled(spec, p.settings)
     if gang and not p.podgroups:
         p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.settings.gang))
+    reporting = health.enabled(spec)
+    if reporting and "progress" not in p.status:
+        # The reporter's ServiceAccount and Role come before the pod that uses them.
+        p.plan.create_objects.extend(health.prerequisites(p.job, spec))
+        p.status["progress"] = {"pod": health.reporter_pod(p.name)}
+        p.plan.waiting_for_prerequisites = True
+        return
     missing = [key for key in _expected_keys(spec) if key not in current]
     if not missing:
         return
@@ -563,4 +589,6 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
         pod = build_pod(p.job, spec, rtype, replicas[rtype], index, attempt=attempt, scheduler_ip=scheduler_ip)
         if gang:
             join_gang(pod, spec, rtype, p.settings.gang)
+        if reporting and (rtype, index) == ("Worker", 0):
+            health.add_reporter(pod, spec, p.settings.reporter_image)
         p.plan.create_pods.append(pod)
