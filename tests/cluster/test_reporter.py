@@ -164,7 +164,7 @@ def test_reporter_needs_only_its_role(cluster, kube, namespace, tmp_path, report
     api = kconfig.new_client_from_config(config_file=str(kubeconfig))
     try:
         limited = CoreV1Api(api)
-        wait_for(lambda: limited.read_namespaced_pod(own, namespace), timeout=10,  # RBAC's cache may lag
+        wait_for(lambda: limited.read_namespaced_pod(own, namespace), timeout=30,  # RBAC's cache may lag
                  message="the reporter's Role in effect")
         for forbidden in (lambda: limited.patch_namespaced_pod(other, namespace, {"metadata": {"labels": {"x": "y"}}}),
                           lambda: limited.list_namespaced_pod(namespace),

@@ -585,6 +585,8 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
     replicas = dict(spec.ms_replica_specs.items())
     for rtype, index in missing:
         if naming.pod_name(p.name, rtype, index) in taken:
+            # Its predecessor is still going away; look again even if its deletion event is missed.
+            p.plan.requeue(5.0)
             continue
         pod = build_pod(p.job, spec, rtype, replicas[rtype], index, attempt=attempt, scheduler_ip=scheduler_ip)
         if gang:
