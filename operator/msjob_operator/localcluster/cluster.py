@@ -263,6 +263,8 @@ class LocalCluster:
                 "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", "=".join(KWOK_ANNOTATION),
                 "--cidr", "10.244.0.0/16", "--node-ip", "10.254.0.1",
             ])
+            # Deleted pods on fake nodes go away, as a kubelet would end them: by UID (see podreaper).
+            self._launch("pod-reaper", [sys.executable, "-m", "msjob_operator.localcluster.podreaper", "--kubeconfig", kc])
             if self.volcano:
                 vc_conf = run / "volcano-scheduler.conf"
                 vc_conf.write_text(volcano_support.SCHEDULER_CONF)
