@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from . import naming
-from .api.models import GROUP, PLURAL, VERSION, MSJobSpec
+from .api.models import GROUP, VERSION, MSJobSpec
 from .builders.pods import build_pod
 from .controller.kube import Kube, core_path, job_path
 

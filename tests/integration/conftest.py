@@ -24,3 +24,13 @@ def jobs(kube, namespace, running_operator):
     from .msjobs import MSJobs
 
     return MSJobs(kube, namespace)
+
+
+@pytest.fixture
+def client(cluster, namespace, running_operator):
+    """The SDK's client, as a user's tooling would use it."""
+    from msjob_operator.sdk import MSJobClient
+
+    c = MSJobClient(kubeconfig=str(cluster.kubeconfig), namespace=namespace)
+    yield c
+    c.close()

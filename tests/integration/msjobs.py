@@ -11,6 +11,9 @@ from msjob_operator import naming
 from ..helpers import wait_for
 
 GROUP, VERSION, PLURAL = "mindspore.gitee.com", "v1", "msjobs"
+# Annotations of the local cluster's kwok stages: what a fake pod's containers do.
+EXIT = "kwok.msjob.test/exit-code"
+RUN = "kwok.msjob.test/run-seconds"
 
 # Pods for the fake (kwok) nodes; test annotations drive what their containers do.
 KWOK_POD_SPEC = {

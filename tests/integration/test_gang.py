@@ -1,6 +1,5 @@
 """Gang scheduling through Volcano PodGroups, with the real Volcano scheduler on fake NPU nodes."""
 
-import copy
 import json
 import uuid
 
@@ -11,7 +10,7 @@ from kubernetes.client.exceptions import ApiException
 from msjob_operator.localcluster.cluster import POOL_LABEL
 
 from ..helpers import wait_for
-from .msjobs import GROUP, PLURAL, VERSION, msjob
+from .msjobs import msjob
 
 pytestmark = pytest.mark.cluster
 

@@ -13,19 +13,10 @@ from msjob_operator.kfp import launcher
 from msjob_operator.sdk import MSJobClient, MSJobNotFoundError
 
 from ..helpers import wait_for
-from .msjobs import KWOK_POD_SPEC, msjob
+from .msjobs import EXIT, KWOK_POD_SPEC, RUN, msjob
 
 pytestmark = pytest.mark.cluster
 
-EXIT = "kwok.msjob.test/exit-code"
-RUN = "kwok.msjob.test/run-seconds"
-
-
-@pytest.fixture
-def client(cluster, namespace, running_operator):
-    c = MSJobClient(kubeconfig=str(cluster.kubeconfig), namespace=namespace)
-    yield c
-    c.close()
 
 
 def gone(client: MSJobClient, name: str) -> bool:

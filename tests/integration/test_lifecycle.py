@@ -6,11 +6,9 @@ import pytest
 from msjob_operator import naming
 
 from ..helpers import wait_for
-from .msjobs import msjob
+from .msjobs import EXIT, msjob
 
 pytestmark = pytest.mark.cluster
-
-EXIT = "kwok.msjob.test/exit-code"
 
 
 def env_of(pod) -> dict:

@@ -6,24 +6,15 @@ import pytest
 
 from msjob_operator import naming
 from msjob_operator.sdk import (
-    LogsUnavailableError, MSJob, MSJobClient, MSJobFailedError, MSJobNotFoundError, MSJobStatus, MSJobTimeoutError,
+    LogsUnavailableError, MSJob, MSJobFailedError, MSJobNotFoundError, MSJobStatus, MSJobTimeoutError,
     new_msjob, state_of, status_of,
 )
 
 from ..helpers import wait_for
-from .msjobs import KWOK_POD_SPEC, msjob
+from .msjobs import EXIT, KWOK_POD_SPEC, RUN, msjob
 
 pytestmark = pytest.mark.cluster
 
-EXIT = "kwok.msjob.test/exit-code"
-RUN = "kwok.msjob.test/run-seconds"
-
-
-@pytest.fixture
-def client(cluster, namespace, running_operator):
-    c = MSJobClient(kubeconfig=str(cluster.kubeconfig), namespace=namespace)
-    yield c
-    c.close()
 
 
 def test_create_and_wait_reports_every_change_until_succeeded(client):

@@ -95,11 +95,11 @@ def test_ms_operator_style_yaml_is_accepted_unchanged(kube, namespace):
             "msReplicaSpecs": {
                 "Scheduler": {"replicas": 1, "restartPolicy": "Never", "template": {"spec": {"containers": [
                     {"name": "mindspore", "image": "mindspore/mindspore-cpu:1.1.0", "imagePullPolicy": "IfNotPresent",
-                     "command": ["/bin/bash", "-c", "python /root/test.py"],
+                     "command": ["/bin/bash", "-c", "python /workspace/test.py"],
                      "ports": [{"containerPort": 2222, "name": "msjob-port"}]}]}}},
                 "Worker": {"replicas": 2, "restartPolicy": "Never", "template": {"spec": {"containers": [
                     {"name": "mindspore", "image": "mindspore/mindspore-cpu:1.1.0",
-                     "command": ["/bin/bash", "-c", "python /root/test.py"]}]}}},
+                     "command": ["/bin/bash", "-c", "python /workspace/test.py"]}]}}},
             },
         },
     }
