@@ -166,12 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8", "nvidia.com/gpu": "8"}
         cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
         kubeconfig = str(cluster.kubeconfig)
-    operator = OperatorProcess(Path(kubeconfig), Path(tempfile.mkdtemp(prefix="msjob-bench-"))).start()
+    logs = tempfile.TemporaryDirectory(prefix="msjob-bench-")
     try:
-        print(HEADER, flush=True)
-        rows = asyncio.run(run_sizes(kubeconfig, sizes, args.timeout))
+        operator = OperatorProcess(Path(kubeconfig), Path(logs.name)).start()
+        try:
+            print(HEADER, flush=True)
+            rows = asyncio.run(run_sizes(kubeconfig, sizes, args.timeout))
+        finally:
+            operator.stop()
     finally:
-        operator.stop()
+        logs.cleanup()
         if cluster is not None:
             cluster.stop()
     args.json.write_text(json.dumps({"results": rows}, indent=2))
