@@ -95,3 +95,28 @@ def namespace(core, request) -> str:
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+@pytest.fixture
+def pool(cluster):
+    """Fake nodes of the test's own, tainted so that no other test's pods land on them.
+
+    ``pool(n)`` adds n nodes and returns their names; ``pool.name`` is the pool label's value
+    (nodeSelector ``{POOL_LABEL: pool.name}`` and a toleration for the taint pin pods to it).
+    The nodes are deleted after the test.
+    """
+    from msjob_operator.localcluster.cluster import POOL_LABEL
+
+    name = f"pool{uuid.uuid4().hex[:5]}"
+    created: list[str] = []
+
+    def add(count: int) -> list[str]:
+        taint = {"key": POOL_LABEL, "value": name, "effect": "NoSchedule"}
+        nodes = cluster.add_nodes(count, prefix=name, taints=[taint])
+        created.extend(nodes)
+        return nodes
+
+    add.name = name
+    yield add
+    for node in created:
+        cluster.delete_node(node)

@@ -76,11 +76,26 @@ async def _list_rv(kube: Kube, namespace: str) -> str:
     return data["metadata"]["resourceVersion"]
 
 
+async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeout: float) -> dict:
+    """In a fresh namespace: start the clock, `create(namespace)`, wait until all pods run, clean up."""
+    namespace = await _namespace(kube, prefix)
+    counter = PodCounter(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}", pods)
+    rv = await _list_rv(kube, namespace)
+    started = time.monotonic()
+    watcher = asyncio.create_task(counter.run(rv, started))
+    try:
+        await create(namespace)
+        await asyncio.wait_for(counter.all_running.wait(), timeout)
+    finally:
+        watcher.cancel()
+        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
+    return counter.times
+
+
 async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
     """The same pods and a headless Service, created by a plain bulk client (64 in flight)."""
-    namespace = await _namespace(kube, "bench-limit")
     name = "limit"
-    job = {**job_body(name, workers), "metadata": {"name": name, "namespace": namespace, "uid": "none"}}
+    job = {**job_body(name, workers), "metadata": {"name": name, "namespace": "bench", "uid": "none"}}
     spec = MSJobSpec.model_validate(job["spec"])
     replicas = dict(spec.ms_replica_specs.items())
     pods = [build_pod(job, spec, rtype, replicas[rtype], i, attempt=0, scheduler_ip="10.0.0.10")
@@ -88,35 +103,23 @@ async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
     for pod in pods:
         pod["metadata"].pop("ownerReferences")  # no owner: the garbage collector must leave them alone
         pod["metadata"]["labels"].pop(naming.OPERATOR_NAME_LABEL)  # and the operator must not see them
-    counter = PodCounter(kube, namespace, f"training.kubeflow.org/job-name={name}", len(pods))
-    started = time.monotonic()
-    watcher = asyncio.create_task(counter.run(await _list_rv(kube, namespace), started))
-    await kube.request("POST", core_path("services", namespace), {
-        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-        "spec": {"clusterIP": "None", "selector": {"training.kubeflow.org/job-name": name}, "ports": [{"port": 2222}]}})
-    await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in pods))
-    try:
-        await asyncio.wait_for(counter.all_running.wait(), timeout)
-    finally:
-        watcher.cancel()
-        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
-    return counter.times
+
+    async def create(namespace: str) -> None:
+        await kube.request("POST", core_path("services", namespace), {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"clusterIP": "None", "selector": {naming.JOB_NAME_LABEL: name}, "ports": [{"port": 2222}]}})
+        for pod in pods:
+            pod["metadata"]["namespace"] = namespace
+        await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in pods))
+
+    return await _measure(kube, "bench-limit", name, len(pods), create, timeout)
 
 
 async def measure_operator(kube: Kube, workers: int, timeout: float) -> dict:
-    namespace = await _namespace(kube, "bench-operator")
-    name = "bench"
-    counter = PodCounter(kube, namespace, f"training.kubeflow.org/job-name={name}", workers + 1)
-    rv = await _list_rv(kube, namespace)
-    started = time.monotonic()
-    watcher = asyncio.create_task(counter.run(rv, started))
-    await kube.request("POST", job_path(namespace), job_body(name, workers))
-    try:
-        await asyncio.wait_for(counter.all_running.wait(), timeout)
-    finally:
-        watcher.cancel()
-        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
-    return counter.times
+    async def create(namespace: str) -> None:
+        await kube.request("POST", job_path(namespace), job_body("bench", workers))
+
+    return await _measure(kube, "bench-operator", "bench", workers + 1, create, timeout)
 
 
 async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float) -> list[dict]:

@@ -33,23 +33,6 @@ def plugin(cluster):
     assert time.monotonic() - started < fdp.WATCH_SECONDS + 5, "stop() took too long"
 
 
-@pytest.fixture
-def pool(cluster):
-    """Fake NPU nodes of this test's own (tainted): other pods cannot take their NPUs."""
-    name = f"asc{uuid.uuid4().hex[:5]}"
-    created: list[str] = []
-
-    def add(count: int) -> list[str]:
-        taint = {"key": POOL_LABEL, "value": name, "effect": "NoSchedule"}
-        created.extend(cluster.add_nodes(count, prefix=name, taints=[taint]))
-        return created
-
-    add.name = name
-    yield add
-    for node in created:
-        cluster.delete_node(node)
-
-
 def npu_pod(name: str, pool_name: str, npus: int, index: int | None = None, job: str = "rt") -> dict:
     container = {"name": "mindspore", "image": "mindspore/mindspore:2.10"}
     if npus:

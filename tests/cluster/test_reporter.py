@@ -52,7 +52,7 @@ class ReporterProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "msjob_operator.health.reporter", "--perf-dir", str(self.perf_dir),
                  "--progress-file", str(self.progress_file), "--interval", str(interval),
-                 "--kubeconfig", str(kubeconfig)],
+                 "--kubeconfig", str(kubeconfig), "--log-level", "DEBUG"],
                 env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def append(self, text: str) -> None:
@@ -115,8 +115,10 @@ def test_reporter_annotates_its_pod(cluster, kube, namespace, tmp_path, reporter
     assert set(raw) == {"step", "epoch", "loss", "stepTimeMs", "stepsPerSecond", "heartbeat", "reportedAt"}
     first_report = raw["reportedAt"]
 
-    # Nothing new: no new patch (reportedAt stays).
-    time.sleep(1.5)
+    # Nothing new: two more report ticks pass without a patch (reportedAt stays).
+    quiet = r.output().count("nothing new to report")
+    wait_for(lambda: r.output().count("nothing new to report") >= quiet + 2, timeout=30,
+             message="two report ticks with nothing new", describe=r.output)
     raw = json.loads(core.read_namespaced_pod(name, namespace).metadata.annotations[PROGRESS_ANNOTATION])
     assert raw["reportedAt"] == first_report
 

@@ -17,24 +17,6 @@ pytestmark = pytest.mark.cluster
 NPU = "huawei.com/Ascend910"
 
 
-@pytest.fixture
-def pool(cluster):
-    """Fake NPU nodes of this test's own: pods elsewhere cannot take them, and they go away after."""
-    name = f"pool{uuid.uuid4().hex[:5]}"
-    created: list[str] = []
-
-    def add(count: int) -> list[str]:
-        taint = {"key": POOL_LABEL, "value": name, "effect": "NoSchedule"}
-        nodes = cluster.add_nodes(count, prefix=name, taints=[taint])
-        created.extend(nodes)
-        return nodes
-
-    add.name = name
-    yield add
-    for node in created:
-        cluster.delete_node(node)
-
-
 def gang_job(name: str, pool_name: str, workers: int, npus: int = 8, **run_policy) -> dict:
     body = msjob(name, workers=workers, runPolicy={"schedulingPolicy": {}, **run_policy})
     for rtype, replica in body["spec"]["msReplicaSpecs"].items():

@@ -37,7 +37,9 @@ def test_add_after_keeps_the_earliest_timer():
         queue.done("a")
         queue.add_after("b", 0.01)
         queue.forget("b")
-        await asyncio.sleep(0.05)
+        queue.add_after("c", 0.05)
+        # "c" was due after "b": getting "c" first (and nothing else queued) shows "b" never fired.
+        assert await asyncio.wait_for(queue.get(), 1) == "c"
         assert len(queue) == 0
         queue.close()
     run(scenario())

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 from typing import Any, AsyncIterator, Optional
-from urllib.parse import quote
 
 from kubernetes_asyncio import client, config
 
@@ -160,6 +159,3 @@ class Kube:
                 "preconditions": {"uid": uid}}
         await self.request("DELETE", job_path(namespace, name), body, ok_statuses=(404, 409))
 
-
-def quote_selector(selector: str) -> str:
-    return quote(selector, safe="=,")

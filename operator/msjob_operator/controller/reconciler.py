@@ -344,7 +344,7 @@ class JobStateCollector:
                 speed.add_metric(ids, progress["stepsPerSecond"])
             if progress.get("stepTimeMs") is not None:
                 step_time.add_metric(ids, progress["stepTimeMs"] / 1000)
-            beat = parse_time((progress.get("heartbeat") or "")[:19] + "Z") if progress.get("heartbeat") else None
+            beat = parse_time(progress.get("heartbeat"))
             if beat is not None:
                 heartbeat.add_metric(ids, beat.timestamp())
         for (namespace, state), count in sorted(counts.items()):

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -39,19 +38,12 @@ from urllib.parse import quote
 
 from . import PERF_DIR, PROGRESS_ANNOTATION, PROGRESS_FILE
 from .perf import PerfReader, PerfSummary
-from .status import format_time
+from .status import finite_float, format_time
 
 log = logging.getLogger("msjob.reporter")
 
 DEFAULT_INTERVAL = 10.0
 FINAL_TIMEOUT = 2.0
-
-
-def _finite(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def load_progress_file(path: str) -> Optional[dict]:
@@ -64,14 +56,14 @@ def load_progress_file(path: str) -> Optional[dict]:
         return None
     if not isinstance(data, dict):
         return None
-    step, when = data.get("step"), _finite(data.get("time"))
+    step, when = data.get("step"), finite_float(data.get("time"))
     if isinstance(step, bool) or not isinstance(step, int) or step < 0 or when is None:
         return None
     epoch = data.get("epoch")
     return {
         "step": step,
         "epoch": epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None,
-        "loss": _finite(data.get("loss")),
+        "loss": finite_float(data.get("loss")),
         "time": when,
     }
 
@@ -146,6 +138,7 @@ class Reporter:
         """Report once if there is something new; True when a patch was sent."""
         progress = self.collect()
         if progress is None or same_progress(progress, self.reported):
+            log.debug("nothing new to report")
             return False
         try:
             self.patch(progress, timeout)

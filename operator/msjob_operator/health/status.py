@@ -58,7 +58,8 @@ def _int(value: Any) -> Optional[int]:
     return None
 
 
-def _float(value: Any) -> Optional[float]:
+def finite_float(value: Any) -> Optional[float]:
+    """A finite number as float; None for anything else (bools, strings, NaN, infinities)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     value = float(value)
@@ -80,7 +81,7 @@ def clean_progress(data: Any) -> Optional[dict]:
         return None
     out: dict[str, Any] = {"step": step, "epoch": _int(data.get("epoch"))}
     for key in FLOAT_KEYS:
-        value = _float(data.get(key))
+        value = finite_float(data.get(key))
         out[key] = None if value is not None and value < 0 and key != "loss" else value
     out["heartbeat"] = format_time(heartbeat)
     reported = parse_time(data.get("reportedAt"))

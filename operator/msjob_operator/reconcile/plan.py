@@ -26,6 +26,7 @@ from ..builders.env import launch_mode, needs_scheduler_service, replica_count
 from ..builders.podgroup import build_podgroup, gang_enabled, join_gang
 from ..builders.pods import build_pod
 from ..builders.services import build_services
+from ..health.status import parse_time  # noqa: F401  (also used by the controller)
 from ..settings import DEFAULT, Settings
 from . import conditions as cond
 from . import health
@@ -82,12 +83,6 @@ def fmt_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_time(text: Optional[str]) -> Optional[dt.datetime]:
-    if not text:
-        return None
-    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
-
-
 def _truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -130,12 +125,14 @@ class _Pass:
     """State of one reconcile pass: the status being built and the plan being filled."""
 
     def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime, settings: Settings = DEFAULT,
-                 podgroups: tuple = ()):
+                 podgroups: tuple = (), pods: tuple = ()):
         self.job = job
         self.spec = spec
         self.now = now
         self.settings = settings
         self.podgroups = list(podgroups)
+        # The observed pods as the API server sent them (annotations the views leave out).
+        self.raw_pods = {pod["metadata"]["name"]: pod for pod in pods}
         self.now_text = fmt_time(now)
         self.name = job["metadata"]["name"]
         # A deep copy: the job dict belongs to the operator's cache and must stay as observed.
@@ -311,8 +308,7 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         p.status["state"] = cond.state(p.conditions)
         return p.plan
 
-    p = _Pass(job, spec, now, settings, tuple(podgroups))
-    p.raw_pods = {pod["metadata"]["name"]: pod for pod in pods}
+    p = _Pass(job, spec, now, settings, tuple(podgroups), tuple(pods))
     views = [view_pod(pod) for pod in pods]
     expected = _expected_keys(spec)
     current, stale = _classify(views, p.attempt, set(expected))
