@@ -45,6 +45,10 @@ Options (all have defaults):
                             or interrupt)
     --crash-at-step N       fault injection: the worker with rank --crash-rank (default 0) exits with
                             --crash-exit-code (default 3) when it reaches global step N
+    --hang-at-step N        fault injection: the worker with rank --crash-rank stops making progress
+                            (sleeps, alive) at global step N, once: it leaves the marker file
+                            hang-injected-rank-<r> in the checkpoint directory, and a restarted
+                            run that finds it trains on (for stall detection, spec.health)
 
 Run it locally without Kubernetes (three shells, same machine):
 
@@ -81,6 +85,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--crash-at-step", type=int)
     parser.add_argument("--crash-rank", type=int, default=0)
     parser.add_argument("--crash-exit-code", type=int, default=3)
+    parser.add_argument("--hang-at-step", type=int)
     return parser.parse_args(argv)
 
 
@@ -190,6 +195,13 @@ def main(argv=None) -> int:
             if args.crash_at_step is not None and step >= args.crash_at_step and rank == args.crash_rank:
                 say(f"fault injection: rank {rank} exits with code {args.crash_exit_code} at step {step}")
                 os._exit(args.crash_exit_code)
+            if args.hang_at_step is not None and step >= args.hang_at_step and rank == args.crash_rank:
+                marker = os.path.join(args.ckpt_dir, f"hang-injected-rank-{rank}")
+                if not os.path.exists(marker):
+                    open(marker, "w").close()
+                    say(f"fault injection: rank {rank} stops making progress at step {step}")
+                    while True:  # alive but stuck, as on a dead file system or a lost peer
+                        time.sleep(60)
             if args.step_delay:
                 time.sleep(args.step_delay)
 

@@ -535,3 +535,11 @@ def test_health_package_imports_neither_kubernetes_nor_mindspore():
             "msjob_operator.health.rbac; print(sorted(m for m in ('kubernetes', 'mindspore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_stall_startup_grace_replaces_the_timeout_before_the_first_step_only():
+    stalled, wait, _ = status.stall_check(None, running_since=NOW, now=at(100), timeout_s=60, startup_s=300)
+    assert not stalled and wait == 200  # compiling for 100 s is fine with 300 s of grace
+    assert status.stall_check(None, running_since=NOW, now=at(301), timeout_s=60, startup_s=300)[0] is True
+    # Once steps come, the stall timeout applies again.
+    assert status.stall_check(progress_at(200), running_since=NOW, now=at(261), timeout_s=60, startup_s=300)[0] is True

@@ -243,6 +243,12 @@ class HealthSettings(_Model):
                     "last step, or from the time all pods were running before the first step (a slow start is allowed this long).",
     )
     stall_action: Optional[StallAction] = Field(None, alias="stallAction", description="RestartJob (default; counted) or FailJob.")
+    startup_grace_seconds: Optional[int] = Field(
+        None, alias="startupGraceSeconds", ge=0, le=86400,
+        description="How long a slow start (MindSpore's import, forming the cluster, graph compilation) may take: before the first "
+                    "step, stall detection waits this long after all pods are running (default: stallTimeoutSeconds), and a "
+                    "container with a livenessProbe but no startupProbe gets a startupProbe allowing this long (default 1800).",
+    )
 
 
 class ReplicaSpec(_Model):

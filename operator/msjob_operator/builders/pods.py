@@ -7,7 +7,7 @@ import copy
 from .. import naming
 from ..api.models import MSJobSpec, ReplicaSpec
 from .devices import request_devices, worker_devices
-from . import ranktable
+from . import probes, ranktable
 from .env import launch_mode, main_container, merge_env, mindspore_env
 
 
@@ -33,10 +33,12 @@ def build_pod(
     pod_spec["restartPolicy"] = "Never"
     pod_spec.setdefault("hostname", pod_name)
     pod_spec.setdefault("subdomain", naming.headless_service_name(name))
+    grace = probes.startup_grace(spec)
     for container in pod_spec.get("containers") or []:
         # Puts the last log lines into the pod status when a container fails, so the job's
         # condition can say why without anyone fetching logs.
         container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
+        probes.tolerate_slow_start(container, grace)
     container = main_container(pod_spec)
     if container is not None and replica_type == "Worker":
         request_devices(container, worker_devices(spec))

@@ -110,12 +110,12 @@ def _clock(t: datetime) -> str:
 
 
 def stall_check(progress: Optional[Mapping], *, running_since: Optional[datetime], now: datetime,
-                timeout_s: Optional[float]) -> tuple[bool, Optional[float], str]:
+                timeout_s: Optional[float], startup_s: Optional[float] = None) -> tuple[bool, Optional[float], str]:
     """Whether the training has stalled: ``(stalled, seconds until it would be, message)``.
 
     The rule: a slow start (MindSpore's import, forming the cluster, graph compilation) is not a
-    stall until ``timeout_s`` after ``running_since`` (when all pods were running) without any
-    heartbeat; afterwards the job is stalled when ``now - heartbeat > timeout_s``.  The stall
+    stall until ``startup_s`` (default ``timeout_s``) after ``running_since`` (when all pods were
+    running) without any heartbeat; afterwards the job is stalled when ``now - heartbeat > timeout_s``.  The stall
     clock starts at the later of the heartbeat and ``running_since``, so neither an old heartbeat
     (clock skew between nodes) nor an earlier attempt's counts against a gang just started.
 
@@ -139,9 +139,10 @@ def stall_check(progress: Optional[Mapping], *, running_since: Optional[datetime
     since = max(starts)
     idle = max(0.0, (now - since).total_seconds())
     if heartbeat is None:
-        if idle > timeout_s:
+        grace = timeout_s if startup_s is None else startup_s
+        if idle > grace:
             return True, None, f"no training step {idle:.0f} s after all pods were running"
-        return False, timeout_s - idle, f"no training step yet ({idle:.0f} s after all pods were running)"
+        return False, grace - idle, f"no training step yet ({idle:.0f} s after all pods were running)"
     if idle > timeout_s:
         age = max(idle, (now - heartbeat).total_seconds())
         return True, None, f"no training step for {age:.0f} s ({last})"

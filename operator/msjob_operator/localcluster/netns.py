@@ -15,18 +15,23 @@ root namespace: its addresses, routes, firewall rules and sysctls) is never touc
   clients retry at once instead of waiting for a SYN timeout.
 
 Pods reach each other directly on any port through the bridge.  Nothing in a pod namespace
-reaches the machine's own network (there is no route out of the bridge namespace).
+reaches the machine's own network (there is no route out of the bridge namespace), except the API
+server: the node agent listens on the gateway address inside the bridge namespace and relays those
+connections to the API server from its own namespace (``listen_in_namespace`` + ``Relay``); the
+``kubernetes`` Service's ClusterIP is DNAT'd there, so in-cluster clients work as in a real pod.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import fcntl
 import ipaddress
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import threading
 from pathlib import Path
@@ -266,3 +271,98 @@ class PodNetwork:
     @property
     def rules_text(self) -> str:
         return self._rules
+
+
+# -- the API server, seen from the pods
+
+_CLONE_NEWNET = 0x40000000
+
+
+def listen_in_namespace(namespace: str, address: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``address:port`` inside the network namespace ``namespace``.
+
+    A socket belongs to the namespace it was created in, whatever thread later uses it: a
+    short-lived thread enters the namespace (setns affects only the calling thread), creates and
+    binds the socket, and ends; the rest of this process stays in its own namespace.
+    """
+    result: dict = {}
+
+    def create() -> None:
+        try:
+            with open(NETNS_DIR / namespace) as target:
+                if ctypes.CDLL(None, use_errno=True).setns(target.fileno(), _CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"setns into {namespace} failed")
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            sock.listen(64)
+            result["socket"] = sock
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            result["error"] = exc
+
+    thread = threading.Thread(target=create, name=f"listen-{namespace}")
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise NetworkError(f"cannot listen on {address}:{port} in {namespace}: {result['error']}")
+    return result["socket"]
+
+
+class Relay:
+    """Forwards TCP connections accepted on ``listener`` (any namespace) to ``upstream`` (host, port)
+    dialled from this process's own namespace: how pods reach the API server on the machine's
+    loopback without any change to the machine's network."""
+
+    def __init__(self, listener, upstream: tuple[str, int], name: str = "relay"):
+        self.listener = listener
+        self.upstream = upstream
+        self.name = name
+        self._closed = threading.Event()
+
+    def start(self) -> "Relay":
+        threading.Thread(target=self._accept, name=self.name, daemon=True).start()
+        return self
+
+    def close(self) -> None:
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                server = socket.create_connection(self.upstream, timeout=10)
+                server.settimeout(None)
+            except OSError as exc:
+                log.warning("%s: cannot reach %s:%d: %s", self.name, *self.upstream, exc)
+                client.close()
+                continue
+            threading.Thread(target=self._connection, args=(client, server), name=f"{self.name}-conn", daemon=True).start()
+
+    def _connection(self, client: socket.socket, server: socket.socket) -> None:
+        back = threading.Thread(target=self._pump, args=(server, client), name=f"{self.name}-pump", daemon=True)
+        back.start()
+        self._pump(client, server)
+        back.join()
+        client.close()
+        server.close()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:  # half-close: the other direction may still be sending
+            with contextlib.suppress(OSError):
+                sink.shutdown(socket.SHUT_WR)

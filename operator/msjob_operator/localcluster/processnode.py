@@ -30,9 +30,17 @@ run ...``) that plays the kubelet (and kube-proxy) for one Node object:
   - stdout and stderr to ``<root>/pods/<namespace>/<pod>/<uid>/<container>.log``
     (``ProcessNode.log``); ``kubectl logs`` is not served (no kubelet API).
 
-  Init containers run one after the other first. Probes, resource limits and image pulls are
-  not emulated; ``restartPolicy`` OnFailure/Always restart a container (backoff 1 s doubling to 10 s,
-  ``restartCount``).
+  Init containers run one after the other first; a native sidecar (an init container with
+  ``restartPolicy: Always``) is started in its turn, kept running (restarted when it exits) beside
+  the main containers, and stopped (SIGTERM, SIGKILL after the grace period) once they have
+  exited; its exit code does not count for the pod's phase. Probes, resource limits and image
+  pulls are not emulated; ``restartPolicy`` OnFailure/Always restart a container (backoff 1 s
+  doubling to 10 s, ``restartCount``);
+  - a ServiceAccount token as the ServiceAccount admission plugin and the kubelet give it: a
+    token bound to the pod (TokenRequest for ``serviceAccountName``, valid 24 h, not refreshed),
+    ``ca.crt`` and ``namespace`` in ``/var/run/secrets/kubernetes.io/serviceaccount``, unless
+    ``automountServiceAccountToken: false``; with the ``kubernetes`` Service's variables, so
+    in-cluster clients work (the ClusterIP reaches the API server through the agent's relay).
 * **Pod status** is written through the status subresource: Pending (ContainerCreating) →
   Running (podIP, hostIP, container ``running.startedAt``, Ready) → Succeeded/Failed with each
   container's ``terminated`` state (exit code; a signal N is 128+N; reason Completed, Error or
@@ -76,7 +84,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from . import netns
-from .netns import NetworkError, PodNetwork, ServiceRule, ensure_host_tools
+from .netns import NetworkError, PodNetwork, Relay, ServiceRule, ensure_host_tools, listen_in_namespace
 
 log = logging.getLogger("msjob_operator.processnode")
 
@@ -92,6 +100,9 @@ TERMINATION_LOG_LINES = 80  # as the kubelet: the last 80 lines ...
 TERMINATION_LOG_BYTES = 2048  # ... at most 2048 bytes
 PODEXEC = Path(__file__).with_name("podexec.py")
 IMAGE_VERSION = "v1.37.1-processnode"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_SECONDS = 24 * 3600  # not refreshed: longer than any test or demo run
+API_RELAY_PORT = 6443  # on the pods' gateway, in the bridge namespace
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 
 
@@ -125,6 +136,7 @@ class Kube:
         cfg = client.Configuration()
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
         self.host = cfg.host.rstrip("/")
+        self.ca_file = cfg.ssl_ca_cert  # the cluster CA, also given to pods as ca.crt
         self.headers = {"Accept": "application/json", "User-Agent": "msjob-processnode"}
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
         if token:
@@ -475,6 +487,8 @@ class Container:
         self.spec = spec
         self.name = spec["name"]
         self.init = init
+        # A native sidecar: an init container that keeps running beside the main containers.
+        self.sidecar = init and spec.get("restartPolicy") == "Always"
         self.log_path = runner.dir / f"{self.name}.log"
         self.proc: Optional[subprocess.Popen] = None
         self.started_at: Optional[str] = None
@@ -555,7 +569,7 @@ class Container:
         return {
             "name": self.name, "image": self.spec.get("image", ""), "imageID": "",
             **({"containerID": f"process://{self.proc.pid}"} if self.proc else {}),
-            "ready": running and not self.init, "started": running, "restartCount": self.restart_count,
+            "ready": running and (self.sidecar or not self.init), "started": running, "restartCount": self.restart_count,
             "state": self.state, "lastState": self.last_state,
         }
 
@@ -578,6 +592,8 @@ class PodRunner(threading.Thread):
         self.claimed: list[str] = []
         self.containers: list[Container] = []
         self.init_containers: list[Container] = []
+        self.sidecars: list[Container] = []  # started native sidecars, in start order
+        self.service_account_dir: Optional[Path] = None
         self.deletion_requested = threading.Event()
         self.kill_deadline: Optional[float] = None
         self.gone = threading.Event()  # the pod object no longer exists
@@ -636,7 +652,7 @@ class PodRunner(threading.Thread):
             return
         self.phase = phase
         terminal = phase in ("Succeeded", "Failed")
-        inits_done = all(c.done and c.exit_code == 0 for c in self.init_containers)
+        inits_done = all(c.running if c.sidecar else (c.done and c.exit_code == 0) for c in self.init_containers)
         ready = phase == "Running" and all(c.running for c in self.containers)
         status: dict = {
             "phase": phase,
@@ -713,6 +729,7 @@ class PodRunner(threading.Thread):
                 return
             try:
                 self._prepare_volumes(spec)
+                self._prepare_service_account(spec)
                 for c in self.init_containers + self.containers:
                     env = self._environment(c.spec)
                     plans[c.name] = (env, local_command(container_argv(c.spec, env)))
@@ -731,13 +748,22 @@ class PodRunner(threading.Thread):
         for c in self.init_containers:
             c.state = {"waiting": {"reason": "PodInitializing"}}
         for c in self.init_containers:
+            if c.sidecar:  # started, then kept running (and restarted) beside what follows
+                c.start(*plans[c.name])
+                self.sidecars.append(c)
+                log.info("%s/%s: sidecar %s started, PID %d", self.namespace, self.pod_name, c.name, c.proc.pid)
+                continue
             if not self._supervise([c], plans, "OnFailure" if restart != "Never" else "Never", phase="Pending"):
+                self._stop_sidecars()
                 return self._finish()
         self._supervise(self.containers, plans, restart, phase="Running")
+        self._stop_sidecars()
         self._finish()
 
     def _supervise(self, containers: list[Container], plans: dict, restart: str, phase: str) -> bool:
-        """Run ``containers`` until all are done (or the pod is deleted); True if all exited 0."""
+        """Run ``containers`` until all are done (or the pod is deleted); True if all exited 0.
+
+        Started sidecars are restarted meanwhile (``restartPolicy: Always``) but not waited for."""
         for c in containers:
             c.start(*plans[c.name])
             log.info("%s/%s: container %s started, PID %d", self.namespace, self.pod_name, c.name, c.proc.pid)
@@ -745,11 +771,11 @@ class PodRunner(threading.Thread):
         terminating = False
         while True:
             changed = False
-            for c in containers:
+            for c, policy in [(c, restart) for c in containers] + [(s, "Always") for s in self.sidecars]:
                 if c.poll():
                     changed = True
                     log.info("%s/%s: container %s exited %d", self.namespace, self.pod_name, c.name, c.exit_code)
-                    again = not terminating and (restart == "Always" or (restart == "OnFailure" and c.exit_code != 0))
+                    again = not terminating and (policy == "Always" or (policy == "OnFailure" and c.exit_code != 0))
                     if again:
                         c.restart_at = time.monotonic() + min(10.0, 2.0 ** c.restart_count)
                 elif c.restart_at is not None and time.monotonic() >= c.restart_at and not terminating:
@@ -760,11 +786,12 @@ class PodRunner(threading.Thread):
             if self.deletion_requested.is_set():
                 if not terminating:
                     terminating = True
-                    for c in containers:
+                    for c in containers + self.sidecars:
                         c.restart_at = None
+                    for c in containers:  # sidecars are stopped after the main containers
                         c.signal(signal.SIGTERM)
                 if time.monotonic() >= (self.kill_deadline or 0):
-                    for c in containers:
+                    for c in containers + self.sidecars:
                         c.signal(signal.SIGKILL)
             if all(c.done for c in containers):
                 return all(c.exit_code == 0 for c in containers)
@@ -772,11 +799,29 @@ class PodRunner(threading.Thread):
                 self.write_status(phase)
             time.sleep(0.1)
 
+    def _stop_sidecars(self) -> None:
+        """After the main containers: SIGTERM the sidecars (last started first), SIGKILL at the
+        grace period's end (or the deletion's deadline, if sooner)."""
+        grace = (self.pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+        deadline = time.monotonic() + (30 if grace is None else int(grace))
+        if self.kill_deadline is not None:
+            deadline = min(deadline, self.kill_deadline)
+        for c in reversed(self.sidecars):
+            c.restart_at = None
+            c.signal(signal.SIGTERM)
+        while not all(c.done or c.proc is None for c in self.sidecars):
+            for c in self.sidecars:
+                c.poll()
+            if time.monotonic() >= deadline:
+                for c in self.sidecars:
+                    c.signal(signal.SIGKILL)
+            time.sleep(0.1)
+
     def _finish(self) -> None:
-        everything = self.init_containers + self.containers
-        if not any(c.proc for c in everything):
+        everything = [c for c in self.init_containers if not c.sidecar] + self.containers
+        if not any(c.proc for c in self.init_containers + self.containers):
             return  # deleted before anything started: nothing to report
-        ok = all(c.done and c.exit_code == 0 for c in everything)
+        ok = all(c.done and c.exit_code == 0 for c in everything)  # a sidecar's exit does not count
         self.write_status("Succeeded" if ok else "Failed")
 
     def _cleanup(self) -> None:
@@ -811,6 +856,30 @@ class PodRunner(threading.Thread):
         env.update(resolve_env(self.pod, container, services, self.agent.allocatable,
                                lambda kind, name: self.agent.get_object(kind, self.namespace, name)))
         return env
+
+    def _prepare_service_account(self, spec: dict) -> None:
+        """What the ServiceAccount admission plugin and the kubelet give a pod: a token bound to
+        the pod (TokenRequest), the cluster CA and the namespace in ``SERVICE_ACCOUNT_DIR``,
+        mounted in every container; unless ``automountServiceAccountToken: false`` or the pod
+        mounts something there itself."""
+        if self.service_account_dir is not None or spec.get("automountServiceAccountToken") is False:
+            return
+        containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
+        if any(os.path.normpath(m["mountPath"]) == SERVICE_ACCOUNT_DIR for c in containers for m in c.get("volumeMounts") or []):
+            return
+        named = spec.get("serviceAccountName") or spec.get("serviceAccount")
+        account = named or "default"
+        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": TOKEN_SECONDS}}
+        if named:  # without the admission plugin (off here) an unnamed pod cannot be bound to "default"
+            request["spec"]["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name, "uid": self.uid}
+        issued = self.agent.kube.request("POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token", request)
+        if issued is None:
+            raise NotReady("ContainerCreating", f'serviceaccount "{account}" not found')
+        files = {"token": issued["status"]["token"].encode(), "namespace": self.namespace.encode(),
+                 "ca.crt": Path(self.agent.kube.ca_file).read_bytes() if self.agent.kube.ca_file else b""}
+        base = self.dir / "serviceaccount"
+        self._write_files(base, files, None, 0o644)
+        self.service_account_dir = base
 
     def _prepare_volumes(self, spec: dict) -> None:
         for volume in spec.get("volumes") or []:
@@ -879,6 +948,10 @@ class PodRunner(threading.Thread):
             if not any(Path(target).is_relative_to(x["target"]) for x in mounts):
                 self.agent.claim_path(target, is_dir=source.is_dir())
             mounts.append({"source": str(source), "target": target, "readOnly": bool(m.get("readOnly"))})
+        if self.service_account_dir is not None:
+            if not any(Path(SERVICE_ACCOUNT_DIR).is_relative_to(x["target"]) for x in mounts):
+                self.agent.claim_path(SERVICE_ACCOUNT_DIR, is_dir=True)
+            mounts.append({"source": str(self.service_account_dir), "target": SERVICE_ACCOUNT_DIR, "readOnly": True})
         return mounts
 
 
@@ -914,12 +987,16 @@ class Agent:
         self.slices: dict[tuple[str, str], dict] = {}
         self.created_paths: list[str] = []
         self.informers: list[Informer] = []
+        self.api_relay: Optional[Relay] = None
 
     # -- lifecycle
     def run(self) -> int:
         ensure_host_tools()
         self.network.setup()
         try:
+            api = urllib.parse.urlsplit(self.kube.host)
+            listener = listen_in_namespace(self.network.bridge_ns, self.network.gateway, API_RELAY_PORT)
+            self.api_relay = Relay(listener, (api.hostname, api.port or 443), "api-relay").start()
             self.register()
             services = Informer(self.kube, "/api/v1/services", {}, self._services_synced, self._service_event, self.stop, "services")
             slices = Informer(self.kube, "/apis/discovery.k8s.io/v1/endpointslices", {}, self._slices_synced,
@@ -953,6 +1030,8 @@ class Agent:
             runner.vanish()
         for runner in runners:
             runner.join(15)
+        if self.api_relay is not None:
+            self.api_relay.close()
         left = self.network.teardown()
         if left:
             log.info("removed network namespaces %s", ", ".join(left))
@@ -1137,15 +1216,20 @@ class Agent:
     def _sync_rules(self) -> None:
         with self.rules_lock:  # compute and apply in one go: an older view never wins
             with self.lock:
-                rules = service_rules(list(self.services.values()), list(self.slices.values()))
+                rules = service_rules(list(self.services.values()), list(self.slices.values()),
+                                      api_server=(self.network.gateway, API_RELAY_PORT))
             try:
                 self.network.set_rules(rules)
             except NetworkError as exc:
                 log.warning("service rules not applied: %s", exc)
 
 
-def service_rules(services: list[dict], slices: list[dict]) -> list[ServiceRule]:
-    """kube-proxy's view: ClusterIP:port → the first ready endpoint (by address) of the Service."""
+def service_rules(services: list[dict], slices: list[dict],
+                  api_server: tuple[str, int] | None = None) -> list[ServiceRule]:
+    """kube-proxy's view: ClusterIP:port → the first ready endpoint (by address) of the Service.
+
+    ``api_server``: where the ``default/kubernetes`` Service goes (the agent's relay; the local
+    API server runs without an endpoint reconciler, so that Service has no endpoints)."""
     by_service: dict[tuple[str, str], list[dict]] = {}
     for eps in slices:
         owner = (eps["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
@@ -1162,8 +1246,8 @@ def service_rules(services: list[dict], slices: list[dict]) -> list[ServiceRule]
             protocol = (port.get("protocol") or "TCP").lower()
             if protocol not in ("tcp", "udp"):
                 continue
-            target = None
-            for eps in by_service.get(key, []):
+            target = api_server if key == ("default", "kubernetes") and protocol == "tcp" else None
+            for eps in [] if target else by_service.get(key, []):
                 number = next((p.get("port") for p in eps.get("ports") or []
                                if (p.get("name") or "") == (port.get("name") or "")), None)
                 if number is None:

@@ -59,7 +59,8 @@ def update(p, spec: MSJobSpec, raw_pods: dict) -> tuple[bool, str]:
     if not timeout or not running or running.get("status") != cond.TRUE:
         return False, ""
     running_since = parse_time(running.get("lastTransitionTime"))
-    stalled, remaining, message = stall_check(progress, running_since=running_since, now=p.now, timeout_s=timeout)
+    stalled, remaining, message = stall_check(progress, running_since=running_since, now=p.now, timeout_s=timeout,
+                                              startup_s=spec.health.startup_grace_seconds)
     if stalled:
         return True, message
     if remaining is not None:
