@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
         "max_in_flight": args.max_in_flight,
         "settings": Settings(gang=GangSettings(scheduler=args.gang_scheduler, mode=args.gang_scheduling,
                                                scheduler_name=args.gang_scheduler_name),
-                             reporter_image=args.reporter_image),
+                             reporter_image=args.reporter_image, max_pods_per_job=args.max_replicas_per_job),
     }
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
@@ -56,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness port for /healthz (0 disables)")
     run.add_argument("--workers", type=int, default=16, help="jobs reconciled concurrently")
     run.add_argument("--max-in-flight", type=int, default=64, help="API requests in flight at once (creates and deletes)")
+    run.add_argument("--max-replicas-per-job", type=int, default=4096,
+                     help="a job asking for more pods in total fails with condition TooManyReplicas, creating none")
     run.add_argument("--gang-scheduler", choices=[VOLCANO, SCHEDULER_PLUGINS], default=VOLCANO,
                      help="whose PodGroup gang-scheduled jobs get")
     run.add_argument("--gang-scheduling", choices=["auto", "always", "never"], default="auto",

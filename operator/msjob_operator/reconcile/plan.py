@@ -327,6 +327,16 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         _summarize(p, spec, current)
         return p.plan
 
+    # 1b. Over the operator's cap (--max-replicas-per-job): fail before any pod exists.
+    total = sum(replica_count(spec, rtype) for rtype, _ in spec.ms_replica_specs.items())
+    if total > settings.max_pods_per_job:
+        p.finish(False, "TooManyReplicas",
+                 f"the job asks for {total} pods (msReplicaSpecs), more than this operator allows per job "
+                 f"({settings.max_pods_per_job}, --max-replicas-per-job)")
+        _clean_pods(p, views)
+        _summarize(p, spec, current)
+        return p.plan
+
     # 2. Suspended: hold no pods, keep the job.
     run = spec.run_policy
     if run and run.suspend:
