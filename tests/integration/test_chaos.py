@@ -209,3 +209,23 @@ def final_state_problem(jobs: MSJobs, name: str, kind: str) -> str | None:
 
 def final_state_ok(jobs: MSJobs, name: str, kind: str) -> bool:
     return final_state_problem(jobs, name, kind) is None
+
+
+def test_member_that_vanishes_unseen_restarts_the_gang(jobs, running_operator):
+    """A pod removed while the operator is down leaves no trace of why: a new pod alone would join
+    a MindSpore cluster that has broken up, so the whole gang restarts (uncounted: no known fault)."""
+    jobs.create(msjob("vanish", workers=2, runPolicy={"backoffLimit": 0}))
+    first = {p.metadata.name: p.metadata.uid for p in jobs.wait_pods("vanish", 3)}
+    jobs.wait_condition("vanish", "Running")
+    running_operator.kill()
+    try:
+        jobs.core.delete_namespaced_pod("vanish-worker-1", jobs.ns, grace_period_seconds=0)
+        wait_for(lambda: len(jobs.pods("vanish")) == 2, timeout=60, message="the member is gone")
+    finally:
+        running_operator.start()
+    new = jobs.wait_pods("vanish", 3, attempt=1)
+    assert all(p.metadata.uid != first[p.metadata.name] for p in new)  # every member is new
+    jobs.wait_condition("vanish", "Running")
+    status = jobs.get("vanish")["status"]
+    assert status["restartCount"] == 1 and not status.get("backoffCount")
+    assert status["lastFailure"]["pod"] == "vanish-worker-1" and status["lastFailure"]["reason"] == "Lost"

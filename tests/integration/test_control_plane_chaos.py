@@ -44,7 +44,22 @@ def own_jobs(own_cluster, own_operator, request):
     api.close()
 
 
-def test_watches_recover_after_apiserver_and_etcd_restarts(own_cluster, own_operator, own_jobs):
+@pytest.fixture(scope="module")
+def lost_node(own_cluster, own_operator):
+    """A running job one of whose nodes is deleted. The pod garbage collector takes its time
+    (a 40 s quarantine), so this starts before the restart test and is checked after it."""
+    api = config.new_client_from_config(config_file=str(own_cluster.kubeconfig))
+    jobs = MSJobs(api, "lost-node")
+    jobs.core.create_namespace({"metadata": {"name": jobs.ns}})
+    jobs.create(msjob("lost", workers=2, runPolicy={"backoffLimit": 0}))
+    pods = jobs.wait_pods("lost", 3, timeout=TIMEOUT, attempt=0)
+    node = pods[0].spec.node_name
+    own_cluster.delete_node(node)
+    yield jobs, node
+    api.close()
+
+
+def test_watches_recover_after_apiserver_and_etcd_restarts(own_cluster, own_operator, own_jobs, lost_node):
     jobs, pid = own_jobs, own_operator.proc.pid
     jobs.create(msjob("before", workers=1))
     jobs.wait_pods("before", 2, timeout=TIMEOUT)
@@ -66,24 +81,16 @@ def test_watches_recover_after_apiserver_and_etcd_restarts(own_cluster, own_oper
     assert own_operator.proc.poll() is None and own_operator.proc.pid == pid  # never restarted
 
 
-def test_deleted_node_restarts_the_gang_without_using_the_budget(own_cluster, own_jobs):
-    jobs = own_jobs
-    jobs.create(msjob("lost", workers=2, runPolicy={"backoffLimit": 0}))
-    pods = jobs.wait_pods("lost", 3, timeout=TIMEOUT, attempt=0)
-    node = pods[0].spec.node_name
-    own_cluster.delete_node(node)
-    try:
-        # The pod garbage collector marks the lost node's pods Failed with DisruptionTarget
-        # (DeletionByPodGC): a disruption, so the gang restarts without counting against backoffLimit.
-        new = jobs.wait_pods("lost", 3, timeout=TIMEOUT, attempt=1)
-        assert all(p.spec.node_name != node for p in new)
-        jobs.wait_condition("lost", "Running", timeout=TIMEOUT)
-        status = jobs.get("lost")["status"]
-        assert status["restartCount"] == 1 and not status.get("backoffCount"), status
-        assert status["lastFailure"]["node"] == node
-        restarting = jobs.condition("lost", "Restarting")
-        assert restarting["reason"] == "MSJobRestarted"
-        assert any(e.reason == "MemberDisrupted" for e in jobs.events("lost")), [e.reason for e in jobs.events("lost")]
-        assert all(p.metadata.labels[naming.ATTEMPT_LABEL] == "1" for p in jobs.pods("lost", include_terminating=False))
-    finally:
-        own_cluster.add_nodes(1, prefix="kwok-node")
+def test_deleted_node_restarts_the_gang_without_using_the_budget(lost_node):
+    jobs, node = lost_node
+    # The pod garbage collector marks the lost node's pods Failed with DisruptionTarget
+    # (DeletionByPodGC): a disruption, so the gang restarts without counting against backoffLimit.
+    new = jobs.wait_pods("lost", 3, timeout=TIMEOUT, attempt=1)
+    assert all(p.spec.node_name != node for p in new)
+    jobs.wait_condition("lost", "Running", timeout=TIMEOUT)
+    status = jobs.get("lost")["status"]
+    assert status["restartCount"] == 1 and not status.get("backoffCount"), status
+    assert status["lastFailure"]["node"] == node
+    assert jobs.condition("lost", "Restarting")["reason"] == "MSJobRestarted"
+    assert any(e.reason == "MemberDisrupted" for e in jobs.events("lost")), [e.reason for e in jobs.events("lost")]
+    assert all(p.metadata.labels[naming.ATTEMPT_LABEL] == "1" for p in jobs.pods("lost", include_terminating=False))
