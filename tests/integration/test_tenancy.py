@@ -22,6 +22,9 @@ from .msjobs import GROUP, MSJobs, msjob
 pytestmark = pytest.mark.cluster
 
 RESTRICTED_USER = "msjob-operator-restricted"
+# kopf lists CustomResourceDefinitions and namespaces (cluster-scoped: read-only) in either mode.
+KOPF_RULES = [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+              {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
 # Everything the operator uses, and nothing of Secrets.
 OPERATOR_RULES = [
     {"apiGroups": [GROUP], "resources": ["msjobs"], "verbs": ["get", "list", "watch", "delete"]},
@@ -30,7 +33,6 @@ OPERATOR_RULES = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "create"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},  # kopf
     {"apiGroups": ["scheduling.volcano.sh"], "resources": ["podgroups"], "verbs": ["get", "list", "watch", "create", "delete"]},
 ]
 
@@ -51,13 +53,26 @@ def restricted_kubeconfig(cluster, directory) -> str:
     return str(path)
 
 
-def test_operator_runs_without_any_access_to_secrets(cluster, kube, core, namespace, running_operator, tmp_path):
+@pytest.mark.parametrize("scope", ["cluster", "namespace"])
+def test_operator_runs_without_any_access_to_secrets(cluster, kube, core, namespace, running_operator, tmp_path, scope):
+    """Cluster-wide, and namespaced (`-n NS`) with rights in NS alone: the operator works, and
+    cannot read a Secret nor write anywhere else."""
     rbac = RbacAuthorizationV1Api(kube)
     role = f"{RESTRICTED_USER}-{uuid.uuid4().hex[:5]}"
+    ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role}
+    subjects = [{"kind": "User", "name": RESTRICTED_USER}]
     rbac.create_cluster_role({"metadata": {"name": role}, "rules": OPERATOR_RULES})
-    rbac.create_cluster_role_binding({"metadata": {"name": role},
-                                      "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-                                      "subjects": [{"kind": "User", "name": RESTRICTED_USER}]})
+    rbac.create_cluster_role({"metadata": {"name": f"{role}-kopf"}, "rules": KOPF_RULES})
+    rbac.create_cluster_role_binding({"metadata": {"name": f"{role}-kopf"}, "subjects": subjects,
+                                      "roleRef": {**ref, "name": f"{role}-kopf"}})
+    if scope == "cluster":
+        rbac.create_cluster_role_binding({"metadata": {"name": role}, "roleRef": ref, "subjects": subjects})
+        args = []
+    else:
+        rbac.create_namespaced_role_binding(namespace, {"metadata": {"name": role}, "roleRef": ref, "subjects": subjects})
+        args = ["--namespace", namespace]
+        assert cluster.kubectl("auth", "can-i", "create", "pods", "-n", "default", "--as", RESTRICTED_USER,
+                               check=False).stdout.strip() == "no"
     can_i = cluster.kubectl("auth", "can-i", "--list", "--as", RESTRICTED_USER, "-n", namespace).stdout
     assert "secrets" not in can_i  # this identity cannot get, list or watch any Secret
 
@@ -70,7 +85,7 @@ def test_operator_runs_without_any_access_to_secrets(cluster, kube, core, namesp
     spec["imagePullSecrets"] = [{"name": "db"}]
 
     running_operator.stop()  # only the restricted operator may act
-    restricted = OperatorProcess(restricted_kubeconfig(cluster, tmp_path / "restricted"), tmp_path)
+    restricted = OperatorProcess(restricted_kubeconfig(cluster, tmp_path / "restricted"), tmp_path, extra_args=args)
     try:
         restricted.start()
         jobs = MSJobs(kube, namespace)
@@ -81,8 +96,10 @@ def test_operator_runs_without_any_access_to_secrets(cluster, kube, core, namesp
     finally:
         restricted.stop()
         running_operator.start()
-        rbac.delete_cluster_role_binding(role)
-        rbac.delete_cluster_role(role)
+        for name in (role, f"{role}-kopf"):
+            if scope == "cluster" or name != role:
+                rbac.delete_cluster_role_binding(name)
+            rbac.delete_cluster_role(name)
     # It never even tried something it may not do (a Secret read would be a 403 here)...
     assert "403" not in log and "forbidden" not in log.lower(), log[-3000:]
     # ...and the pods carry the user's references, never a Secret's content.
