@@ -197,6 +197,10 @@ def final_state_problem(jobs: MSJobs, name: str, kind: str) -> str | None:
         # cleanPodPolicy Running: only the member that ended the job is left.
         if pod_names != [f"{name}-worker-0"]:
             return f"pods {pod_names}"
+        worker = status["replicaStatuses"]["Worker"]
+        ended = {"succeeded": 1, "failed": 0} if kind != "fl" else {"succeeded": 0, "failed": 1}
+        if {k: worker.get(k) for k in ended} != ended or worker.get("active"):
+            return f"replicaStatuses.Worker {worker}, pods {pod_names}"
         return None
     # Resumed and running: one full gang of the resumed attempt, counted in the status.
     attempts = {p.metadata.labels.get(naming.ATTEMPT_LABEL) for p in pods}

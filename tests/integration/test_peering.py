@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 import uuid
@@ -67,3 +68,30 @@ def test_only_the_lease_holder_acts_and_a_standby_takes_over(cluster, jobs, runn
         first.stop()
         second.stop()
         running_operator.start()
+
+
+def test_candidates_racing_for_a_lease_never_both_win(cluster, namespace):
+    """The compare-and-swap under the election, against the real API server: create, then take-over."""
+    from msjob_operator.controller.kube import Kube
+    from msjob_operator.controller.leader import LeaderElection
+
+    async def race() -> list[list[bool]]:
+        kube = await Kube.connect(str(cluster.kubeconfig))
+        try:
+            rounds = []
+            for i in range(5):
+                candidates = [LeaderElection(kube, namespace, f"race-{i}", identity=f"c{n}", lease_seconds=1)
+                              for n in range(3)]
+                rounds.append(list(await asyncio.gather(*(c.try_acquire_or_renew() for c in candidates))))
+                # The winner stops renewing: once the others have seen its record unchanged for a
+                # lease duration (their own clocks), exactly one of them takes over.
+                losers = [c for c, won in zip(candidates, rounds[-1]) if not won]
+                assert not any(await asyncio.gather(*(c.try_acquire_or_renew() for c in losers)))  # held
+                await asyncio.sleep(1.2)
+                rounds.append(list(await asyncio.gather(*(c.try_acquire_or_renew() for c in losers))))
+            return rounds
+        finally:
+            await kube.close()
+
+    for outcome in asyncio.run(race()):
+        assert outcome.count(True) == 1, outcome
