@@ -29,3 +29,10 @@ def test_lost_member_of_a_budgetless_job_does_not_fail_it():
     survivors = [pod("demo", "Scheduler", 0), pod("demo", "Worker", 1)]
     plan = reconcile(job(status=running_status(), runPolicy={"backoffLimit": 0}), survivors, services(), NOW)
     assert plan.status["state"] != "Failed" and plan.status["attempt"] == 1
+
+
+def test_lost_scheduler_with_recovery_is_recreated_alone():
+    workers = [pod("demo", "Worker", 0), pod("demo", "Worker", 1)]
+    plan = reconcile(job(status=running_status(), mindspore={"enableRecovery": True}), workers, services(), NOW)
+    assert plan.status["attempt"] == 0 and not plan.status.get("restartCount") and not plan.delete_pods
+    assert [p["metadata"]["name"] for p in plan.create_pods] == ["demo-scheduler-0"]

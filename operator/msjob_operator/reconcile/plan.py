@@ -407,6 +407,9 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
     # fail or terminate (force-deleted, or removed while the operator was down). A new pod alone would
     # join a MindSpore cluster that has broken up: restart the gang; not counted, as no fault is known.
     lost = [key for key in expected if key not in current] if cond.is_true(p.conditions, "Running") else []
+    if spec.mindspore and spec.mindspore.enable_recovery:
+        # With MS_ENABLE_RECOVERY a new scheduler alone is a real recovery: it is just recreated.
+        lost = [key for key in lost if key[0] != "Scheduler"]
     if lost:
         pod_names = [naming.pod_name(p.name, *key) for key in lost]
         p.status["lastFailure"] = {"pod": pod_names[0], "replicaType": lost[0][0], "index": lost[0][1],
