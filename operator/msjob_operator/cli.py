@@ -32,11 +32,15 @@ def _run(args: argparse.Namespace) -> int:
         "max_in_flight": args.max_in_flight,
         "settings": Settings(gang=GangSettings(scheduler=args.gang_scheduler, mode=args.gang_scheduling,
                                                scheduler_name=args.gang_scheduler_name),
-                             reporter_image=args.reporter_image),
+                             reporter_image=args.reporter_image, max_pods_per_job=args.max_replicas_per_job),
     }
+    if args.peering:
+        namespace = args.peering_namespace or os.environ.get("POD_NAMESPACE") or "default"
+        options["peering"] = {"namespace": namespace, "lease_seconds": args.peering_lease_seconds}
     liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
     kopf.run(
-        standalone=not args.peering,
+        # kopf's own peering would pause its watches, not our informers and workers: a Lease does that.
+        standalone=True,
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
         memo=kopf.Memo(options=options),
@@ -56,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness port for /healthz (0 disables)")
     run.add_argument("--workers", type=int, default=16, help="jobs reconciled concurrently")
     run.add_argument("--max-in-flight", type=int, default=64, help="API requests in flight at once (creates and deletes)")
+    run.add_argument("--max-replicas-per-job", type=int, default=4096,
+                     help="a job asking for more pods in total fails with condition TooManyReplicas, creating none")
     run.add_argument("--gang-scheduler", choices=[VOLCANO, SCHEDULER_PLUGINS], default=VOLCANO,
                      help="whose PodGroup gang-scheduled jobs get")
     run.add_argument("--gang-scheduling", choices=["auto", "always", "never"], default="auto",
@@ -63,7 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--gang-scheduler-name", help="schedulerName of gang-scheduled pods (default: per gang scheduler)")
     run.add_argument("--reporter-image", default=f"msjob-operator:{__version__}",
                      help="image of the progress reporter sidecar (spec.health.reportProgress)")
-    run.add_argument("--peering", action="store_true", help="coordinate with other replicas through kopf peering (HA)")
+    run.add_argument("--peering", action="store_true",
+                     help="several replicas (HA): the holder of a Lease reconciles, the others stand by")
+    run.add_argument("--peering-namespace", help="namespace of the Lease (default: $POD_NAMESPACE, else default)")
+    run.add_argument("--peering-lease-seconds", type=float, default=15.0,
+                     help="a standby takes over when the leader has not renewed for this long")
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=_run)

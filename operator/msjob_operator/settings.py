@@ -31,6 +31,8 @@ class Settings:
     reporter_image: str = "msjob-operator:0.1.0"
     # False when the gang scheduler's PodGroup CRD is not installed in the cluster.
     gang_available: bool = True
+    # A job asking for more pods than this fails without creating any (--max-replicas-per-job).
+    max_pods_per_job: int = 4096
 
 
 DEFAULT = Settings()

@@ -91,6 +91,8 @@ def test_member_failure_restarts_the_whole_gang_and_counts():
 
 def test_new_gang_is_created_once_stale_pods_are_gone():
     status = running_status(restartCount=1, backoffCount=1)
+    # As a gang restart leaves it: Running is False until the new gang runs.
+    status["conditions"][1] = {"type": "Running", "status": "False", "reason": "MemberFailed", "message": "x"}
     # Stale pods still terminating: nothing is created yet.
     stale = [pod("demo", "Worker", 0, attempt=0, deleting=True)]
     assert not reconcile(job(status=status), stale, services(), NOW).create_pods

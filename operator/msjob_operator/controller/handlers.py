@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import signal
 
 import kopf
 from prometheus_client import start_http_server
@@ -12,6 +13,7 @@ from prometheus_client import start_http_server
 from ..api.models import GROUP, PLURAL, VERSION
 from . import metrics
 from .kube import Kube, load_configuration
+from .leader import LeaderElection
 from ..settings import Settings
 from .reconciler import Controller, JobStateCollector
 
@@ -43,13 +45,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    # Peering lets a second replica stand by; the default is one replica (Recreate).
-    settings.peering.name = os.environ.get("MSJOB_PEERING_NAME", "msjob-operator")
-    settings.peering.mandatory = False
     options = memo.get("options") or {}
     kube = await Kube.connect(options.get("kubeconfig"), max_in_flight=options.get("max_in_flight", 64))
+    leader = None
+    peering = options.get("peering")
+    if peering:
+        # Several replicas: kopf only feeds every replica's cache; our Lease decides who acts.
+        leader = LeaderElection(kube, peering["namespace"], os.environ.get("MSJOB_PEERING_NAME", "msjob-operator"),
+                                lease_seconds=peering["lease_seconds"])
     controller = Controller(kube, namespaces=options.get("namespaces"), workers=options.get("workers", 16),
-                            settings=options.get("settings") or Settings())
+                            settings=options.get("settings") or Settings(), leader=leader,
+                            on_leadership_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
     memo["controller"] = controller
     await controller.start()
     port = options.get("metrics_port")

@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -19,6 +19,7 @@ from ..reconcile.plan import Plan, fmt_time, parse_time, reconcile
 from . import metrics
 from .informer import Informer
 from .kube import Kube, KubeError, core_path
+from .leader import LeaderElection
 from .queue import WorkQueue
 from .store import ChildStore, JobStore, Key
 
@@ -45,8 +46,12 @@ class JobLog(logging.LoggerAdapter):
 
 class Controller:
     def __init__(self, kube: Kube, namespaces: Optional[list[str]] = None, workers: int = 16,
-                 settings: Settings = DEFAULT):
+                 settings: Settings = DEFAULT, leader: Optional[LeaderElection] = None,
+                 on_leadership_lost: Optional[Callable[[], None]] = None):
         self.kube = kube
+        # With several replicas only the Lease holder reconciles; the others keep warm caches.
+        self.leader = leader
+        self.on_leadership_lost = on_leadership_lost
         self.namespaces = namespaces or []
         self.workers = workers
         self.settings = settings
@@ -93,8 +98,25 @@ class Controller:
                 self.settings = dataclasses.replace(self.settings, gang_available=False)
         for informer in self.informers:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"{informer.what}-informer"))
-        for i in range(self.workers):
-            self._tasks.append(asyncio.create_task(self._work(), name=f"reconcile-worker-{i}"))
+        if self.leader is None:
+            self._start_workers()
+        else:
+            self._tasks.append(asyncio.create_task(self._lead(), name="leader-election"))
+
+    def _start_workers(self) -> list[asyncio.Task]:
+        workers = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
+        self._tasks.extend(workers)
+        return workers
+
+    async def _lead(self) -> None:
+        await self.leader.acquire()
+        workers = self._start_workers()
+        await self.leader.hold()
+        # Lost: stop acting at once, then let the process end (a fresh start rejoins as a candidate).
+        for task in workers:
+            task.cancel()
+        if self.on_leadership_lost is not None:
+            self.on_leadership_lost()
 
     async def stop(self) -> None:
         self.queue.close()
@@ -110,6 +132,7 @@ class Controller:
     def health(self) -> dict:
         return {
             "synced": self.synced,
+            "leader": self.leader is None or self.leader.leading,
             "jobs": len(self.jobs),
             "queued": len(self.queue),
             "lastReconcile": self.last_success,

@@ -327,6 +327,16 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         _summarize(p, spec, current)
         return p.plan
 
+    # 1b. Over the operator's cap (--max-replicas-per-job): fail before any pod exists.
+    total = sum(replica_count(spec, rtype) for rtype, _ in spec.ms_replica_specs.items())
+    if total > settings.max_pods_per_job:
+        p.finish(False, "TooManyReplicas",
+                 f"the job asks for {total} pods (msReplicaSpecs), more than this operator allows per job "
+                 f"({settings.max_pods_per_job}, --max-replicas-per-job)")
+        _clean_pods(p, views)
+        _summarize(p, spec, current)
+        return p.plan
+
     # 2. Suspended: hold no pods, keep the job.
     run = spec.run_policy
     if run and run.suspend:
@@ -392,6 +402,23 @@ def reconcile(job: dict, pods: list[dict], services: list[dict], now: dt.datetim
         _clean_pods(p, views)
         _summarize(p, spec, current)
         return p.plan
+
+    # 6b. Lost members: a member of a gang that was all running is gone, and the operator never saw it
+    # fail or terminate (force-deleted, or removed while the operator was down). A new pod alone would
+    # join a MindSpore cluster that has broken up: restart the gang; not counted, as no fault is known.
+    lost = [key for key in expected if key not in current] if cond.is_true(p.conditions, "Running") else []
+    if spec.mindspore and spec.mindspore.enable_recovery:
+        # With MS_ENABLE_RECOVERY a new scheduler alone is a real recovery: it is just recreated.
+        lost = [key for key in lost if key[0] != "Scheduler"]
+    if lost:
+        pod_names = [naming.pod_name(p.name, *key) for key in lost]
+        p.status["lastFailure"] = {"pod": pod_names[0], "replicaType": lost[0][0], "index": lost[0][1],
+                                   "reason": "Lost", "time": p.now_text,
+                                   "action": f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (member lost)"}
+        more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+        message = f"pod {', '.join(pod_names[:3])}{more} vanished without being seen to fail or terminate"
+        if p.restart_gang("MemberLost", message, counted=False):
+            return _finish_pass(p, spec, views, services, {}, views)
 
     # 7. Failures: failed members, and members deleted by someone else while the job runs.
     handled = set(p.status.get("handledFailures") or [])
