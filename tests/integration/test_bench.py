@@ -25,7 +25,7 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
     2 then 4 resident jobs, the footprint with them. Figures must exist and be sane, never fast."""
     options = bench.Options(scenarios=("recovery", "requests", "concurrent", "resident", "footprint"),
                             recovery_workers=8, lifecycle_workers=2, concurrent_jobs=5, job_workers=2,
-                            resident=[2, 4], new_jobs=1, idle_seconds=1, timeout=120)
+                            resident=[2, 4], new_jobs=1, idle_seconds=1, timeout=120, settle=False)
     results = asyncio.run(bench.run_scenarios(str(cluster.kubeconfig), options, running_operator.proc.pid,
                                               running_operator.metrics))
 
@@ -36,11 +36,12 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
 
     requests = results["lifecycle_requests"]
     assert requests["pods_seen_running"] == 3
-    # At least: its pods and two Services created, its status patched, the job deleted by its TTL.
+    # At least (the session's operator may be busy with other tests' jobs too): its pods and two
+    # Services created, its status patched, the job deleted by its TTL.
     assert requests["by_verb_resource"].get("create pods", 0) >= 3
     assert requests["by_verb_resource"].get("create services", 0) >= 2
     assert requests["by_verb_resource"].get("patch msjobs/status", 0) >= 1
-    assert requests["by_verb_resource"].get("delete msjobs", 0) == 1
+    assert requests["by_verb_resource"].get("delete msjobs", 0) >= 1
     assert requests["total"] == sum(requests["by_verb"].values())
 
     concurrent = results["concurrent"]

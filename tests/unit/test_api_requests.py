@@ -4,7 +4,8 @@ import os
 
 import pytest
 
-from msjob_operator.bench.footprint import api_requests, process_usage
+from msjob_operator.bench.common import api_requests
+from msjob_operator.bench.footprint import process_usage
 from msjob_operator.controller import metrics
 from msjob_operator.controller.kube import request_kind
 
@@ -42,3 +43,39 @@ def test_process_usage_of_this_process():
     assert usage["rss_mib"] > 1 and usage["peak_rss_mib"] >= usage["rss_mib"]
     sum(i * i for i in range(200_000))  # some CPU, so the figure has something to count
     assert process_usage(os.getpid())["cpu_s"] > 0
+
+
+def test_proxy_from_the_environment_is_resolved_once_per_client(monkeypatch):
+    from msjob_operator.controller.kube import env_proxy
+
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,.cluster.local")
+    assert env_proxy("https://api.example.invalid:6443") == "http://proxy.invalid:3128"
+    assert env_proxy("https://127.0.0.1:6443") is None
+    assert env_proxy("https://kubernetes.default.svc.cluster.local") is None
+    monkeypatch.delenv("https_proxy")
+    assert env_proxy("https://api.example.invalid:6443") is None
+
+
+def test_the_client_does_not_consult_the_environment_per_request(tmp_path):
+    import asyncio
+
+    from msjob_operator.controller.kube import Kube
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+""")
+
+    async def check():
+        kube = await Kube.connect(str(kubeconfig))
+        try:
+            return kube.api.rest_client.pool_manager.trust_env
+        finally:
+            await kube.close()
+
+    assert asyncio.run(check()) is False

@@ -8,10 +8,13 @@ import uuid
 from collections import Counter
 from typing import Callable, Optional
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from .. import naming
 from ..api.models import GROUP, VERSION
 from ..controller.kube import Kube, core_path, job_path
 
+REQUESTS_METRIC = "msjob_api_requests_total"
 TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 
@@ -37,6 +40,8 @@ async def new_namespace(kube: Kube, prefix: str) -> str:
 
 async def delete_namespace(kube: Kube, namespace: str, wait: float = 0) -> None:
     """Delete; with `wait`, until it is gone, so its pods' deletion does not load the next measurement."""
+    # The jobs first: a job whose pods the namespace's deletion removes would make them again, in vain.
+    await kube.request("DELETE", job_path(namespace), ok_statuses=(404,))
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
@@ -44,6 +49,29 @@ async def delete_namespace(kube: Kube, namespace: str, wait: float = 0) -> None:
         if status == 404:
             return
         await asyncio.sleep(1)
+
+
+def api_requests(metrics_text: str) -> Counter:
+    """(verb, resource) -> requests, from the operator's metrics page."""
+    counts: Counter = Counter()
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == REQUESTS_METRIC:
+                counts[(sample.labels["verb"], sample.labels["resource"])] += int(sample.value)
+    return counts
+
+
+async def quiet_requests(metrics: Callable[[], str], timeout: float, quiet_seconds: float = 1) -> Counter:
+    """The operator's request counts once they stop moving: it has caught up with everything it was told."""
+    last = api_requests(await asyncio.to_thread(metrics))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet_seconds)
+        now = api_requests(await asyncio.to_thread(metrics))
+        if now == last:
+            return now
+        last = now
+    return last
 
 
 def seconds(value: float) -> float:

@@ -12,13 +12,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from .. import naming
 from ..controller.kube import Kube, job_path
-from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace
-
-REQUESTS_METRIC = "msjob_api_requests_total"
+from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests
 
 
 def process_usage(pid: int) -> dict:
@@ -42,35 +38,13 @@ async def measure_footprint(pid: int, jobs: int, pods: int, since: dict, idle_se
             "idle_cpu_percent": round(100 * (idle["cpu_s"] - now["cpu_s"]) / idle_seconds, 1)}
 
 
-def api_requests(metrics_text: str) -> Counter:
-    """(verb, resource) -> requests, from the operator's metrics page."""
-    counts: Counter = Counter()
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == REQUESTS_METRIC:
-                counts[(sample.labels["verb"], sample.labels["resource"])] += int(sample.value)
-    return counts
-
-
-async def _settled(metrics: Callable[[], str], timeout: float) -> Counter:
-    """The request counts once they stop moving (events are posted in the background)."""
-    last = api_requests(await asyncio.to_thread(metrics))
-    for _ in range(int(timeout)):
-        await asyncio.sleep(1)
-        now = api_requests(await asyncio.to_thread(metrics))
-        if now == last:
-            return now
-        last = now
-    return last
-
-
 async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], workers: int, timeout: float) -> dict:
     """The operator's requests for one job: create -> Running -> Succeeded -> deleted by its TTL, pods gone."""
     name, pods = "lifecycle", workers + 1
     namespace = await new_namespace(kube, "bench-lifecycle")
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
     try:
-        before = await _settled(metrics, timeout)
+        before = await quiet_requests(metrics, timeout)
         body = job_body(name, workers, annotations={"kwok.msjob.test/exit-code": "0", "kwok.msjob.test/run-seconds": "3"},
                         runPolicy={"ttlSecondsAfterFinished": 0})
         await create_job(kube, namespace, body)
@@ -78,7 +52,7 @@ async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], wor
         ran = len(watch.ever_running)
         await _wait_gone(kube, namespace, name, timeout)  # the operator deletes it once Succeeded (TTL 0)
         await watch.until(lambda w: w.total == 0, timeout, "the job's pods gone")
-        after = await _settled(metrics, timeout)
+        after = await quiet_requests(metrics, timeout)
     finally:
         await watch.stop()
         await delete_namespace(kube, namespace)

@@ -16,7 +16,7 @@ EXIT_CODE = "kwok.msjob.test/exit-code"
 RUN_SECONDS = "kwok.msjob.test/run-seconds"
 
 
-async def measure_recovery(kube: Kube, workers: int, timeout: float) -> dict:
+async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
     name, pods = "recover", workers + 1
     namespace = await new_namespace(kube, "bench-recovery")
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
@@ -42,7 +42,7 @@ async def measure_recovery(kube: Kube, workers: int, timeout: float) -> dict:
                 "created_after_old_gone_s": seconds(created - gone)}
     finally:
         await watch.stop()
-        await delete_namespace(kube, namespace, wait=timeout)
+        await delete_namespace(kube, namespace, wait=timeout if settle else 0)
 
 
 def table(r: dict) -> str:

@@ -40,6 +40,10 @@ class Options:
     new_jobs: int = 3
     idle_seconds: float = 10
     timeout: float = 600
+    # Wait until a scenario's namespace is gone before the next one, so that deleting thousands of pods
+    # does not load the next measurement, and time new jobs only once the operator is quiet (small runs
+    # next to other work need not).
+    settle: bool = True
 
 
 def load() -> dict:
@@ -58,7 +62,7 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     try:
         if "recovery" in chosen:
-            results["recovery"] = await recovery.measure_recovery(kube, options.recovery_workers, options.timeout)
+            results["recovery"] = await recovery.measure_recovery(kube, options.recovery_workers, options.timeout, options.settle)
             print(recovery.table(results["recovery"]), flush=True)
         if "requests" in chosen:
             results["lifecycle_requests"] = await footprint.measure_lifecycle_requests(
@@ -66,11 +70,11 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
             print(footprint.table(None, results["lifecycle_requests"]), flush=True)
         if "concurrent" in chosen:
             results["concurrent"] = await many_jobs.measure_concurrent(
-                kube, options.concurrent_jobs, options.job_workers, options.timeout)
+                kube, options.concurrent_jobs, options.job_workers, options.timeout, options.settle)
             print(many_jobs.table(results["concurrent"], []), flush=True)
         if chosen & {"resident", "footprint"}:
             since = footprint.process_usage(operator_pid)
-            async with many_jobs.ResidentJobs(kube, options.job_workers, options.timeout) as resident:
+            async with many_jobs.ResidentJobs(kube, options.job_workers, options.timeout, metrics, options.settle) as resident:
                 if "resident" in chosen:
                     results["resident"] = await many_jobs.measure_resident(resident, options.resident, options.new_jobs)
                     print(many_jobs.table(None, results["resident"]), flush=True)
@@ -126,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
             kubeconfig = str(cluster.kubeconfig)
         try:
-            operator = OperatorProcess(Path(kubeconfig), Path(scratch)).start()
+            operator = OperatorProcess(Path(kubeconfig), Path(scratch), verbose=False).start()
             try:
                 results = asyncio.run(run_scenarios(kubeconfig, options, operator.proc.pid, operator.metrics))
             finally:
