@@ -1,3 +1,4 @@
+from msjob_operator import naming
 from msjob_operator.controller.store import ChildStore, JobStore
 
 from .jobs import pod
@@ -53,3 +54,31 @@ def test_a_late_event_of_the_old_incarnation_does_not_replace_the_new_pod():
     assert kept["metadata"]["uid"] == "new"
     store.remove(with_rv(pod(uid="old", attempt=0), 45))  # its deletion does not remove the new pod
     assert [p["metadata"]["uid"] for p in store.for_job(key)] == ["new"]
+
+
+def test_cached_pods_keep_only_what_the_reconcile_reads():
+    store = ChildStore(keep_spec=("nodeName",))
+    obj = with_rv(pod(uid="u1", phase="Running"), 5)
+    obj["metadata"]["managedFields"] = [{"manager": "kube-scheduler", "fieldsV1": {"f:spec": {}}}]
+    obj["spec"] = {"nodeName": "node-1", "containers": [{"name": "mindspore", "env": [{"name": "MS_ROLE"}]}]}
+    key = store.upsert(obj)
+    (cached,) = store.for_job(key)
+    assert cached["spec"] == {"nodeName": "node-1"} and "managedFields" not in cached["metadata"]
+    assert cached["metadata"]["labels"] == obj["metadata"]["labels"] and cached["status"] == obj["status"]
+    assert obj["spec"]["containers"] and obj["metadata"]["managedFields"]  # the caller's object is left alone
+    assert "containers" in ChildStore()._slim(obj)["spec"]  # a store without keep_spec (Services) keeps it
+
+
+def test_cached_objects_share_their_strings():
+    import json
+
+    store = ChildStore(keep_spec=("nodeName",))
+    for uid, name in (("u1", "a"), ("u2", "b")):
+        obj = with_rv(pod(uid=uid), 1)
+        obj["metadata"]["name"] = name
+        store.upsert(json.loads(json.dumps(obj)))  # as from the wire: fresh string objects every time
+    a, b = sorted(store.for_job(store.job_key(obj)), key=lambda p: p["metadata"]["name"])
+    key_a, key_b = (next(k for k in p["metadata"] if k == "labels") for p in (a, b))
+    assert key_a is key_b  # one string object for a key, however many pods carry it
+    assert a["metadata"]["labels"][naming.JOB_NAME_LABEL] is b["metadata"]["labels"][naming.JOB_NAME_LABEL]
+    assert a["metadata"]["uid"] == "u1" and b["metadata"]["uid"] == "u2"

@@ -12,11 +12,14 @@ import asyncio
 import json
 import logging
 import os
+import urllib.parse
+import urllib.request
 from typing import Any, AsyncIterator, Optional
 
 from kubernetes_asyncio import client, config
 
 from ..api.models import GROUP, PLURAL, VERSION
+from . import metrics
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,35 @@ async def load_configuration(kubeconfig: Optional[str] = None) -> client.Configu
     return configuration
 
 
+def request_kind(method: str, path: str, watch: bool = False) -> tuple[str, str]:
+    """(verb, resource) of a request in the API server's own terms, e.g. ("list", "pods"), ("patch", "msjobs/status")."""
+    parts = [p for p in path.split("/") if p]
+    rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # drop /api/v1 or /apis/<group>/<version>
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]  # a namespaced resource, not the namespace itself
+    if not rest:
+        return "get", "discovery"
+    named = len(rest) >= 2
+    resource = f"{rest[0]}/{rest[2]}" if len(rest) >= 3 else rest[0]
+    if watch:
+        return "watch", resource
+    verb = {"GET": "get" if named else "list", "POST": "create", "PUT": "update", "PATCH": "patch",
+            "DELETE": "delete" if named else "deletecollection"}.get(method.upper(), method.lower())
+    return verb, resource
+
+
+def _count(method: str, path: str, watch: bool = False) -> None:
+    metrics.API_REQUESTS.labels(*request_kind(method, path, watch)).inc()
+
+
+def env_proxy(url: str) -> Optional[str]:
+    """The proxy $HTTPS_PROXY / $HTTP_PROXY name for this URL, unless $NO_PROXY exempts its host."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies().get(parts.scheme)
+
+
 class Kube:
     """Async JSON client; ``max_in_flight`` bounds concurrent requests (no client-side QPS throttle)."""
 
@@ -65,7 +97,16 @@ class Kube:
         configuration = await load_configuration(kubeconfig)
         # The connection pool must not be the bottleneck of the bounded concurrency above.
         configuration.connection_pool_maxsize = max_in_flight + 16
-        return cls(client.ApiClient(configuration), max_in_flight)
+        if configuration.proxy is None:
+            configuration.proxy = env_proxy(configuration.host)
+        api = client.ApiClient(configuration)
+        # kubernetes_asyncio's session trusts the environment, so aiohttp reads the proxy variables and
+        # ~/.netrc in a thread for every request: two thread hops per call, a hot spot when creating
+        # thousands of pods. The proxy was resolved once above; netrc has nothing for the API server.
+        session = api.rest_client.pool_manager
+        if hasattr(session, "_trust_env"):
+            session._trust_env = False
+        return cls(api, max_in_flight)
 
     async def close(self) -> None:
         await self.api.close()
@@ -76,6 +117,7 @@ class Kube:
         headers = {"Accept": "application/json", "Content-Type": content_type}
         params = [(k, str(v).lower() if isinstance(v, bool) else v) for k, v in (query or {}).items() if v is not None]
         async with self.limit:
+            _count(method, path)
             response = await self.api.call_api(
                 path, method, query_params=params, header_params=headers, body=body,
                 auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout,
@@ -132,6 +174,7 @@ class Kube:
                   ("timeoutSeconds", timeout_seconds)]
         if label_selector:
             params.append(("labelSelector", label_selector))
+        _count("GET", path, watch=True)
         response = await self.api.call_api(
             path, "GET", query_params=params, header_params={"Accept": "application/json"},
             auth_settings=["BearerToken"], _preload_content=False, _request_timeout=timeout_seconds + 30,

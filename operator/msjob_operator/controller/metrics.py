@@ -24,3 +24,6 @@ TIME_TO_RUNNING = Histogram(
     registry=REGISTRY, buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800))
 QUEUE_DEPTH = Gauge("msjob_workqueue_depth", "Jobs waiting to be reconciled.", registry=REGISTRY)
 LAST_RECONCILE = Gauge("msjob_last_reconcile_timestamp_seconds", "Unix time of the last successful reconcile.", registry=REGISTRY)
+API_REQUESTS = Counter(
+    "msjob_api_requests_total", "Requests the operator's own client sent to the API server (kopf's MSJob watch excluded).",
+    ["verb", "resource"], registry=REGISTRY)

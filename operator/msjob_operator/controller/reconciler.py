@@ -56,7 +56,7 @@ class Controller:
         self.workers = workers
         self.settings = settings
         self.jobs = JobStore()
-        self.pods = ChildStore()
+        self.pods = ChildStore(keep_spec=("nodeName",))  # all the reconcile reads of a pod's spec
         self.services = ChildStore()
         self.podgroups = ChildStore()
         self.queue = WorkQueue()

@@ -236,7 +236,8 @@ class LocalCluster:
                 "--service-account-issuer", "https://kubernetes.default.svc",
                 "--service-account-key-file", str(pki / "sa.pub"),
                 "--service-account-signing-key-file", str(pki / "sa.key"),
-                "--service-cluster-ip-range", "10.0.0.0/24", "--authorization-mode", "RBAC",
+                # A /16: every MSJob takes a ClusterIP (its scheduler Service); the benchmark holds 1000 jobs.
+                "--service-cluster-ip-range", "10.0.0.0/16", "--authorization-mode", "RBAC",
                 # No controller fills in ServiceAccount tokens for fake pods; no need to require them.
                 "--disable-admission-plugins", "ServiceAccount", "--allow-privileged=true",
                 # From 1.37 the endpoint reconciler refuses a loopback advertise address.

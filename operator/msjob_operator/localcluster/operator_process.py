@@ -19,8 +19,9 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_dir: Path, extra_args: list[str] | None = None):
+    def __init__(self, kubeconfig: Path, log_dir: Path, extra_args: list[str] | None = None, verbose: bool = True):
         self.kubeconfig = kubeconfig
+        self.verbose = verbose  # debug logs for tests; the benchmark measures the operator as deployed
         self.log_path = log_dir / "operator.log"
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
@@ -31,8 +32,8 @@ class OperatorProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "msjob_operator", "run", "--kubeconfig", str(self.kubeconfig),
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--verbose",
-             *self.extra_args],
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+             *(["--verbose"] if self.verbose else []), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),
         )
         log.close()

@@ -1,36 +1,20 @@
-"""`python -m msjob_operator.bench`: how fast the operator creates big jobs, next to the physical limit.
+"""Big jobs: from `create MSJob` to all pods created and Running, next to the physical limit.
 
-For each size it measures, on the same local cluster in the same run:
+For each size, on the same cluster in the same run:
 - limit: a plain asyncio client creating the same pods (64 in flight) plus a headless Service;
 - operator: from `create MSJob` to all pods created, and to all pods Running.
-Prints a table and writes JSON. Numbers, never assertions: speed is measured, not tested.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import sys
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
-from . import naming
-from .api.models import GROUP, VERSION, MSJobSpec
-from .builders.pods import build_pod
-from .controller.kube import Kube, core_path, job_path
-
-TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
-
-
-def job_body(name: str, workers: int) -> dict:
-    template = {"spec": {"containers": [{"name": "mindspore", "image": "mindspore/mindspore:2.10.0"}],
-                         "tolerations": [TOLERATION], "nodeSelector": {"type": "kwok"}}}
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "MSJob", "metadata": {"name": name},
-            "spec": {"msReplicaSpecs": {"Scheduler": {"replicas": 1, "template": template},
-                                        "Worker": {"replicas": workers, "template": template}}}}
+from .. import naming
+from ..api.models import MSJobSpec
+from ..builders.pods import build_pod
+from ..controller.kube import Kube, core_path, job_path
+from .common import delete_namespace, job_body, new_namespace
 
 
 class PodCounter:
@@ -65,12 +49,6 @@ class PodCounter:
                     return
 
 
-async def _namespace(kube: Kube, prefix: str) -> str:
-    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    await kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
-    return name
-
-
 async def _list_rv(kube: Kube, namespace: str) -> str:
     _, data = await kube.request("GET", core_path("pods", namespace), query={"limit": 1})
     return data["metadata"]["resourceVersion"]
@@ -78,7 +56,7 @@ async def _list_rv(kube: Kube, namespace: str) -> str:
 
 async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeout: float) -> dict:
     """In a fresh namespace: start the clock, `create(namespace)`, wait until all pods run, clean up."""
-    namespace = await _namespace(kube, prefix)
+    namespace = await new_namespace(kube, prefix)
     counter = PodCounter(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}", pods)
     rv = await _list_rv(kube, namespace)
     started = time.monotonic()
@@ -88,7 +66,7 @@ async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeou
         await asyncio.wait_for(counter.all_running.wait(), timeout)
     finally:
         watcher.cancel()
-        await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
+        await delete_namespace(kube, namespace)
     return counter.times
 
 
@@ -147,44 +125,3 @@ HEADER = f"{'workers':>8} {'limit: created':>15} {'operator: created':>18} {'rat
 def _row(r: dict) -> str:
     return (f"{r['workers']:>8} {r['limit_created_s']:>14.2f}s {r['operator_created_s']:>17.2f}s {r['ratio_created']:>6.2f} "
             f"{r['limit_running_s']:>14.2f}s {r['operator_running_s']:>17.2f}s")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="8,128,512,1024", help="worker counts, comma-separated")
-    parser.add_argument("--kubeconfig", help="an existing cluster (default: start a local one)")
-    parser.add_argument("--nodes", type=int, default=12, help="fake nodes of the local cluster")
-    parser.add_argument("--timeout", type=float, default=600)
-    parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
-    args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
-
-    from .localcluster.operator_process import OperatorProcess
-
-    cluster = None
-    kubeconfig = args.kubeconfig
-    if not kubeconfig:
-        from .localcluster.cluster import LocalCluster
-
-        capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8", "nvidia.com/gpu": "8"}
-        cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
-        kubeconfig = str(cluster.kubeconfig)
-    logs = tempfile.TemporaryDirectory(prefix="msjob-bench-")
-    try:
-        operator = OperatorProcess(Path(kubeconfig), Path(logs.name)).start()
-        try:
-            print(HEADER, flush=True)
-            rows = asyncio.run(run_sizes(kubeconfig, sizes, args.timeout))
-        finally:
-            operator.stop()
-    finally:
-        logs.cleanup()
-        if cluster is not None:
-            cluster.stop()
-    args.json.write_text(json.dumps({"results": rows}, indent=2))
-    print(f"wrote {args.json}", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
