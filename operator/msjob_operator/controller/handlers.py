@@ -47,6 +47,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.peering.name = os.environ.get("MSJOB_PEERING_NAME", "msjob-operator")
     settings.peering.mandatory = False
     options = memo.get("options") or {}
+    if options.get("namespaces"):
+        # Namespaced mode needs no cluster-wide access: the namespaces are named exactly, so kopf need
+        # not list namespaces nor watch CRDs (a CRD installed later needs an operator restart).
+        settings.scanning.disabled = True
     kube = await Kube.connect(options.get("kubeconfig"), max_in_flight=options.get("max_in_flight", 64))
     controller = Controller(kube, namespaces=options.get("namespaces"), workers=options.get("workers", 16),
                             settings=options.get("settings") or Settings())
