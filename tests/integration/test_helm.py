@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import uuid
 
 import pytest
@@ -83,7 +84,7 @@ def test_values_reach_the_operator_flags(helm):
     assert args.namespace == ["team-a", "team-b"] and args.peering and args.verbose
     assert (args.gang_scheduler, args.gang_scheduling, args.log_format) == ("scheduler-plugins", "always", "json")
     assert args.reporter_image == "reg.example/reporter:1"
-    assert container["env"] == [{"name": "MSJOB_PEERING_NAME", "value": "t-msjob-operator"}]
+    assert container["env"][1:] == [{"name": "MSJOB_PEERING_NAME", "value": "t-msjob-operator"}]
     peerings = [o for o in objects if o["kind"] == "KopfPeering"]
     assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
     groups = {g for rule in helmchart.rules(objects) for g in rule["apiGroups"]}
@@ -191,9 +192,9 @@ def test_install_upgrade_uninstall(helm, cluster, kube, namespace):
 
 @pytest.fixture
 def release(helm, cluster, namespace):
-    """The chart installed in cluster mode into the test's namespace; uninstalled afterwards."""
+    """The chart installed in cluster mode with two peering replicas into the test's namespace."""
     name = f"r{uuid.uuid4().hex[:6]}"
-    _install(helm, cluster, name, namespace, "gangScheduling.mode=always")
+    _install(helm, cluster, name, namespace, "gangScheduling.mode=always", "replicaCount=2", "peering.enabled=true")
     yield name
     helmchart.run(helm, "uninstall", name, "-n", namespace, kubeconfig=cluster.kubeconfig, check=False)
 
@@ -207,17 +208,35 @@ def _as_service_account(cluster, core, namespace: str, account: str, tmp_path):
 @pytest.mark.cluster
 def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, core, namespace, release,
                                                          running_operator, tmp_path):
-    """Sufficient: the operator, started with the Deployment's own flags and the chart ServiceAccount's
-    token, runs a gang-scheduled job with health reporting through a gang restart to success."""
+    """Sufficient: two replicas, started with the Deployment's own flags and the chart ServiceAccount's
+    token: one stands by (peering) while the other runs a gang-scheduled job with health reporting
+    through a gang restart to success; when it stops, the standby takes over."""
     name = f"{release}-msjob-operator"
-    args = [a for a in _args(AppsV1Api(kube), namespace, name)[1:]
-            if not a.startswith(("--metrics-port", "--health-port"))]
-    assert "--gang-scheduling=always" in args
+    container = AppsV1Api(kube).read_namespaced_deployment(name, namespace).spec.template.spec.containers[0]
+    args = [a for a in container.args[1:] if not a.startswith(("--metrics-port", "--health-port"))]
+    assert "--gang-scheduling=always" in args and "--peering" in args
+    peering_env = {e.name: e.value for e in container.env if e.value}
     kubeconfig, _ = _as_service_account(cluster, core, namespace, name, tmp_path)
-    running_operator.stop()  # only the chart-identity operator may act during this test
-    operator = OperatorProcess(kubeconfig, tmp_path, extra_args=args)
+    running_operator.stop()  # only the chart-identity operators may act during this test
+    old_env = {k: os.environ.get(k) for k in peering_env}
+    os.environ.update(peering_env)  # MSJOB_PEERING_NAME, as the Deployment sets it
+    replicas = [OperatorProcess(kubeconfig, tmp_path / f"replica-{i}", extra_args=args) for i in (0, 1)]
+    peering = f"/apis/kopf.dev/v1/clusterkopfpeerings/{peering_env['MSJOB_PEERING_NAME']}"
+
+    def peers() -> set[str]:
+        return set((kube.call_api(peering, "GET", response_type="object", auth_settings=["BearerToken"],
+                                  _return_http_data_only=True).get("status") or {}))
+
+    resumed = "Resuming the watch-stream for msjobs"
     try:
-        operator.start()
+        active, standby = replicas
+        for replica, count in ((active, 1), (standby, 2)):
+            replica.log_path.parent.mkdir()
+            replica.start()
+            wait_for(lambda: len(peers()) == count, timeout=60, message=f"{count} peer(s) in the peering object")
+        wait_for(lambda: resumed in active.log_path.read_text(), timeout=60, message="the first replica at work",
+                 describe=active.tail)
+
         jobs = MSJobs(kube, namespace)
         jobs.create(msjob("rbac", workers=2, health={"reportProgress": True}))
         jobs.wait_pods("rbac", 3)
@@ -237,10 +256,23 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
         jobs.annotate_pod("rbac-worker-0", {EXIT: "0"})
         jobs.wait_condition("rbac", "Succeeded", timeout=90)
         assert jobs.get("rbac")["status"]["restartCount"] == 1
-        log = operator.log_path.read_text(errors="replace")
-        assert "Forbidden" not in log and "HTTP 403" not in log and "Not enough permissions" not in log, operator.tail()
+        standby_log = standby.log_path.read_text()
+        assert resumed not in standby_log and f"[{namespace}/rbac]" not in standby_log  # it stood by
+
+        active.stop()  # a clean stop leaves the peering at once: the standby takes over
+        wait_for(lambda: resumed in standby.log_path.read_text(), timeout=60,
+                 message="the standby resuming", describe=standby.tail)
+        jobs.create(msjob("handover", workers=1, worker_annotations={EXIT: "0"}))
+        jobs.wait_condition("handover", "Succeeded", timeout=90)
+        for replica in replicas:
+            log = replica.log_path.read_text(errors="replace")
+            assert "Forbidden" not in log and "HTTP 403" not in log and "Not enough permissions" not in log, \
+                replica.tail()
     finally:
-        operator.stop()
+        for replica in replicas:
+            replica.stop()
+        for key, value in old_env.items():
+            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
         running_operator.start()
 
 

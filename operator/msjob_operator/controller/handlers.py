@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import time
 
 import kopf
 from prometheus_client import start_http_server
@@ -45,7 +46,11 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.watching.connect_timeout = 30
     # Peering lets a second replica stand by; the default is one replica (Recreate).
     settings.peering.name = os.environ.get("MSJOB_PEERING_NAME", "msjob-operator")
-    settings.peering.mandatory = False
+    # With --peering, watch nothing until the peers' verdict is in: our informers act on the jobs kopf
+    # has shown us, so a standby must never see one. The oldest replica wins (equal priorities would
+    # pause everyone), so a replica that starts later never pauses the one at work.
+    settings.peering.mandatory = not settings.peering.standalone
+    settings.peering.priority = -int(time.time() * 1000)
     options = memo.get("options") or {}
     if options.get("namespaces"):
         # Namespaced mode needs no cluster-wide access: the namespaces are named exactly, so kopf need
