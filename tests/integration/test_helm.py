@@ -14,6 +14,7 @@ from kubernetes import config as kconfig
 from kubernetes.client import AppsV1Api, AuthorizationV1Api, RbacAuthorizationV1Api
 from kubernetes.client.exceptions import ApiException
 
+from msjob_operator.localcluster.fake_device_plugin import FakeAscendDevicePlugin
 from msjob_operator.localcluster.operator_process import OperatorProcess
 
 from ..helpers import wait_for
@@ -210,7 +211,7 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
                                                          running_operator, tmp_path):
     """Sufficient: two replicas, started with the Deployment's own flags and the chart ServiceAccount's
     token: one stands by (peering) while the other runs a gang-scheduled job with health reporting
-    through a gang restart to success; when it stops, the standby takes over."""
+    through a gang restart to success, and a rank-table job; when it stops, the standby takes over."""
     name = f"{release}-msjob-operator"
     container = AppsV1Api(kube).read_namespaced_deployment(name, namespace).spec.template.spec.containers[0]
     args = [a for a in container.args[1:] if not a.startswith(("--metrics-port", "--health-port"))]
@@ -228,6 +229,7 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
                                   _return_http_data_only=True).get("status") or {}))
 
     resumed = "Resuming the watch-stream for msjobs"
+    device_plugin = FakeAscendDevicePlugin(cluster.kubeconfig).start()
     try:
         active, standby = replicas
         for replica, count in ((active, 1), (standby, 2)):
@@ -239,6 +241,11 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
 
         jobs = MSJobs(kube, namespace)
         jobs.create(msjob("rbac", workers=2, health={"reportProgress": True}))
+        # And a rank-table job: its hccl.json is a ConfigMap the operator creates and then patches.
+        hccl = msjob("hccl", workers=2, scheduler=False, mindspore={"launchMode": "RankTable"})
+        hccl["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["resources"] = {
+            "limits": {"huawei.com/Ascend910": 8}}
+        jobs.create(hccl)
         jobs.wait_pods("rbac", 3)
         jobs.wait_condition("rbac", "Running")
         # The job got what each rule is for: PodGroup, Services, the reporter's ServiceAccount and Role.
@@ -256,6 +263,9 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
         jobs.annotate_pod("rbac-worker-0", {EXIT: "0"})
         jobs.wait_condition("rbac", "Succeeded", timeout=90)
         assert jobs.get("rbac")["status"]["restartCount"] == 1
+        wait_for(lambda: jobs.get("hccl")["status"].get("rankTable", {}).get("status") == "completed", timeout=90,
+                 message="the rank table completed", describe=lambda: jobs.get("hccl").get("status"))
+        assert "hccl.json" in core.read_namespaced_config_map("hccl-ranktable", namespace).data
         standby_log = standby.log_path.read_text()
         assert resumed not in standby_log and f"[{namespace}/rbac]" not in standby_log  # it stood by
 
@@ -271,6 +281,7 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
     finally:
         for replica in replicas:
             replica.stop()
+        device_plugin.stop()
         for key, value in old_env.items():
             os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
         running_operator.start()
