@@ -30,5 +30,9 @@ test-unit: $(STAMP)
 generate: $(STAMP)
 	$(PY) scripts/generate.py
 
+.PHONY: manifests
+manifests: $(STAMP)  # manifests/ from the Helm chart (builds helm from its Go module if needed)
+	$(PY) scripts/render_manifests.py
+
 clean:
 	rm -rf $(VENV)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Write the generated files of this repository (today: the MSJob CRD) from the Python API models.
+"""Write the generated files of this repository (the MSJob CRD and its copy in the chart) from the Python API models.
 
-    python scripts/generate.py           # (re)write crds/mindspore.gitee.com_msjobs.yaml
+    python scripts/generate.py           # (re)write crds/mindspore.gitee.com_msjobs.yaml and the chart's copy
     python scripts/generate.py --check   # exit 1 if a checked-in file differs from what would be written
 
 The pod template schema the CRD embeds is itself generated, from Kubernetes' OpenAPI spec, by
@@ -20,12 +20,15 @@ sys.path.insert(0, str(REPO / "operator"))
 from msjob_operator.api import crd, models  # noqa: E402
 
 CRD_FILE = REPO / "crds" / f"{models.GROUP}_{models.PLURAL}.yaml"  # controller-gen's naming
+# Helm installs a chart's crds/ on first install; a chart must carry its files itself (no links out).
+CHART_CRD_FILE = REPO / "charts" / "msjob-operator" / "crds" / CRD_FILE.name
 REGENERATE = "python scripts/generate.py"
 
 
 def outputs() -> dict[Path, str]:
     """Every generated file and its expected content."""
-    return {CRD_FILE: crd.render_yaml()}
+    rendered = crd.render_yaml()
+    return {CRD_FILE: rendered, CHART_CRD_FILE: rendered}
 
 
 def main(argv: list[str] | None = None) -> int:

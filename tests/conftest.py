@@ -27,11 +27,15 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     """Build missing binaries (about 15 min on a cold 2-core machine) before the first
     test starts, so no per-test timeout counts the build; shown live, not captured."""
-    if os.environ.get("MSJOB_TEST_KUBECONFIG") or not any("cluster" in i.fixturenames for i in items):
+    needed = [] if os.environ.get("MSJOB_TEST_KUBECONFIG") or not any("cluster" in i.fixturenames for i in items) \
+        else [*COMPONENTS, "kubectl"]
+    if any("helm" in i.fixturenames for i in items):
+        needed.append("helm")
+    if not needed:
         return
     with config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
         try:
-            binaries.ensure(*COMPONENTS, "kubectl")
+            binaries.ensure(*needed)
         except binaries.BinaryError as e:  # fail the run (never skip): the cluster tests cannot run
             raise pytest.UsageError(f"the local cluster's binaries are missing: {e}") from e
 
@@ -55,6 +59,12 @@ def cluster(tmp_path_factory) -> LocalCluster:
     _started.append(c)
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """Real helm, built from its Go module like the cluster's binaries (before the first test)."""
+    return binaries.ensure("helm")["helm"]
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,7 @@ from .jobs import job
 
 REPO = Path(__file__).resolve().parents[2]
 CRD_FILE = REPO / "crds" / "mindspore.gitee.com_msjobs.yaml"
+CHART_CRD_FILE = REPO / "charts" / "msjob-operator" / "crds" / "mindspore.gitee.com_msjobs.yaml"
 SCRIPTS = REPO / "scripts"
 
 
@@ -78,6 +79,17 @@ def test_checked_in_crd_is_up_to_date(rendered):
     assert CRD_FILE.read_text(encoding="utf-8") == rendered, (
         "crds/mindspore.gitee.com_msjobs.yaml is stale; run: python scripts/generate.py"
     )
+
+
+def test_chart_carries_the_same_crd(rendered):
+    assert CHART_CRD_FILE.exists() and CHART_CRD_FILE.read_text(encoding="utf-8") == rendered, (
+        "charts/msjob-operator/crds/mindspore.gitee.com_msjobs.yaml is missing or stale; run: python scripts/generate.py"
+    )
+
+
+def test_generate_writes_the_crd_and_the_charts_copy():
+    generate = _load_script("generate")
+    assert set(generate.outputs()) == {CRD_FILE, CHART_CRD_FILE}
 
 
 def test_rendered_yaml_is_the_built_crd(built, rendered):

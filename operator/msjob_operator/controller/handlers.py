@@ -46,6 +46,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     options = memo.get("options") or {}
+    if options.get("namespaces"):
+        # Namespaced mode needs no cluster-wide access: the namespaces are named exactly, so kopf need
+        # not list namespaces nor watch CRDs (a CRD installed later needs an operator restart).
+        settings.scanning.disabled = True
     kube = await Kube.connect(options.get("kubeconfig"), max_in_flight=options.get("max_in_flight", 64))
     leader = None
     peering = options.get("peering")

@@ -33,6 +33,15 @@ _KUBE_LDFLAGS = (
     f" -X k8s.io/client-go/pkg/version.gitMinor={KUBE_VERSION.split('.')[1]}"
 )
 
+_HELM_VERSION = "3.21.4"
+# As helm's own Makefile does: without these, `helm version` says "v3.21" and `helm template`/`helm lint`
+# assume Kubernetes 1.20 (charts that require a newer kubeVersion would not render offline).
+_HELM_KUBE = "-X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/{pkg}.k8sVersionMinor=36"
+_HELM_LDFLAGS = (
+    f"-s -w -X helm.sh/helm/v3/internal/version.version=v{_HELM_VERSION}"
+    f" {_HELM_KUBE.format(pkg='chartutil')} {_HELM_KUBE.format(pkg='lint/rules')}"
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Tool:
@@ -73,7 +82,7 @@ TOOLS: dict[str, Tool] = {
              version_args=("--version",)),
         Tool("vc-scheduler", "volcano", "volcano.sh/volcano/cmd/scheduler", "1.14.1",
              min_version=(1, 14, 1), version_args=("--version",)),
-        Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", "3.21.4", min_version=(3, 14, 0),
+        Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", _HELM_VERSION, _HELM_LDFLAGS, min_version=(3, 14, 0),
              version_args=("version", "--short")),
     ]
 }

@@ -19,9 +19,11 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_dir: Path, extra_args: list[str] | None = None, verbose: bool = True):
+    def __init__(self, kubeconfig: Path, log_dir: Path, extra_args: list[str] | None = None, verbose: bool = True,
+                 python: str = sys.executable):
         self.kubeconfig = kubeconfig
         self.verbose = verbose  # debug logs for tests; the benchmark measures the operator as deployed
+        self.python = python  # another environment's interpreter runs the operator installed there
         self.log_path = log_dir / "operator.log"
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen | None = None
@@ -31,7 +33,7 @@ class OperatorProcess:
     def start(self, timeout: float = 60) -> "OperatorProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "msjob_operator", "run", "--kubeconfig", str(self.kubeconfig),
+            [self.python, "-m", "msjob_operator", "run", "--kubeconfig", str(self.kubeconfig),
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
              *(["--verbose"] if self.verbose else []), *self.extra_args],
             stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, PYTHONUNBUFFERED="1"),

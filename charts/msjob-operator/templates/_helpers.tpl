@@ -1,0 +1,85 @@
+{{/* Names and labels shared by every object of the chart. */}}
+
+{{- define "msjob-operator.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "msjob-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "msjob-operator.labels" -}}
+{{ include "msjob-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "msjob-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "msjob-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "msjob-operator.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{- define "msjob-operator.peeringName" -}}
+{{- default (include "msjob-operator.fullname" .) .Values.peering.name -}}
+{{- end -}}
+
+{{/*
+What the operator calls, namespace by namespace (verified against the code and on a real cluster by
+tests/integration/test_helm.py). pods get/patch: the operator grants each job's reporter a Role with
+get/patch on its own pods, and RBAC only lets it grant what it holds itself.
+*/}}
+{{- define "msjob-operator.namespacedRules" -}}
+- apiGroups: [mindspore.gitee.com]
+  resources: [msjobs]
+  verbs: [list, watch, delete]
+- apiGroups: [mindspore.gitee.com]
+  resources: [msjobs/status]
+  verbs: [patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, watch, create, delete, get, patch]
+- apiGroups: [""]
+  resources: [services]
+  verbs: [list, watch, create, get]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [create, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create]
+{{- if ne .Values.gangScheduling.mode "never" }}
+- apiGroups: [{{ ternary "scheduling.volcano.sh" "scheduling.x-k8s.io" (eq .Values.gangScheduling.scheduler "volcano") }}]
+  resources: [podgroups]
+  verbs: [list, watch, create, get, delete]
+{{- end }}
+{{- end -}}
+
+{{/* kopf's peering object: watched, and patched by name only. */}}
+{{- define "msjob-operator.peeringRules" -}}
+- apiGroups: [kopf.dev]
+  resources: [{{ .resource }}]
+  verbs: [list, watch]
+- apiGroups: [kopf.dev]
+  resources: [{{ .resource }}]
+  resourceNames: [{{ .name }}]
+  verbs: [patch]
+{{- end -}}

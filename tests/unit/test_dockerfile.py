@@ -1,0 +1,60 @@
+"""The operator image's Dockerfile follows the rules we care about (no container engine runs here;
+tests/cluster/test_image_steps.py runs its install steps for real)."""
+
+import re
+
+from ..dockerfile import parse
+
+ARGS, STAGES = parse()
+FINAL = STAGES[-1]
+
+
+def test_multi_stage_with_the_final_stage_built_from_a_copy():
+    assert len(STAGES) >= 2
+    assert any(a.startswith("--from=") for a in FINAL.all("COPY"))
+    assert not FINAL.all("RUN") or all("pip install" not in r for r in FINAL.all("RUN"))  # no build in the final stage
+
+
+def test_base_images_are_pinned():
+    for stage in STAGES:
+        image = stage.image
+        assert "$" not in image, f"unresolved ARG in FROM {image}"
+        name, _, digest = image.partition("@")
+        tag = name.rpartition(":")[2] if ":" in name else ""
+        assert digest.startswith("sha256:") or re.match(r"^\d+\.\d+\.\d+", tag), f"{image} is not pinned"
+        assert tag != "latest" and "latest" not in image
+
+
+def test_runs_as_a_non_root_user():
+    users = FINAL.all("USER")
+    assert users, "the final stage sets no USER"
+    user = users[-1].split(":")[0]
+    assert user not in ("root", "0") and user.isdigit(), "use a numeric non-root uid (runAsNonRoot can check it)"
+
+
+def test_no_remote_add_and_no_curl_pipe():
+    for stage in STAGES:
+        for add in stage.all("ADD"):
+            assert not re.search(r"https?://|git@", add), f"ADD of a URL: {add}"
+        for run in stage.all("RUN"):
+            assert not re.search(r"(curl|wget)[^|]*\|\s*(ba)?sh", run), f"piping a download into a shell: {run}"
+
+
+def test_installs_only_runtime_dependencies():
+    installs = [r for s in STAGES for r in s.all("RUN") if "pip install" in r]
+    assert installs
+    extras = set(re.findall(r"\.\[([\w,]+)\]", " ".join(installs)))
+    used = {e for group in extras for e in group.split(",")}
+    # kubernetes (the `local` extra) is the reporter sidecar's client; test, e2e (MindSpore) and kfp stay out.
+    assert used <= {"local"}, used
+    assert all("--no-cache-dir" in r for r in installs), "pip's cache would stay in the image"
+
+
+def test_entrypoint_runs_the_operator_and_exposes_its_ports():
+    assert FINAL.all("ENTRYPOINT") == ['["msjob-operator", "run"]']
+    assert set(" ".join(FINAL.all("EXPOSE")).split()) == {"8080", "8081"}
+
+
+def test_reader_resolves_args_and_stages():
+    assert ARGS["PYTHON_IMAGE"].startswith("python:3.11")
+    assert STAGES[0].name == "build" and STAGES[0].image == ARGS["PYTHON_IMAGE"]
