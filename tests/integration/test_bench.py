@@ -33,6 +33,9 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
     assert recovery["pods"] == 9
     assert 0 <= recovery["old_deleting_s"] <= recovery["old_gone_s"] <= recovery["created_s"] <= recovery["running_s"]
     assert recovery["running_s"] > 0
+    limit = recovery["limit"]  # the same restart by a plain client, on the same cluster
+    assert 0 <= limit["old_deleting_s"] <= limit["old_gone_s"] <= limit["created_s"] <= limit["running_s"]
+    assert recovery["ratio_created"] > 0
 
     requests = results["lifecycle_requests"]
     assert requests["pods_seen_running"] == 3
@@ -60,4 +63,4 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
 
     assert results["load_before"]["cpus"] >= 1 and results["load_after"]["loadavg_1m"] >= 0
     out = capsys.readouterr().out
-    assert "recovery, 8 workers" in out and "resident jobs" in out and "API requests for one job" in out
+    assert "recovery, 8 workers" in out and "plain bulk client (the limit)" in out and "resident jobs" in out and "API requests for one job" in out

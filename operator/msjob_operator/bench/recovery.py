@@ -7,9 +7,13 @@ first (names are reused), so the times include the deletion of the old gang; tha
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from .. import naming
 from ..controller.kube import Kube, core_path
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, seconds
+from .sizes import plain_pods
 
 # The local cluster's kwok stages: a running pod with an exit code exits (after run-seconds since its start).
 EXIT_CODE = "kwok.msjob.test/exit-code"
@@ -45,6 +49,36 @@ async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: boo
         await delete_namespace(kube, namespace, wait=timeout if settle else 0)
 
 
+async def measure_recovery_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
+    """The same restart done by a plain bulk client (64 in flight), as the physical limit: delete every
+    pod of a running gang, wait until they are gone (names are reused), create them again."""
+    name, count = "limit", workers + 1
+    namespace = await new_namespace(kube, "bench-recovery-limit")
+    watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
+    try:
+        old = plain_pods(name, workers)
+        for pod in old:
+            pod["metadata"]["namespace"] = namespace
+        await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in old))
+        await watch.until(lambda w: w.running["0"] >= count, timeout, f"{count} plain pods Running")
+        started = time.monotonic()
+        await asyncio.gather(*(kube.request("DELETE", core_path("pods", namespace, pod["metadata"]["name"]),
+                                            ok_statuses=(404,)) for pod in old))
+        deleting = time.monotonic()
+        gone = await watch.until(lambda w: w.pods["0"] == 0, timeout, "the plain pods gone")
+        new = plain_pods(name, workers, attempt=1)
+        for pod in new:
+            pod["metadata"]["namespace"] = namespace
+        await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in new))
+        created = await watch.until(lambda w: w.pods["1"] >= count, timeout, "the plain pods created again")
+        running = await watch.until(lambda w: w.running["1"] >= count, timeout, "the plain pods Running again")
+        return {"old_deleting_s": seconds(deleting - started), "old_gone_s": seconds(gone - started),
+                "created_s": seconds(created - started), "running_s": seconds(running - started)}
+    finally:
+        await watch.stop()
+        await delete_namespace(kube, namespace, wait=timeout if settle else 0)
+
+
 def table(r: dict) -> str:
     return "\n".join([
         f"recovery, {r['workers']} workers: one worker fails; seconds from its Failed phase in the watch to",
@@ -52,4 +86,7 @@ def table(r: dict) -> str:
         f"  the old gang gone           {r['old_gone_s']:>7.2f} s",
         f"  all new pods created        {r['created_s']:>7.2f} s   ({r['created_after_old_gone_s']:.2f} s after the old gang was gone)",
         f"  all new pods Running        {r['running_s']:>7.2f} s",
+        *([f"the same restart by a plain bulk client (the limit): deleted {r['limit']['old_deleting_s']:.2f} s, "
+           f"gone {r['limit']['old_gone_s']:.2f} s, created {r['limit']['created_s']:.2f} s, "
+           f"Running {r['limit']['running_s']:.2f} s; ratio (created) {r['ratio_created']:.2f}"] if "limit" in r else []),
     ])

@@ -62,7 +62,10 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     try:
         if "recovery" in chosen:
-            results["recovery"] = await recovery.measure_recovery(kube, options.recovery_workers, options.timeout, options.settle)
+            rec = await recovery.measure_recovery(kube, options.recovery_workers, options.timeout, options.settle)
+            rec["limit"] = await recovery.measure_recovery_limit(kube, options.recovery_workers, options.timeout, options.settle)
+            rec["ratio_created"] = round(rec["created_s"] / max(rec["limit"]["created_s"], 1e-3), 2)
+            results["recovery"] = rec
             print(recovery.table(results["recovery"]), flush=True)
         if "requests" in chosen:
             results["lifecycle_requests"] = await footprint.measure_lifecycle_requests(

@@ -70,17 +70,23 @@ async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeou
     return counter.times
 
 
-async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
-    """The same pods and a headless Service, created by a plain bulk client (64 in flight)."""
-    name = "limit"
+def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict]:
+    """The pods the operator would build for a job, without owner or operator label: a plain client's."""
     job = {**job_body(name, workers), "metadata": {"name": name, "namespace": "bench", "uid": "none"}}
     spec = MSJobSpec.model_validate(job["spec"])
     replicas = dict(spec.ms_replica_specs.items())
-    pods = [build_pod(job, spec, rtype, replicas[rtype], i, attempt=0, scheduler_ip="10.0.0.10")
+    pods = [build_pod(job, spec, rtype, replicas[rtype], i, attempt=attempt, scheduler_ip="10.0.0.10")
             for rtype in ("Scheduler", "Worker") for i in range(replicas[rtype].replicas)]
     for pod in pods:
         pod["metadata"].pop("ownerReferences")  # no owner: the garbage collector must leave them alone
         pod["metadata"]["labels"].pop(naming.OPERATOR_NAME_LABEL)  # and the operator must not see them
+    return pods
+
+
+async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
+    """The same pods and a headless Service, created by a plain bulk client (64 in flight)."""
+    name = "limit"
+    pods = plain_pods(name, workers)
 
     async def create(namespace: str) -> None:
         await kube.request("POST", core_path("services", namespace), {

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger("podreaper")
 FAKE_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
 # Kubelets finish deletions on many nodes at once; so does the reaper, a few at a time.
-PARALLEL_DELETES = 8
+PARALLEL_DELETES = 32
 
 
 class PodReaper:
