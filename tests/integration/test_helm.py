@@ -86,8 +86,10 @@ def test_values_reach_the_operator_flags(helm):
     assert (args.gang_scheduler, args.gang_scheduling, args.log_format) == ("scheduler-plugins", "always", "json")
     assert args.reporter_image == "reg.example/reporter:1"
     assert container["env"][1:] == [{"name": "MSJOB_PEERING_NAME", "value": "t-msjob-operator"}]
-    peerings = [o for o in objects if o["kind"] == "KopfPeering"]
-    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    assert (args.peering_namespace, args.peering_lease_seconds) == ("msjob-system", 15)  # the release's namespace
+    # The Lease's Role lives in the release's namespace, whatever namespaces are watched.
+    leases = [o for o in objects if o["kind"] in ("Role", "RoleBinding") and o["metadata"]["name"].endswith("-leader-election")]
+    assert sorted((o["kind"], o["metadata"]["namespace"]) for o in leases) == [("Role", "msjob-system"), ("RoleBinding", "msjob-system")]
     groups = {g for rule in helmchart.rules(objects) for g in rule["apiGroups"]}
     assert "scheduling.x-k8s.io" in groups and "scheduling.volcano.sh" not in groups
 
@@ -100,11 +102,17 @@ def test_rbac_has_no_wildcards_no_secrets_and_no_way_to_escalate(helm, values):
     for rule in rules:
         for field in ("apiGroups", "resources", "verbs"):
             assert "*" not in rule[field] and not any("*" in item for item in rule[field]), rule
-        assert not DANGEROUS_VERBS & set(rule["verbs"]), rule
+        # The one update allowed: renewing the operator's own Lease, by name.
+        own_lease = rule["resources"] == ["leases"] and rule.get("resourceNames") == ["t-msjob-operator"]
+        assert not (DANGEROUS_VERBS - ({"update"} if own_lease else set())) & set(rule["verbs"]), rule
         assert not {"secrets", "nodes", "clusterroles", "clusterrolebindings"} & set(rule["resources"]), rule
+        assert "kopf.dev" not in rule["apiGroups"], rule
+    lease_rules = [r for r in rules if r["resources"] == ["leases"]]
     if "peering.enabled=true" in values:
-        patch = [r for r in rules if r["apiGroups"] == ["kopf.dev"] and "patch" in r["verbs"]]
-        assert patch and all(r.get("resourceNames") == ["t-msjob-operator"] for r in patch)
+        assert sorted((tuple(r["verbs"]), tuple(r.get("resourceNames") or ())) for r in lease_rules) == [
+            (("create",), ()), (("get", "update"), ("t-msjob-operator",))]
+    else:
+        assert not lease_rules
     if "gangScheduling.mode=never" in values:
         assert not any(r["resources"] == ["podgroups"] for r in rules)
 
@@ -188,14 +196,15 @@ def test_install_upgrade_uninstall(helm, cluster, kube, namespace):
     crds = {c["metadata"]["name"] for c in kube.call_api(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", "GET", response_type="object",
         auth_settings=["BearerToken"], _return_http_data_only=True)["items"]}
-    assert {"msjobs.mindspore.gitee.com", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"} <= crds
+    assert "msjobs.mindspore.gitee.com" in crds
 
 
 @pytest.fixture
 def release(helm, cluster, namespace):
     """The chart installed in cluster mode with two peering replicas into the test's namespace."""
     name = f"r{uuid.uuid4().hex[:6]}"
-    _install(helm, cluster, name, namespace, "gangScheduling.mode=always", "replicaCount=2", "peering.enabled=true")
+    _install(helm, cluster, name, namespace, "gangScheduling.mode=always", "replicaCount=2", "peering.enabled=true",
+             "peering.leaseSeconds=5")
     yield name
     helmchart.run(helm, "uninstall", name, "-n", namespace, kubeconfig=cluster.kubeconfig, check=False)
 
@@ -210,7 +219,7 @@ def _as_service_account(cluster, core, namespace: str, account: str, tmp_path):
 def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, core, namespace, release,
                                                          running_operator, tmp_path):
     """Sufficient: two replicas, started with the Deployment's own flags and the chart ServiceAccount's
-    token: one stands by (peering) while the other runs a gang-scheduled job with health reporting
+    token: one stands by (the other holds the Lease) while the other runs a gang-scheduled job with health reporting
     through a gang restart to success, and a rank-table job; when it stops, the standby takes over."""
     name = f"{release}-msjob-operator"
     container = AppsV1Api(kube).read_namespaced_deployment(name, namespace).spec.template.spec.containers[0]
@@ -222,23 +231,25 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
     running_operator.stop()  # only the chart-identity operators may act during this test
     old_env = {k: os.environ.get(k) for k in peering_env}
     os.environ.update(peering_env)  # MSJOB_PEERING_NAME, as the Deployment sets it
+    assert f"--peering-namespace={namespace}" in args and "--peering-lease-seconds=5" in args
     replicas = [OperatorProcess(kubeconfig, tmp_path / f"replica-{i}", extra_args=args) for i in (0, 1)]
-    peering = f"/apis/kopf.dev/v1/clusterkopfpeerings/{peering_env['MSJOB_PEERING_NAME']}"
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{peering_env['MSJOB_PEERING_NAME']}"
 
-    def peers() -> set[str]:
-        return set((kube.call_api(peering, "GET", response_type="object", auth_settings=["BearerToken"],
-                                  _return_http_data_only=True).get("status") or {}))
+    def holder() -> str | None:
+        return (kube.call_api(lease, "GET", response_type="object", auth_settings=["BearerToken"],
+                              _return_http_data_only=True).get("spec") or {}).get("holderIdentity")
 
-    resumed = "Resuming the watch-stream for msjobs"
+    leading, waiting = "leading: this replica now reconciles", "waiting to lead"
     device_plugin = FakeAscendDevicePlugin(cluster.kubeconfig).start()
     try:
         active, standby = replicas
-        for replica, count in ((active, 1), (standby, 2)):
+        for replica, line in ((active, leading), (standby, waiting)):
             replica.log_path.parent.mkdir()
             replica.start()
-            wait_for(lambda: len(peers()) == count, timeout=60, message=f"{count} peer(s) in the peering object")
-        wait_for(lambda: resumed in active.log_path.read_text(), timeout=60, message="the first replica at work",
-                 describe=active.tail)
+            wait_for(lambda: line in replica.log_path.read_text(), timeout=60, message=f"a replica logging {line!r}",
+                     describe=replica.tail)
+        first_holder = holder()
+        assert first_holder
 
         jobs = MSJobs(kube, namespace)
         jobs.create(msjob("rbac", workers=2, health={"reportProgress": True}))
@@ -268,11 +279,14 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
                  message="the rank table completed", describe=lambda: jobs.get("hccl").get("status"))
         assert "hccl.json" in core.read_namespaced_config_map("hccl-ranktable", namespace).data
         standby_log = standby.log_path.read_text()
-        assert resumed not in standby_log and f"[{namespace}/rbac]" not in standby_log  # it stood by
+        assert leading not in standby_log and f"[{namespace}/rbac]" not in standby_log  # it stood by
+        assert holder() == first_holder
 
-        active.stop()  # a clean stop leaves the peering at once: the standby takes over
-        wait_for(lambda: resumed in standby.log_path.read_text(), timeout=60,
-                 message="the standby resuming", describe=standby.tail)
+        active.stop()  # a clean stop releases the Lease: the standby takes over
+        wait_for(lambda: leading in standby.log_path.read_text(), timeout=60,
+                 message="the standby leading", describe=standby.tail)
+        assert holder() not in (None, first_holder)
+        assert "released the Lease" in active.log_path.read_text()
         jobs.create(msjob("handover", workers=1, worker_annotations={EXIT: "0"}))
         jobs.wait_condition("handover", "Succeeded", timeout=90)
         # An RBAC denial names the user ("... forbidden: User "system:serviceaccount:..." cannot ..."); other

@@ -72,14 +72,3 @@ get/patch on its own pods, and RBAC only lets it grant what it holds itself.
   verbs: [list, watch, create, get, delete]
 {{- end }}
 {{- end -}}
-
-{{/* kopf's peering object: watched, and patched by name only. */}}
-{{- define "msjob-operator.peeringRules" -}}
-- apiGroups: [kopf.dev]
-  resources: [{{ .resource }}]
-  verbs: [list, watch]
-- apiGroups: [kopf.dev]
-  resources: [{{ .resource }}]
-  resourceNames: [{{ .name }}]
-  verbs: [patch]
-{{- end -}}

@@ -84,6 +84,20 @@ class LeaderElection:
                 log.warning("leader election: %s", exc)
             await asyncio.sleep(self.renew_every)
 
+    async def release(self) -> None:
+        """On a clean stop: give the Lease up (no holder), so a standby takes over at once instead of
+        after a lease duration. Only when this replica still holds it; the write is a compare-and-swap."""
+        if not self.leading:
+            return
+        self.leading = False
+        status, lease = await self.kube.request("GET", self.path, ok_statuses=(404,))
+        if status == 404 or (lease.get("spec") or {}).get("holderIdentity") != self.identity:
+            return
+        lease["spec"]["holderIdentity"] = None
+        status, _ = await self.kube.request("PUT", self.path, lease, ok_statuses=(409,))
+        if status != 409:
+            log.info("released the Lease: a standby may lead now")
+
     async def hold(self) -> None:
         """Renew the Lease; return when leadership is lost (not renewed within a lease duration)."""
         last_renewed = time.monotonic()

@@ -124,6 +124,11 @@ class Controller:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         self._tasks.clear()
+        if self.leader is not None:  # after the workers are gone: nothing acts once the Lease is free
+            try:
+                await asyncio.wait_for(self.leader.release(), 5)
+            except Exception as exc:  # noqa: BLE001 - a standby then takes over after the lease duration
+                log.warning("could not release the Lease: %s", exc)
 
     @property
     def synced(self) -> bool:
