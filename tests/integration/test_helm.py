@@ -304,6 +304,40 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
         running_operator.start()
 
 
+@pytest.mark.cluster
+def test_a_leader_that_cannot_renew_its_lease_stops_acting(helm, cluster, kube, core, namespace, release, tmp_path):
+    """Take `update` on the Lease away from the chart's ServiceAccount: the replica that created the Lease
+    must stop reconciling and exit once it could not renew in time, rather than act on without it."""
+    name = f"{release}-msjob-operator"
+    container = AppsV1Api(kube).read_namespaced_deployment(name, namespace).spec.template.spec.containers[0]
+    args = [a for a in container.args[1:] if not a.startswith(("--metrics-port", "--health-port"))]
+    rbac = RbacAuthorizationV1Api(kube)
+    role = rbac.read_namespaced_role(f"{name}-leader-election", namespace)
+    for rule in role.rules:
+        rule.verbs = [v for v in rule.verbs if v != "update"]
+    rbac.replace_namespaced_role(f"{name}-leader-election", namespace, role)
+    kubeconfig, client = _as_service_account(cluster, core, namespace, name, tmp_path)
+    client.close()
+    lease_name = {e.name: e.value for e in container.env if e.value}["MSJOB_PEERING_NAME"]
+    old = os.environ.get("MSJOB_PEERING_NAME")
+    os.environ["MSJOB_PEERING_NAME"] = lease_name
+    replica = OperatorProcess(kubeconfig, tmp_path / "replica", extra_args=args)
+    replica.log_path.parent.mkdir()
+    try:
+        replica.start()
+        wait_for(lambda: "leading: this replica now reconciles" in replica.log_path.read_text(), timeout=60,
+                 message="the replica leading (it may create the Lease)", describe=replica.tail)
+        wait_for(lambda: replica.proc.poll() is not None, timeout=60, message="the replica exiting", describe=replica.tail)
+        log = replica.log_path.read_text()
+        assert "leadership lost: the Lease could not be renewed" in log, replica.tail()
+    finally:
+        replica.stop()
+        if old is None:
+            os.environ.pop("MSJOB_PEERING_NAME", None)
+        else:
+            os.environ["MSJOB_PEERING_NAME"] = old
+
+
 def _can(authz: AuthorizationV1Api, verb: str, resource: str, namespace: str | None = None, group: str = "",
          subresource: str | None = None) -> bool:
     attributes = {"verb": verb, "resource": resource, "group": group}

@@ -111,8 +111,12 @@ class Controller:
     async def _lead(self) -> None:
         await self.leader.acquire()
         workers = self._start_workers()
-        await self.leader.hold()
+        try:
+            await self.leader.hold()
+        except Exception:  # noqa: BLE001 - whatever ends the renewals ends the leadership
+            log.exception("leader election failed")
         # Lost: stop acting at once, then let the process end (a fresh start rejoins as a candidate).
+        self.leader.leading = False
         for task in workers:
             task.cancel()
         if self.on_leadership_lost is not None:
