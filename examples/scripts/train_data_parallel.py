@@ -45,6 +45,9 @@ Options (all have defaults):
                             or interrupt)
     --crash-at-step N       fault injection: the worker with rank --crash-rank (default 0) exits with
                             --crash-exit-code (default 3) when it reaches global step N
+    --ps-linger-seconds S   a parameter server stays S seconds after joining (default 20): MindSpore 2.10
+                            has no PS training, and a member leaving before the workers' first
+                            collective makes it hang
     --hang-at-step N        fault injection: the worker with rank --crash-rank stops making progress
                             (sleeps, alive) at global step N, once: it leaves the marker file
                             hang-injected-rank-<r> in the checkpoint directory, and a restarted
@@ -86,6 +89,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--crash-rank", type=int, default=0)
     parser.add_argument("--crash-exit-code", type=int, default=3)
     parser.add_argument("--hang-at-step", type=int)
+    parser.add_argument("--ps-linger-seconds", type=float, default=20.0)
     return parser.parse_args(argv)
 
 
@@ -146,8 +150,10 @@ def main(argv=None) -> int:
     say(f"cluster formed in {time.monotonic() - started:.1f} s")
     if role == "MS_PSERVER":
         # MindSpore 2.10 has no parameter-server training API any more (it ended with 2.5):
-        # the server joins the cluster in its role and is done.
+        # the server joins the cluster in its role and stays a while: the workers' first collective
+        # (gathering every host's name through the scheduler) hangs if a member has already left.
         say(f"parameter server joined the cluster (role {role}, server rank {rank})")
+        time.sleep(args.ps_linger_seconds)
         return 0
     say(f"rank {rank} of {size} (MSJOB_REPLICA_INDEX={index})")
 

@@ -97,7 +97,9 @@ def test_parameter_server_joins_the_cluster(jobs, figures):
     assert "parameter server joined the cluster (role MS_PSERVER" in ps_log
     scheduler_log = jobs.logs("ps-scheduler-0")[0]
     assert re.search(r"\(role: MS_PSERVER\), rank id: 0, .*hostname: ps-ps-0, .* is registered successfully", scheduler_log)
-    assert worker_ranks(jobs, "ps", 2) == {0: 0, 1: 1}
+    # With a PS, MindSpore ranks the workers by host IP (see builders/env.py): one rank each.
+    assert sorted(worker_ranks(jobs, "ps", 2).values()) == [0, 1]
+    assert re.search(r"hostname: ps-worker-0, .* is registered successfully", scheduler_log)
     assert status["replicaStatuses"]["PS"]["failed"] == 0
 
 

@@ -25,8 +25,12 @@ def test_worker_env_follows_the_mindspore_contract():
     assert env["MS_SCHED_PORT"] == "2222"
     assert env["MS_WORKER_NUM"] == "4"
     assert env["MS_SERVER_NUM"] == "1"
-    assert env["MS_NODE_ID"] == "3"  # numeric id = deterministic rank
+    assert env["MS_NODE_ID"] == "worker-3"  # with a PS: a name (see test_with_parameter_servers_...)
     assert env["MSJOB_REPLICA_TYPE"] == "Worker" and env["MSJOB_REPLICA_INDEX"] == "3"
+
+
+def test_without_parameter_servers_the_node_id_is_the_rank():
+    assert env_of(build(job(workers=4), "Worker", 3))["MS_NODE_ID"] == "3"  # numeric id = deterministic rank
 
 
 def test_scheduler_binds_its_own_pod_ip():
@@ -39,6 +43,15 @@ def test_scheduler_binds_its_own_pod_ip():
 def test_ps_role_and_no_server_num_without_ps():
     assert env_of(build(job(ps=2), "PS", 1))["MS_ROLE"] == "MS_PSERVER"
     assert "MS_SERVER_NUM" not in env_of(build(job(), "Worker", 0))
+
+
+def test_with_parameter_servers_node_ids_are_names_unique_across_roles():
+    # MindSpore 2.10: numeric ids are per-role ranks but must be unique across roles, so with a PS
+    # every member gets a name (the scheduler then ranks them by host IP and id, consistently).
+    with_ps = job(ps=2)
+    assert env_of(build(with_ps, "Worker", 1))["MS_NODE_ID"] == "worker-1"
+    assert env_of(build(with_ps, "PS", 1))["MS_NODE_ID"] == "ps-1"
+    assert env_of(build(job(), "Worker", 1))["MS_NODE_ID"] == "1"
 
 
 def test_user_env_is_never_overridden():

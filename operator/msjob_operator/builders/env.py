@@ -87,7 +87,14 @@ def mindspore_env(
     servers = replica_count(spec, "PS")
     if servers:
         env.append({"name": "MS_SERVER_NUM", "value": str(servers)})
-    if replica_type == "Worker":
+    if servers and replica_type in ("Worker", "PS"):
+        # With parameter servers, numeric ids cannot work on MindSpore 2.10: a numeric id is the rank
+        # within its role, yet ids must be unique across roles (worker 0 and server 0 collide). Any
+        # non-numeric id makes the scheduler reassign every rank by (host IP, id) once all have
+        # registered, and workers that joined with numeric ids keep their old rank: collectives
+        # then hang. Deterministic names are taken as ids, the reassigned ranks honoured.
+        env.append({"name": "MS_NODE_ID", "value": f"{replica_type.lower()}-{index}"})
+    elif replica_type == "Worker":
         # A numeric MS_NODE_ID is the worker's rank: ranks then follow replica indexes.
         env.append({"name": "MS_NODE_ID", "value": str(index)})
     settings = spec.mindspore
