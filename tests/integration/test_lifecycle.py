@@ -27,11 +27,11 @@ def test_job_creates_pods_services_and_env_then_succeeds(jobs):
     assert services["train"].spec.cluster_ip == "None"
 
     worker = env_of(pods[3])
-    assert worker["MS_ROLE"] == "MS_WORKER" and worker["MS_NODE_ID"] == "1"
+    assert worker["MS_ROLE"] == "MS_WORKER" and worker["MS_NODE_ID"] == "worker-1"  # named beside a PS
     assert worker["MS_SCHED_HOST"] == cluster_ip and worker["MS_SCHED_PORT"] == "2222"
     assert worker["MS_WORKER_NUM"] == "3" and worker["MS_SERVER_NUM"] == "1"
     assert env_of(pods[1])["MS_SCHED_HOST"] == "status.podIP"
-    assert env_of(pods[0])["MS_ROLE"] == "MS_PSERVER"
+    assert env_of(pods[0])["MS_ROLE"] == "MS_PSERVER" and env_of(pods[0])["MS_NODE_ID"] == "ps-0"
     for pod in pods:
         assert pod.metadata.owner_references[0].kind == "MSJob"
         assert pod.metadata.labels[naming.OPERATOR_NAME_LABEL] == "msjob-operator"
