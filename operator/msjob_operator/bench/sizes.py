@@ -14,60 +14,22 @@ from .. import naming
 from ..api.models import MSJobSpec
 from ..builders.pods import build_pod
 from ..controller.kube import Kube, core_path, job_path
-from .common import delete_namespace, job_body, new_namespace
-
-
-class PodCounter:
-    """Counts pods of one job from a watch: created, and Running."""
-
-    def __init__(self, kube: Kube, namespace: str, selector: str, expected: int):
-        self.kube, self.namespace, self.selector, self.expected = kube, namespace, selector, expected
-        self.created: set[str] = set()
-        self.running: set[str] = set()
-        self.all_created = asyncio.Event()
-        self.all_running = asyncio.Event()
-        self.times: dict[str, float] = {}
-
-    async def run(self, start_rv: str, started: float) -> None:
-        path = core_path("pods", self.namespace)
-        rv = start_rv
-        while not self.all_running.is_set():
-            async for event in self.kube.watch(path, rv, self.selector, timeout_seconds=300):
-                obj = event.get("object") or {}
-                rv = (obj.get("metadata") or {}).get("resourceVersion", rv)
-                if event.get("type") in ("ADDED", "MODIFIED"):
-                    name = obj["metadata"]["name"]
-                    self.created.add(name)
-                    if (obj.get("status") or {}).get("phase") == "Running":
-                        self.running.add(name)
-                if len(self.created) >= self.expected and not self.all_created.is_set():
-                    self.times["created"] = time.monotonic() - started
-                    self.all_created.set()
-                if len(self.running) >= self.expected and not self.all_running.is_set():
-                    self.times["running"] = time.monotonic() - started
-                    self.all_running.set()
-                    return
-
-
-async def _list_rv(kube: Kube, namespace: str) -> str:
-    _, data = await kube.request("GET", core_path("pods", namespace), query={"limit": 1})
-    return data["metadata"]["resourceVersion"]
+from .common import PodWatch, delete_namespace, job_body, new_namespace
 
 
 async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeout: float) -> dict:
     """In a fresh namespace: start the clock, `create(namespace)`, wait until all pods run, clean up."""
     namespace = await new_namespace(kube, prefix)
-    counter = PodCounter(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}", pods)
-    rv = await _list_rv(kube, namespace)
-    started = time.monotonic()
-    watcher = asyncio.create_task(counter.run(rv, started))
+    watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
     try:
+        started = time.monotonic()
         await create(namespace)
-        await asyncio.wait_for(counter.all_running.wait(), timeout)
+        created = await watch.until(lambda w: w.total >= pods, timeout, f"{pods} pods created")
+        running = await watch.until(lambda w: w.total_running >= pods, timeout, f"{pods} pods Running")
     finally:
-        watcher.cancel()
+        await watch.stop()
         await delete_namespace(kube, namespace)
-    return counter.times
+    return {"created": created - started, "running": running - started}
 
 
 def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict]:
