@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 from kubernetes import config
-from kubernetes.client import CoreV1Api
+from kubernetes.client import CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.localcluster.cluster import KWOK_TOLERATION, POOL_LABEL
+from msjob_operator.localcluster.cluster import KWOK_TOLERATION, NODE_LEASE_SECONDS, POOL_LABEL
 
 from ..helpers import wait_for
 
@@ -186,3 +186,26 @@ def test_restarts_keep_the_data(cluster, core, namespace):
     cluster.restart_apiserver()
     assert core.read_namespaced_config_map("kept", namespace).data == {"k": "v"}
     assert all(cluster.running().values())
+
+
+def test_fake_nodes_renew_their_leases(cluster):
+    """A fake node must look alive to the controller-manager the way a kubelet does, by its Lease:
+    a node judged by a stale status heartbeat goes NotReady after the grace period (~50 s), and
+    every pod on it is marked NotReady, which jobs that run for minutes would see."""
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        core, coordination = CoreV1Api(api), CoordinationV1Api(api)
+        names = [n.metadata.name for n in core.list_node(label_selector="type=kwok").items]
+        assert names
+
+        def renew_times():
+            return {name: coordination.read_namespaced_lease(name, "kube-node-lease").spec.renew_time
+                    for name in names}
+        first = wait_for(renew_times, timeout=30, message="a Lease for every fake node")
+        for name in names:
+            lease = coordination.read_namespaced_lease(name, "kube-node-lease")
+            assert lease.spec.lease_duration_seconds == NODE_LEASE_SECONDS
+        wait_for(lambda: all(t != first[n] for n, t in renew_times().items()), timeout=NODE_LEASE_SECONDS,
+                 message="every fake node's Lease renewed", describe=renew_times)
+    finally:
+        api.close()

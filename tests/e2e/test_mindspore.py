@@ -100,7 +100,7 @@ def test_parameter_server_joins_the_cluster(jobs, figures):
     # With a PS, MindSpore ranks the workers by host IP (see builders/env.py): one rank each.
     assert sorted(worker_ranks(jobs, "ps", 2).values()) == [0, 1]
     assert re.search(r"hostname: ps-worker-0, .* is registered successfully", scheduler_log)
-    assert status["replicaStatuses"]["PS"]["failed"] == 0
+    assert status["replicaStatuses"]["PS"]["failed"] == 0, (status, [log[-4000:] for log in jobs.logs("ps-ps-0")])
 
 
 def test_killed_worker_restarts_the_gang_which_resumes_from_the_checkpoint(jobs, tmp_path, figures):

@@ -65,6 +65,23 @@ def test_worker_zero_success_finishes_the_job_and_cleans_running_pods():
     assert sorted(d.name for d in plan.delete_pods) == ["demo-scheduler-0", "demo-worker-1"]
 
 
+def test_members_stopped_by_the_cleanup_are_not_counted_as_failed():
+    """After success the cleanup SIGTERMs the members still running; they end Failed (exit 143)
+    while being deleted. That is the operator stopping them, not a failure of theirs."""
+    succeeded = job(status=running_status(conditions=[
+        {"type": "Created", "status": "True", "reason": "MSJobCreated", "message": "x"},
+        {"type": "Succeeded", "status": "True", "reason": "MSJobSucceeded", "message": "x"}]))
+    pods = [pod("demo", "Scheduler", 0, phase="Failed", exit_code=143, deleting=True),
+            pod("demo", "Worker", 0, phase="Succeeded", exit_code=0),
+            pod("demo", "Worker", 1, phase="Failed", exit_code=143, deleting=True)]
+    statuses = reconcile(succeeded, pods, services(), NOW).status["replicaStatuses"]
+    assert statuses["Scheduler"]["failed"] == 0 and statuses["Worker"]["failed"] == 0
+    assert statuses["Worker"]["succeeded"] == 1
+    # A member that failed on its own is counted.
+    pods[2] = pod("demo", "Worker", 1, phase="Failed", exit_code=1)
+    assert reconcile(succeeded, pods, services(), NOW).status["replicaStatuses"]["Worker"]["failed"] == 1
+
+
 def test_all_workers_success_policy_waits_for_every_worker():
     pods = gang()
     pods[1] = pod("demo", "Worker", 0, phase="Succeeded", exit_code=0)

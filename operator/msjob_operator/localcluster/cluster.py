@@ -51,6 +51,7 @@ DEFAULT_CAPACITY = {
 # collector only rediscovers resource types every ~30 s.
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "vc-scheduler")
 GRACE_SECONDS = 10.0
+NODE_LEASE_SECONDS = 40  # as a kubelet's default
 
 
 class ClusterError(RuntimeError):
@@ -263,6 +264,11 @@ class LocalCluster:
                 # Only fake nodes: a node whose pods really run must be left alone.
                 "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector", "=".join(KWOK_ANNOTATION),
                 "--cidr", "10.244.0.0/16", "--node-ip", "10.254.0.1",
+                # Without a lease duration kwok keeps no node Leases: the controller-manager then
+                # judges the nodes by their status heartbeat alone, finds them stale after its grace
+                # period (~50 s), and marks every pod on them NotReady (kwok re-readies the node,
+                # not the pods). A kubelet renews its Lease every quarter of this.
+                "--node-lease-duration-seconds", str(NODE_LEASE_SECONDS),
             ])
             # Deleted pods on fake nodes go away, as a kubelet would end them: by UID (see podreaper).
             self._launch("pod-reaper", [sys.executable, "-m", "msjob_operator.localcluster.podreaper", "--kubeconfig", kc])

@@ -258,7 +258,9 @@ def _summarize(p: _Pass, spec: MSJobSpec, current: dict[tuple[str, int], PodView
             "active": sum(pod.active for pod in mine),
             "ready": sum(pod.running and pod.ready for pod in mine),
             "succeeded": sum(pod.succeeded for pod in mine),
-            "failed": sum(pod.failed for pod in mine),
+            # A member that ends after its deletion was asked for (cleanup after the job ended, a
+            # suspension, a gang restart) was stopped, not failed: SIGTERM's exit code is no fault.
+            "failed": sum(pod.failed and not pod.deleting for pod in mine),
             "selector": naming.selector_string(naming.replica_labels(p.name, rtype)),
         }
         if old.get("restarts"):
