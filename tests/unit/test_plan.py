@@ -110,12 +110,30 @@ def test_new_gang_is_created_once_stale_pods_are_gone():
     status = running_status(restartCount=1, backoffCount=1)
     # As a gang restart leaves it: Running is False until the new gang runs.
     status["conditions"][1] = {"type": "Running", "status": "False", "reason": "MemberFailed", "message": "x"}
-    # Stale pods still terminating: nothing is created yet.
-    stale = [pod("demo", "Worker", 0, attempt=0, deleting=True)]
+    # The old scheduler still terminating: nothing is created (a new member could reach it).
+    stale = [pod("demo", "Scheduler", 0, attempt=0, deleting=True), pod("demo", "Worker", 0, attempt=0, deleting=True)]
     assert not reconcile(job(status=status), stale, services(), NOW).create_pods
+    # The old scheduler gone: members whose names are free are created as the old gang drains;
+    # the new scheduler waits for every old member to be gone (none may reach it).
+    plan = reconcile(job(status=status), stale[1:], services(), NOW)
+    assert names(plan.create_pods) == ["demo-worker-1"]
+    assert plan.create_pods[0]["metadata"]["labels"][naming.ATTEMPT_LABEL] == "1"
+    assert [d.name for d in plan.delete_pods] == []  # worker 0 is already being deleted
     plan = reconcile(job(status=status), [], services(), NOW)
     assert names(plan.create_pods) == ["demo-scheduler-0", "demo-worker-0", "demo-worker-1"]
     assert all(p["metadata"]["labels"][naming.ATTEMPT_LABEL] == "1" for p in plan.create_pods)
+
+
+def test_without_a_scheduler_member_the_old_gang_goes_whole_before_the_new_one():
+    """Under msrun the scheduler lives in worker 0, and a rank table covers the whole gang: no overlap."""
+    for mindspore in ({"launchMode": "Msrun"}, {"launchMode": "RankTable"}):
+        status = running_status(restartCount=1, backoffCount=1, attempt=1)
+        status["conditions"][1] = {"type": "Running", "status": "False", "reason": "MemberFailed", "message": "x"}
+        j = job(status=status, scheduler=False, mindspore=mindspore)
+        stale = [pod("demo", "Worker", 0, attempt=0, deleting=True)]
+        assert not reconcile(j, stale, services(), NOW).create_pods, mindspore
+        if mindspore["launchMode"] == "Msrun":  # (a rank-table job first writes its table: test_launch_modes)
+            assert names(reconcile(j, [], services(), NOW).create_pods) == ["demo-worker-0", "demo-worker-1"]
 
 
 def test_restarting_clears_once_the_new_gang_runs():

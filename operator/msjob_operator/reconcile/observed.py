@@ -11,7 +11,7 @@ from ..builders.env import MAIN_CONTAINER
 _DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated", "DeletionByTaintManager"}
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class PodView:
     name: str
     uid: str
@@ -83,7 +83,28 @@ def _pick_container_status(statuses: list[dict]) -> Optional[dict]:
     return statuses[0] if statuses else None
 
 
+# Views by (uid, resourceVersion): a pass over a big gang re-reads hundreds of pods that have not
+# changed since the last pass (a draining gang of 513 pods spent most of its passes here). A given
+# resourceVersion of a pod never changes, so a view of it never goes stale; the memo is simply
+# dropped when full.
+_VIEWS: dict[tuple[str, str], PodView] = {}
+_VIEWS_MAX = 16384
+
+
 def view_pod(pod: dict) -> PodView:
+    meta = pod.get("metadata") or {}
+    key = (meta.get("uid"), meta.get("resourceVersion"))
+    if not (key[0] and key[1]):
+        return _view(pod)
+    view = _VIEWS.get(key)
+    if view is None:
+        if len(_VIEWS) >= _VIEWS_MAX:
+            _VIEWS.clear()
+        view = _VIEWS[key] = _view(pod)
+    return view
+
+
+def _view(pod: dict) -> PodView:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     status = pod.get("status") or {}

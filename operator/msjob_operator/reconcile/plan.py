@@ -6,7 +6,8 @@ operator must remember between passes lives in the job's status or in the pods' 
 restarted operator resumes exactly where the last one stopped.
 
 Gang restarts and resumes bump ``status.attempt``; pods carry the attempt they were created for, so
-pods of an older attempt are stale and get deleted, and the new gang is created once they are all gone.
+pods of an older attempt are stale and get deleted, and the new gang is created as the old one goes
+(each name is reused once its old pod is gone; see ``_finish_pass`` for the order).
 """
 
 from __future__ import annotations
@@ -529,6 +530,11 @@ def _finish_pass(p: _Pass, spec: MSJobSpec, views: list[PodView], services: list
         p.plan.delete_pods.extend(_deletions(stale, now))
         if any(pod.deleting for pod in stale):
             p.plan.requeue(FORCE_DELETE_AFTER.total_seconds())
+        if _overlaps_restarts(spec) and not any(pod.replica_type == "Scheduler" for pod in stale):
+            # A big gang drains for seconds: its successors are created as their names come free,
+            # but never across schedulers: members only once the old scheduler is gone (none can
+            # reach it), the new scheduler only once every old member is gone (none can reach it).
+            _create_missing(p, spec, views, services, current, hold_scheduler=True)
     else:
         _create_missing(p, spec, views, services, current)
     _rank_table(p, spec, current)
@@ -574,8 +580,15 @@ def _rank_table(p: _Pass, spec: MSJobSpec, current: dict[tuple[str, int], PodVie
                              "ranks": ranktable.rank_count(table), "hash": digest}
 
 
+def _overlaps_restarts(spec: MSJobSpec) -> bool:
+    """Whether a new gang may be created while the old one drains: only where the MindSpore scheduler
+    is a member of its own (Dynamic mode with a Scheduler replica). Under msrun it lives in worker 0,
+    and rank-table jobs get one table for the whole gang: there the old gang goes first, whole."""
+    return launch_mode(spec) == "Dynamic" and replica_count(spec, "Scheduler") > 0
+
+
 def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: list[dict],
-                    current: dict[tuple[str, int], PodView]) -> None:
+                    current: dict[tuple[str, int], PodView], hold_scheduler: bool = False) -> None:
     existing_services = {svc["metadata"]["name"]: svc for svc in services}
     for svc in build_services(p.job, spec):
         if svc["metadata"]["name"] not in existing_services:
@@ -609,6 +622,8 @@ def _create_missing(p: _Pass, spec: MSJobSpec, views: list[PodView], services: l
     attempt = p.attempt
     replicas = dict(spec.ms_replica_specs.items())
     for rtype, index in missing:
+        if hold_scheduler and rtype == "Scheduler":
+            continue  # created in the pass that finds the old gang gone
         if naming.pod_name(p.name, rtype, index) in taken:
             # Its predecessor is still going away; look again even if its deletion event is missed.
             p.plan.requeue(5.0)
