@@ -13,7 +13,7 @@ import time
 from .. import naming
 from ..controller.kube import Kube, core_path
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, seconds
-from .sizes import plain_pods
+from .sizes import plain_pods, plain_services
 
 # The local cluster's kwok stages: a running pod with an exit code exits (after run-seconds since its start).
 EXIT_CODE = "kwok.msjob.test/exit-code"
@@ -51,11 +51,14 @@ async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: boo
 
 async def measure_recovery_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
     """The same restart done by a plain bulk client (64 in flight), as the physical limit: delete every
-    pod of a running gang, wait until they are gone (names are reused), create them again."""
+    pod of a running gang (with the job's Services, whose endpoints follow), wait until they are gone
+    (names are reused), create them again."""
     name, count = "limit", workers + 1
     namespace = await new_namespace(kube, "bench-recovery-limit")
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
     try:
+        await asyncio.gather(*(kube.create("services", namespace, svc)
+                               for svc in plain_services(name, workers, namespace)))
         old = plain_pods(name, workers)
         for pod in old:
             pod["metadata"]["namespace"] = namespace

@@ -1,7 +1,7 @@
 """Big jobs: from `create MSJob` to all pods created and Running, next to the physical limit.
 
 For each size, on the same cluster in the same run:
-- limit: a plain asyncio client creating the same pods (64 in flight) plus a headless Service;
+- limit: a plain asyncio client creating the same pods (64 in flight) and Services;
 - operator: from `create MSJob` to all pods created, and to all pods Running.
 """
 
@@ -13,6 +13,7 @@ import time
 from .. import naming
 from ..api.models import MSJobSpec
 from ..builders.pods import build_pod
+from ..builders.services import build_services
 from ..controller.kube import Kube, core_path, job_path
 from .common import PodWatch, delete_namespace, job_body, new_namespace
 
@@ -32,10 +33,26 @@ async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeou
     return {"created": created - started, "running": running - started}
 
 
+def _plain_job(name: str, workers: int) -> tuple[dict, MSJobSpec]:
+    job = {**job_body(name, workers), "metadata": {"name": name, "namespace": "bench", "uid": "none"}}
+    return job, MSJobSpec.model_validate(job["spec"])
+
+
+def plain_services(name: str, workers: int, namespace: str) -> list[dict]:
+    """The Services the operator would build for a job (their endpoints are part of the work when
+    pods come and go), without owner or operator label."""
+    services = build_services(*_plain_job(name, workers))
+    for svc in services:
+        svc["metadata"].pop("ownerReferences", None)
+        svc["metadata"]["namespace"] = namespace
+        for labels in (svc["metadata"].get("labels") or {}, svc["spec"].get("selector") or {}):
+            labels.pop(naming.OPERATOR_NAME_LABEL, None)
+    return services
+
+
 def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict]:
     """The pods the operator would build for a job, without owner or operator label: a plain client's."""
-    job = {**job_body(name, workers), "metadata": {"name": name, "namespace": "bench", "uid": "none"}}
-    spec = MSJobSpec.model_validate(job["spec"])
+    job, spec = _plain_job(name, workers)
     replicas = dict(spec.ms_replica_specs.items())
     pods = [build_pod(job, spec, rtype, replicas[rtype], i, attempt=attempt, scheduler_ip="10.0.0.10")
             for rtype in ("Scheduler", "Worker") for i in range(replicas[rtype].replicas)]
@@ -46,14 +63,13 @@ def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict]:
 
 
 async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
-    """The same pods and a headless Service, created by a plain bulk client (64 in flight)."""
+    """The same pods and Services, created by a plain bulk client (64 in flight)."""
     name = "limit"
     pods = plain_pods(name, workers)
 
     async def create(namespace: str) -> None:
-        await kube.request("POST", core_path("services", namespace), {
-            "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
-            "spec": {"clusterIP": "None", "selector": {naming.JOB_NAME_LABEL: name}, "ports": [{"port": 2222}]}})
+        await asyncio.gather(*(kube.create("services", namespace, svc)
+                               for svc in plain_services(name, workers, namespace)))
         for pod in pods:
             pod["metadata"]["namespace"] = namespace
         await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in pods))
