@@ -29,7 +29,7 @@ async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeou
         running = await watch.until(lambda w: w.total_running >= pods, timeout, f"{pods} pods Running")
     finally:
         await watch.stop()
-        await delete_namespace(kube, namespace)
+        await delete_namespace(kube, namespace, wait=timeout)  # its deletion must not load the next measurement
     return {"created": created - started, "running": running - started}
 
 
