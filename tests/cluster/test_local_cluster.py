@@ -188,24 +188,18 @@ def test_restarts_keep_the_data(cluster, core, namespace):
     assert all(cluster.running().values())
 
 
-def test_fake_nodes_renew_their_leases(cluster):
+def test_fake_nodes_renew_their_leases(kube, core):
     """A fake node must look alive to the controller-manager the way a kubelet does, by its Lease:
     a node judged by a stale status heartbeat goes NotReady after the grace period (~50 s), and
     every pod on it is marked NotReady, which jobs that run for minutes would see."""
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
-        core, coordination = CoreV1Api(api), CoordinationV1Api(api)
-        names = [n.metadata.name for n in core.list_node(label_selector="type=kwok").items]
-        assert names
+    coordination = CoordinationV1Api(kube)
+    names = [n.metadata.name for n in core.list_node(label_selector="type=kwok").items]
+    assert names
 
-        def renew_times():
-            return {name: coordination.read_namespaced_lease(name, "kube-node-lease").spec.renew_time
-                    for name in names}
-        first = wait_for(renew_times, timeout=30, message="a Lease for every fake node")
-        for name in names:
-            lease = coordination.read_namespaced_lease(name, "kube-node-lease")
-            assert lease.spec.lease_duration_seconds == NODE_LEASE_SECONDS
-        wait_for(lambda: all(t != first[n] for n, t in renew_times().items()), timeout=NODE_LEASE_SECONDS,
-                 message="every fake node's Lease renewed", describe=renew_times)
-    finally:
-        api.close()
+    def leases():
+        return {name: coordination.read_namespaced_lease(name, "kube-node-lease").spec for name in names}
+    first = wait_for(leases, timeout=30, message="a Lease for every fake node")
+    assert {spec.lease_duration_seconds for spec in first.values()} == {NODE_LEASE_SECONDS}
+    wait_for(lambda: all(spec.renew_time != first[n].renew_time for n, spec in leases().items()),
+             timeout=NODE_LEASE_SECONDS, message="every fake node's Lease renewed",
+             describe=lambda: {n: spec.renew_time for n, spec in leases().items()})

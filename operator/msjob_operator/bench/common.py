@@ -38,17 +38,25 @@ async def new_namespace(kube: Kube, prefix: str) -> str:
     return name
 
 
+async def until_gone(kube: Kube, path: str, timeout: float, poll: float = 0.5) -> bool:
+    """Poll the object at `path` until it is gone (404); False if it is still there after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _ = await kube.request("GET", path, ok_statuses=(404,))
+        if status == 404:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)
+
+
 async def delete_namespace(kube: Kube, namespace: str, wait: float = 0) -> None:
     """Delete; with `wait`, until it is gone, so its pods' deletion does not load the next measurement."""
     # The jobs first: a job whose pods the namespace's deletion removes would make them again, in vain.
     await kube.request("DELETE", job_path(namespace), ok_statuses=(404,))
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        status, _ = await kube.request("GET", f"/api/v1/namespaces/{namespace}", ok_statuses=(404,))
-        if status == 404:
-            return
-        await asyncio.sleep(1)
+    if wait:
+        await until_gone(kube, f"/api/v1/namespaces/{namespace}", wait, poll=1)
 
 
 def api_requests(metrics_text: str) -> Counter:

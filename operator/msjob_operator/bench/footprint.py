@@ -14,7 +14,7 @@ from typing import Callable
 
 from .. import naming
 from ..controller.kube import Kube, job_path
-from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests
+from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests, until_gone
 
 
 def process_usage(pid: int) -> dict:
@@ -50,7 +50,9 @@ async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], wor
         await create_job(kube, namespace, body)
         await watch.until(lambda w: len(w.ever_running) >= pods, timeout, f"{pods} pods Running")
         ran = len(watch.ever_running)
-        await _wait_gone(kube, namespace, name, timeout)  # the operator deletes it once Succeeded (TTL 0)
+        # The operator deletes it once Succeeded (TTL 0).
+        if not await until_gone(kube, job_path(namespace, name), timeout):
+            raise TimeoutError(f"MSJob {name} not deleted within {timeout} s (ttlSecondsAfterFinished: 0)")
         await watch.until(lambda w: w.total == 0, timeout, "the job's pods gone")
         after = await quiet_requests(metrics, timeout)
     finally:
@@ -63,15 +65,6 @@ async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], wor
         detail[f"{verb} {resource}"] = n
     return {"workers": workers, "pods": pods, "pods_seen_running": ran, "total": sum(by_verb.values()),
             "by_verb": dict(sorted(by_verb.items())), "by_verb_resource": detail}
-
-
-async def _wait_gone(kube: Kube, namespace: str, name: str, timeout: float) -> None:
-    for _ in range(int(timeout * 2)):
-        status, _ = await kube.request("GET", job_path(namespace, name), ok_statuses=(404,))
-        if status == 404:
-            return
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"MSJob {name} not deleted within {timeout} s (ttlSecondsAfterFinished: 0)")
 
 
 def table(footprint: dict | None, requests: dict | None) -> str:

@@ -58,7 +58,7 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
     results: dict = {"load_before": load()}
     if "sizes" in chosen:
         print(HEADER, flush=True)
-        results["results"] = await run_sizes(kubeconfig, options.sizes, options.timeout)
+        results["results"] = await run_sizes(kubeconfig, options.sizes, options.timeout, options.settle)
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     try:
         if "recovery" in chosen:

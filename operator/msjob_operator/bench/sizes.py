@@ -14,11 +14,11 @@ from .. import naming
 from ..api.models import MSJobSpec
 from ..builders.pods import build_pod
 from ..builders.services import build_services
-from ..controller.kube import Kube, core_path, job_path
-from .common import PodWatch, delete_namespace, job_body, new_namespace
+from ..controller.kube import Kube
+from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace
 
 
-async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeout: float) -> dict:
+async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeout: float, settle: bool) -> dict:
     """In a fresh namespace: start the clock, `create(namespace)`, wait until all pods run, clean up."""
     namespace = await new_namespace(kube, prefix)
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
@@ -29,7 +29,7 @@ async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeou
         running = await watch.until(lambda w: w.total_running >= pods, timeout, f"{pods} pods Running")
     finally:
         await watch.stop()
-        await delete_namespace(kube, namespace, wait=timeout)  # its deletion must not load the next measurement
+        await delete_namespace(kube, namespace, wait=timeout if settle else 0)
     return {"created": created - started, "running": running - started}
 
 
@@ -62,7 +62,7 @@ def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict]:
     return pods
 
 
-async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
+async def measure_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
     """The same pods and Services, created by a plain bulk client (64 in flight)."""
     name = "limit"
     pods = plain_pods(name, workers)
@@ -74,23 +74,23 @@ async def measure_limit(kube: Kube, workers: int, timeout: float) -> dict:
             pod["metadata"]["namespace"] = namespace
         await asyncio.gather(*(kube.create("pods", namespace, pod) for pod in pods))
 
-    return await _measure(kube, "bench-limit", name, len(pods), create, timeout)
+    return await _measure(kube, "bench-limit", name, len(pods), create, timeout, settle)
 
 
-async def measure_operator(kube: Kube, workers: int, timeout: float) -> dict:
+async def measure_operator(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
     async def create(namespace: str) -> None:
-        await kube.request("POST", job_path(namespace), job_body("bench", workers))
+        await create_job(kube, namespace, job_body("bench", workers))
 
-    return await _measure(kube, "bench-operator", "bench", workers + 1, create, timeout)
+    return await _measure(kube, "bench-operator", "bench", workers + 1, create, timeout, settle)
 
 
-async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float) -> list[dict]:
+async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: bool = True) -> list[dict]:
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     rows = []
     try:
         for workers in sizes:
-            limit = await measure_limit(kube, workers, timeout)
-            operator = await measure_operator(kube, workers, timeout)
+            limit = await measure_limit(kube, workers, timeout, settle)
+            operator = await measure_operator(kube, workers, timeout, settle)
             rows.append({
                 "workers": workers, "pods": workers + 1,
                 "limit_created_s": round(limit["created"], 2), "limit_running_s": round(limit["running"], 2),
