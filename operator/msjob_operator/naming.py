@@ -15,6 +15,9 @@ REPLICA_INDEX_LABEL = f"{LABEL_PREFIX}/replica-index"
 OPERATOR_NAME_LABEL = f"{LABEL_PREFIX}/operator-name"
 # Gang attempt a pod belongs to: pods of an older attempt are stale after a gang restart.
 ATTEMPT_LABEL = f"{GROUP}/attempt"
+# The scheduler address (MS_SCHED_HOST) a member was built with: a member whose address is not the
+# scheduler Service's any more can never reach the scheduler.
+SCHEDULER_ADDRESS_ANNOTATION = f"{GROUP}/scheduler-address"
 
 MANAGED_BY = f"{GROUP}/{OPERATOR_NAME}"
 CHILD_SELECTOR = f"{OPERATOR_NAME_LABEL}={OPERATOR_NAME}"

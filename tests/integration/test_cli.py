@@ -67,7 +67,7 @@ def test_submit_wait_get_list_describe(cli, client, tmp_path, namespace):
     got = cli("get", "cli-train")
     assert got.returncode == 0, got.stderr
     header, row = got.stdout.splitlines()
-    assert header.split() == ["NAME", "STATE", "WORKERS", "RESTARTS", "AGE"]
+    assert header.split() == ["NAME", "STATE", "WORKERS", "RESTARTS", "WAITING", "AGE"]
     assert row.split()[:4] == ["cli-train", "Succeeded", row.split()[2], "0"]
     assert json.loads(cli("get", "cli-train", "-o", "json").stdout)["status"]["state"] == "Succeeded"
 

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.api.models import MAX_REPLICAS
+from msjob_operator.api.models import MAX_COUNT, MAX_REPLICAS, MAX_SECONDS
 
 from ..helpers import wait_for
 from .msjobs import GROUP, PLURAL, VERSION, msjob, template
@@ -68,8 +68,16 @@ FIELDS = {
     "restart policy": field(REPLICAS + ("Worker", "restartPolicy"),
                             st.sampled_from(["Always", "OnFailure", "Never", "ExitCode", "Sometimes", "never", ""]),
                             enum("Always", "OnFailure", "Never", "ExitCode")),
-    "backoff limit": field(("spec", "runPolicy", "backoffLimit"), st.integers(-5, 5), at_least(0)),
-    "active deadline": field(("spec", "runPolicy", "activeDeadlineSeconds"), st.integers(-2, 3), at_least(1)),
+    "backoff limit": field(("spec", "runPolicy", "backoffLimit"),
+                           st.one_of(st.integers(-5, 5), st.integers(MAX_COUNT - 1, MAX_COUNT + 1)), at_least(0, MAX_COUNT)),
+    "active deadline": field(("spec", "runPolicy", "activeDeadlineSeconds"),
+                             st.one_of(st.integers(-2, 3), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1), st.just(2 ** 63 - 1)),
+                             at_least(1, MAX_SECONDS)),
+    "startup deadline": field(("spec", "failurePolicy", "startupDeadlineSeconds"),
+                              st.one_of(st.integers(-1, 2), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1)),
+                              at_least(1, MAX_SECONDS)),
+    "ttl": field(("spec", "runPolicy", "ttlSecondsAfterFinished"),
+                 st.one_of(st.integers(-1, 2), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1)), at_least(0, MAX_SECONDS)),
     "clean pod policy": field(("spec", "runPolicy", "cleanPodPolicy"),
                               st.sampled_from(["None", "Running", "All", "Some", "all"]), enum("None", "Running", "All")),
     "success policy": field(("spec", "successPolicy"), st.sampled_from(["", "AllWorkers", "AnyWorker", "allworkers"]),
@@ -138,9 +146,16 @@ def odd_valid_jobs(draw, index: int = 0) -> dict:
                                 "cleanPodPolicy": draw(st.sampled_from(["None", "Running", "All"])),
                                 "suspend": draw(st.booleans())}
     if draw(st.booleans()):
-        job["spec"]["failurePolicy"] = {"rules": [{"action": draw(st.sampled_from(
-            ["FailJob", "RestartJob", "Ignore", "RestartReplica", "RestartJobIgnoreBudget"])),
-            "onExitCodes": {"operator": "In", "values": draw(st.lists(st.integers(1, 255), min_size=1, max_size=3))}}]}
+        rule = {"action": draw(st.sampled_from(["FailJob", "RestartJob", "Ignore", "RestartReplica", "RestartJobIgnoreBudget"])),
+                "onExitCodes": {"operator": "In", "values": draw(st.lists(st.integers(1, 255), min_size=1, max_size=3))}}
+        if rule["action"] == "Ignore":  # admitted only for workers of an elastic job
+            rule["replicaTypes"] = ["Worker"]
+            job["spec"]["enableDynamicWorker"] = True
+        job["spec"]["failurePolicy"] = {"rules": [rule], "uncountedRestartLimit": draw(st.integers(0, 10000)),
+                                        "startupDeadlineSeconds": draw(st.sampled_from([1, 600, MAX_SECONDS]))}
+    # The largest admitted durations are safe to reconcile.
+    job["spec"]["runPolicy"]["activeDeadlineSeconds"] = draw(st.sampled_from([MAX_SECONDS, 86400]))
+    job["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = draw(st.sampled_from([0, MAX_SECONDS]))
     return job
 
 

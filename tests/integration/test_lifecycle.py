@@ -9,6 +9,18 @@ from ..helpers import wait_for
 from .msjobs import EXIT, msjob
 
 pytestmark = pytest.mark.cluster
+MISMATCHES = "msjob_status_write_mismatches_total"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def status_writes_are_exact(operator):
+    """After every status write of these tests, the server's status equals the one the pass computed
+    (the operator compares its plan with each write's response and counts any difference)."""
+    yield
+    if operator.proc is not None and operator.proc.poll() is None:
+        count = next((float(line.split()[-1]) for line in operator.metrics().splitlines()
+                      if line.startswith(MISMATCHES + " ")), None)
+        assert count == 0.0, f"{MISMATCHES} = {count}; see {operator.log_path}"
 
 
 def env_of(pod) -> dict:
@@ -122,6 +134,38 @@ def test_suspend_holds_no_pods_and_resume_recreates_them(jobs):
     assert jobs.condition("pause", "Suspended")["status"] == "False"
 
 
+def test_resume_restarts_the_active_deadline_clock(jobs):
+    """startTime goes while the job is suspended and is set again on resume (the active deadline
+    counts from the admission), with no stale value left on the server."""
+    jobs.create(msjob("clock", workers=1))
+    jobs.wait_condition("clock", "Running")
+    first = jobs.get("clock")["status"]["startTime"]
+    jobs.patch("clock", {"spec": {"runPolicy": {"suspend": True}}})
+    jobs.wait_condition("clock", "Suspended")
+    wait_for(lambda: "startTime" not in jobs.get("clock")["status"], timeout=30, message="startTime removed")
+    jobs.patch("clock", {"spec": {"runPolicy": {"suspend": False}}})
+    jobs.wait_condition("clock", "Running")
+    status = jobs.get("clock")["status"]
+    resumed = jobs.condition("clock", "Suspended")
+    assert resumed["status"] == "False" and resumed["reason"] == "MSJobResumed"
+    # Set by the pass that resumed the job, not kept from the first run.
+    assert status["startTime"] == resumed["lastTransitionTime"] >= first
+
+
+def test_last_failure_of_another_kind_keeps_no_stale_field(jobs):
+    jobs.create(msjob("twice", workers=2))
+    jobs.wait_condition("twice", "Running")
+    jobs.annotate_pod("twice-worker-1", {EXIT: "3"})
+    wait_for(lambda: (jobs.get("twice")["status"].get("lastFailure") or {}).get("exitCode") == 3, timeout=30,
+             message="the first failure recorded")
+    jobs.wait_pods("twice", 3, attempt=1)
+    jobs.wait_condition("twice", "Running")
+    jobs.core.delete_namespaced_pod("twice-worker-0", jobs.ns)  # by hand: no exit code of its own
+    last = wait_for(lambda: (lambda f: f if f.get("pod") == "twice-worker-0" else None)(
+        jobs.get("twice")["status"].get("lastFailure") or {}), timeout=30, message="the second failure recorded")
+    assert "exitCode" not in last and last["reason"] in ("Deleted", "Lost"), last
+
+
 def test_job_created_suspended_never_creates_pods(jobs):
     jobs.create(msjob("queued", workers=2, runPolicy={"suspend": True}))
     jobs.wait_condition("queued", "Suspended")
@@ -192,7 +236,7 @@ def test_kubectl_get_shows_state_workers_restarts(jobs, cluster):
     jobs.wait_condition("columns", "Running")
     out = cluster.kubectl("-n", jobs.ns, "get", "msj", "columns").stdout
     header, row = out.strip().splitlines()
-    assert header.split() == ["NAME", "STATE", "WORKERS", "RESTARTS", "AGE"]
+    assert header.split() == ["NAME", "STATE", "WORKERS", "RESTARTS", "WAITING", "AGE"]
     assert row.split()[:4] == ["columns", "Running", "2/2", "0"]
 
 

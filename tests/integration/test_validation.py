@@ -52,6 +52,38 @@ CASES = {
                             ["spec.mindspore.devices.resource"]),
     "port out of range": (lambda s: s.update(mindspore={"schedulerPort": 70000}),
                           ["spec.mindspore.schedulerPort", "less than or equal to 65535"]),
+    # Specs that cannot work (issue: hostile use, item 8).
+    "ignore rule for the scheduler": (lambda s: s.update(enableDynamicWorker=True, failurePolicy={"rules": [
+        {"action": "Ignore", "replicaTypes": ["Scheduler", "Worker"]}]}),
+        ["spec.failurePolicy.rules[0]", "cannot ignore the Scheduler"]),
+    "ignore rule for every type": (lambda s: s.update(enableDynamicWorker=True, failurePolicy={"rules": [
+        {"action": "Ignore"}]}), ["spec.failurePolicy.rules[0]", "must list replicaTypes"]),
+    "ignore without dynamic workers": (lambda s: s.update(failurePolicy={"rules": [
+        {"action": "Ignore", "replicaTypes": ["Worker"]}]}), ["enableDynamicWorker: true"]),
+    "rank table without an ascend device": (lambda s: (s["msReplicaSpecs"].pop("Scheduler"),
+                                                      s.update(mindspore={"launchMode": "RankTable"})),
+                                            ["launchMode RankTable needs an Ascend device"]),
+    "rank table with a gpu": (lambda s: (s["msReplicaSpecs"].pop("Scheduler"), s.update(mindspore={
+        "launchMode": "RankTable", "devices": {"resource": "nvidia.com/gpu", "perPod": 8}})),
+        ["launchMode RankTable needs an Ascend device"]),
+    "device resource cpu": (lambda s: s.update(mindspore={"devices": {"resource": "cpu", "perPod": 1}}),
+                            ["spec.mindspore.devices.resource", "extended resource"]),
+    "template label value too long": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
+                                      .update(team="x" * 64), ["msReplicaSpecs.Worker.template.metadata.labels", "63"]),
+    "template label value not ascii": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
+                                       .update(team="équipe"), ["template.metadata.labels", "label value"]),
+    "template label key invalid": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
+                                   .update({"bad key!": "v"}), ["template.metadata.labels", "label key"]),
+    "init container named like a container": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["spec"].update(
+        initContainers=[{"name": "mindspore", "image": "busybox"}]), ["template.spec", "container names must be unique"]),
+    "container named like the reporter": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["spec"].update(
+        initContainers=[{"name": "msjob-reporter", "image": "busybox"}]), ["template.spec", "reserved"]),
+    "deadline beyond ten years": (lambda s: s.update(runPolicy={"activeDeadlineSeconds": 10 ** 12}),
+                                  ["spec.runPolicy.activeDeadlineSeconds", "less than or equal to"]),
+    "startup deadline beyond ten years": (lambda s: s.update(failurePolicy={"startupDeadlineSeconds": 2 ** 63 - 1}),
+                                          ["spec.failurePolicy.startupDeadlineSeconds", "less than or equal to"]),
+    "ttl beyond ten years": (lambda s: s.update(runPolicy={"ttlSecondsAfterFinished": 2 ** 63 - 1}),
+                             ["spec.runPolicy.ttlSecondsAfterFinished", "less than or equal to"]),
 }
 
 

@@ -33,15 +33,24 @@ def job(name="demo", workers=2, scheduler=True, ps=0, status=None, **spec_extra)
     }
 
 
+OWNER = {"apiVersion": "mindspore.gitee.com/v1", "kind": "MSJob", "name": "demo", "uid": "job-uid", "controller": True}
+
+
+def owned(name: str = "demo") -> list[dict]:
+    """The ownerReferences of a child of the job ``name`` (uid job-uid, as ``job()`` makes it)."""
+    return [{**OWNER, "name": name}]
+
+
 def services(name="demo", cluster_ip="10.0.0.42") -> list[dict]:
     return [
-        {"metadata": {"name": name, "namespace": "ns"}, "spec": {"clusterIP": "None"}},
-        {"metadata": {"name": f"{name}-scheduler", "namespace": "ns"}, "spec": {"clusterIP": cluster_ip}},
+        {"metadata": {"name": name, "namespace": "ns", "ownerReferences": owned(name)}, "spec": {"clusterIP": "None"}},
+        {"metadata": {"name": f"{name}-scheduler", "namespace": "ns", "ownerReferences": owned(name)},
+         "spec": {"clusterIP": cluster_ip}},
     ]
 
 
 def pod(name="demo", rtype="Worker", index=0, attempt=0, phase="Running", *, exit_code=None, reason=None,
-        message=None, deleting=False, disruption=False, ready=True, uid=None, waiting=None) -> dict:
+        message=None, deleting=False, disruption=False, ready=True, uid=None, waiting=None, owner=True) -> dict:
     pod_name = naming.pod_name(name, rtype, index)
     status: dict = {"phase": phase, "conditions": []}
     if phase == "Running" and ready:
@@ -60,6 +69,8 @@ def pod(name="demo", rtype="Worker", index=0, attempt=0, phase="Running", *, exi
         "labels": {**naming.replica_labels(name, rtype), naming.REPLICA_INDEX_LABEL: str(index),
                    naming.ATTEMPT_LABEL: str(attempt)},
     }
+    if owner:
+        meta["ownerReferences"] = owned(name)
     if deleting:
         meta["deletionTimestamp"] = "2026-11-22T11:59:50Z"
     return {"metadata": meta, "spec": {"nodeName": "node-1"}, "status": status}

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from msjob_operator.api import crd, models, podtemplate
+from msjob_operator.api.template_rules import harden_template
 
 from .jobs import job
 
@@ -382,12 +383,13 @@ def test_subresources(version, root):
 
 def test_printer_columns(version, root):
     cols = {c["name"]: c for c in version["additionalPrinterColumns"]}
-    assert list(cols) == ["State", "Workers", "Restarts", "Age"]
+    assert list(cols) == ["State", "Workers", "Restarts", "Waiting", "Age"]
+    assert (cols["Waiting"]["jsonPath"], cols["Waiting"]["type"]) == (".status.waiting.reason", "string")
     assert (cols["State"]["jsonPath"], cols["State"]["type"]) == (".status.state", "string")
     assert (cols["Workers"]["jsonPath"], cols["Workers"]["type"]) == (".status.workers", "string")
     assert (cols["Restarts"]["jsonPath"], cols["Restarts"]["type"]) == (".status.restartCount", "integer")
     assert (cols["Age"]["jsonPath"], cols["Age"]["type"]) == (".metadata.creationTimestamp", "date")
-    for col in ("state", "workers", "restartCount"):
+    for col in ("state", "workers", "restartCount", "waiting"):
         assert col in root["properties"]["status"]["properties"]
 
 
@@ -471,7 +473,9 @@ def test_template_metadata_keeps_labels_and_annotations(root, path):
     assert set(meta["properties"]) == {"labels", "annotations", "name", "namespace", "generateName", "finalizers"}
     for key in ("labels", "annotations"):
         assert meta["properties"][key]["type"] == "object"
-        assert meta["properties"][key]["additionalProperties"] == {"type": "string"}
+    # Label values as Kubernetes admits them (the CEL rules check their syntax); annotations free.
+    assert meta["properties"]["labels"]["additionalProperties"] == {"type": "string", "maxLength": 63}
+    assert meta["properties"]["annotations"]["additionalProperties"] == {"type": "string"}
     assert meta["properties"]["finalizers"]["items"]["type"] == "string"
 
 
@@ -506,7 +510,7 @@ def test_every_replica_type_gets_the_same_template_schema(root):
         # The field documentation lives in the Worker template only, and the others say so.
         assert "kubectl explain msjobs.spec.msReplicaSpecs.Worker.template" in other["description"]
         assert "description" not in at(other, "spec.containers")
-    assert _without_descriptions(worker) == _without_descriptions(podtemplate.pod_template_schema())
+    assert _without_descriptions(worker) == _without_descriptions(harden_template(podtemplate.pod_template_schema()))
 
 
 # ----------------------------------------------------------------------------------------------

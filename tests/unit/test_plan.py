@@ -205,7 +205,8 @@ def test_scheduler_recovery_recreates_only_the_scheduler():
     pods[0] = pod("demo", "Scheduler", 0, phase="Failed", exit_code=137, uid="sched-uid")
     plan = reconcile(j, pods, services(), NOW)
     assert [d.name for d in plan.delete_pods] == ["demo-scheduler-0"]
-    assert plan.status["restartCount"] == 0 and plan.status["backoffCount"] == 1
+    # RESTARTS (restartCount) counts every restart, the scheduler's alone too; attempt stays.
+    assert plan.status["restartCount"] == 1 and plan.status["backoffCount"] == 1 and plan.status["attempt"] == 0
     assert plan.status["replicaStatuses"]["Scheduler"]["restarts"] == 1
     assert "sched-uid" in plan.status["handledFailures"]
     # Next pass: the failure is not counted again; once the pod is gone it is recreated.

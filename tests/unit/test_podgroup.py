@@ -3,7 +3,7 @@ from msjob_operator.builders.podgroup import build_podgroup, join_gang, total_re
 from msjob_operator.reconcile.plan import reconcile
 from msjob_operator.settings import SCHEDULER_PLUGINS, GangSettings, Settings
 
-from .jobs import NOW, gang, job, pod, services
+from .jobs import NOW, gang, job, owned, pod, services
 
 
 def npu_job(**spec):
@@ -72,7 +72,7 @@ def test_jobs_without_scheduling_policy_get_no_gang_unless_configured():
 
 def test_unschedulable_gang_shows_in_status_and_events():
     j = npu_job(runPolicy={"schedulingPolicy": {"queue": "default"}})
-    group = {"metadata": {"name": "demo"}, "spec": {"queue": "default"}, "status": {"phase": "Inqueue", "conditions": [
+    group = {"metadata": {"name": "demo", "ownerReferences": owned()}, "spec": {"queue": "default"}, "status": {"phase": "Inqueue", "conditions": [
         {"type": "Unschedulable", "status": "True", "reason": "NotEnoughResources", "message": "3/3 tasks in gang unschedulable"}]}}
     pending = [pod("demo", "Worker", i, phase="Pending", ready=False) for i in range(2)] + [pod("demo", "Scheduler", 0, phase="Pending")]
     plan = reconcile(j, pending, services(), NOW, podgroups=[group])
@@ -82,7 +82,7 @@ def test_unschedulable_gang_shows_in_status_and_events():
 
 
 def test_finished_or_suspended_job_releases_its_gang():
-    group = {"metadata": {"name": "demo"}, "status": {"phase": "Running"}}
+    group = {"metadata": {"name": "demo", "ownerReferences": owned()}, "status": {"phase": "Running"}}
     suspended = reconcile(job(runPolicy={"suspend": True, "schedulingPolicy": {}}), gang(), services(), NOW, podgroups=[group])
     assert suspended.delete_podgroups == ["demo"]
     pods = gang()

@@ -44,7 +44,7 @@ get/patch on its own pods, and RBAC only lets it grant what it holds itself.
 {{- define "msjob-operator.namespacedRules" -}}
 - apiGroups: [mindspore.gitee.com]
   resources: [msjobs]
-  verbs: [list, watch, delete]
+  verbs: [list, watch, get, delete]
 - apiGroups: [mindspore.gitee.com]
   resources: [msjobs/status]
   verbs: [patch]
@@ -59,7 +59,7 @@ get/patch on its own pods, and RBAC only lets it grant what it holds itself.
   verbs: [create, patch]
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, patch]
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [create]

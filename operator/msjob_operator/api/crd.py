@@ -28,6 +28,7 @@ import yaml
 
 from . import models
 from .podtemplate import pod_template_schema
+from .template_rules import harden_template
 
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
 CATEGORIES = ["kubeflow"]  # not "all": `kubectl get all` should not list training jobs
@@ -86,7 +87,7 @@ class _Structuralizer:
 
         # Markers describe the whole field, whatever type pydantic gave it (dict[str, Any]).
         if node.pop(PODTEMPLATE_MARKER, False):
-            out = pod_template_schema()
+            out = harden_template(pod_template_schema())
             if "description" in node:
                 out["description"] = node["description"]
             return out
@@ -284,7 +285,9 @@ def build_crd() -> dict[str, Any]:
                         {"name": "Workers", "type": "string", "jsonPath": ".status.workers",
                          "description": "Ready/total workers."},
                         {"name": "Restarts", "type": "integer", "jsonPath": ".status.restartCount",
-                         "description": "Gang restarts so far."},
+                         "description": "Restarts so far (gang restarts and members recreated alone)."},
+                        {"name": "Waiting", "type": "string", "jsonPath": ".status.waiting.reason",
+                         "description": "Why pods are not running yet (PodCreateRefused, Unschedulable, ImagePullBackOff, ...)."},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],
                 }

@@ -27,6 +27,12 @@ API_VERSION = f"{GROUP}/{VERSION}"
 # "<name>-scheduler-0" / "<name>-worker-<5 digits>" must be a 63-character DNS label.
 MAX_NAME_LENGTH = 50
 MAX_REPLICAS = 99999
+# The longest duration any field admits: every deadline, timeout and TTL stays within what a
+# datetime can add to today (and within what a person could mean).
+MAX_SECONDS = 10 * 365 * 24 * 3600
+MAX_CLUSTER_TIMEOUT_SECONDS = 7 * 24 * 3600  # MS_TOPO_TIMEOUT: forming a cluster never takes a week
+MAX_COUNT = 2**31 - 1  # counts are int32 in Kubernetes' own APIs
+DEFAULT_UNCOUNTED_RESTART_LIMIT = 10
 DEFAULT_SCHEDULER_PORT = 2222
 DEFAULT_BACKOFF_LIMIT = 3
 OPERATOR_NAME = "msjob-operator"
@@ -117,14 +123,18 @@ class LaunchMode(str, enum.Enum):
 class DeviceSettings(_Model):
     resource: str = Field(
         max_length=253, description="Extended resource of the accelerator, e.g. huawei.com/Ascend910, huawei.com/npu, nvidia.com/gpu.",
-        json_schema_extra={"pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"},
+        json_schema_extra={"pattern": r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+                           **rules(cel("self.contains('/') && !self.startsWith('kubernetes.io/') && !self.startsWith('requests.')",
+                                       "spec.mindspore.devices.resource must be an extended resource with a domain, such as "
+                                       "huawei.com/Ascend910, huawei.com/npu or nvidia.com/gpu (not cpu, memory or another "
+                                       "kubernetes.io resource)."))},
     )
     per_pod: int = Field(alias="perPod", ge=1, le=128, description="Devices per Worker pod; added to the Worker containers' limits if missing.")
 
 
 class SchedulingPolicy(_Model):
     min_available: Optional[int] = Field(
-        None, alias="minAvailable", ge=1, description="Pods that must be schedulable together (gang size). Defaults to all pods."
+        None, alias="minAvailable", ge=1, le=3 * MAX_REPLICAS, description="Pods that must be schedulable together (gang size). Defaults to all pods."
     )
     queue: Optional[str] = Field(None, description="Volcano queue the job's PodGroup goes to.")
     min_resources: Optional[dict[str, Any]] = Field(
@@ -133,7 +143,7 @@ class SchedulingPolicy(_Model):
     )
     priority_class: Optional[str] = Field(None, alias="priorityClass", description="PriorityClass of the job's PodGroup and pods.")
     schedule_timeout_seconds: Optional[int] = Field(
-        None, alias="scheduleTimeoutSeconds", ge=1, description="Seconds the gang may wait to be scheduled."
+        None, alias="scheduleTimeoutSeconds", ge=1, le=MAX_SECONDS, description="Seconds the gang may wait to be scheduled."
     )
 
 
@@ -143,13 +153,13 @@ class RunPolicy(_Model):
         description="Which pods to delete when the job finishes: Running (default; pods still running or pending), All, or None.",
     )
     ttl_seconds_after_finished: Optional[int] = Field(
-        None, alias="ttlSecondsAfterFinished", ge=0, description="Delete the MSJob this many seconds after it finished."
+        None, alias="ttlSecondsAfterFinished", ge=0, le=MAX_SECONDS, description="Delete the MSJob this many seconds after it finished."
     )
     active_deadline_seconds: Optional[int] = Field(
-        None, alias="activeDeadlineSeconds", ge=1, description="Fail the job when it has been active longer than this."
+        None, alias="activeDeadlineSeconds", ge=1, le=MAX_SECONDS, description="Fail the job when it has been active longer than this."
     )
     backoff_limit: Optional[int] = Field(
-        None, alias="backoffLimit", ge=0,
+        None, alias="backoffLimit", ge=0, le=MAX_COUNT,
         description=f"Counted restarts (gang or replica) allowed before the job fails. Default {DEFAULT_BACKOFF_LIMIT}.",
     )
     scheduling_policy: Optional[SchedulingPolicy] = Field(None, alias="schedulingPolicy")
@@ -169,7 +179,18 @@ class ExitCodesRequirement(_Model):
                               json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}})
 
 
+_IGNORE_RULES = rules(
+    cel("self.action != 'Ignore' || has(self.replicaTypes)",
+        "an Ignore rule must list replicaTypes (PS and/or Worker): ignoring every type would ignore the Scheduler too."),
+    cel("self.action != 'Ignore' || !has(self.replicaTypes) || !self.replicaTypes.exists(t, t == 'Scheduler')",
+        "an Ignore rule cannot ignore the Scheduler: a MindSpore cluster cannot run on without its scheduler; "
+        "remove Scheduler from replicaTypes."),
+)
+
+
 class FailurePolicyRule(_Model):
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True, json_schema_extra=_IGNORE_RULES)
+
     name: Optional[str] = Field(None, max_length=63, description="Shown in the job's conditions and Events when the rule fires.")
     action: FailureAction
     on_exit_codes: Optional[ExitCodesRequirement] = Field(None, alias="onExitCodes")
@@ -186,11 +207,17 @@ class FailurePolicy(_Model):
         None, max_length=32, description="Checked in order on each member failure; the first match decides. Without a match the replica's restartPolicy decides."
     )
     startup_deadline_seconds: Optional[int] = Field(
-        None, alias="startupDeadlineSeconds", ge=1,
+        None, alias="startupDeadlineSeconds", ge=1, le=MAX_SECONDS,
         description="Seconds every pod of an attempt has to be running (e.g. not stuck Pending or in ImagePullBackOff).",
     )
     startup_deadline_action: Optional[StartupDeadlineAction] = Field(
         None, alias="startupDeadlineAction", description="What to do when the startup deadline passes: FailJob (default) or RestartJob (counted)."
+    )
+    uncounted_restart_limit: Optional[int] = Field(
+        None, alias="uncountedRestartLimit", ge=0, le=10000,
+        description="Gang restarts not counted against backoffLimit (evictions, preemptions, deletions, lost nodes or "
+                    "members) allowed in a row, without 10 minutes of the whole gang running in between; one more "
+                    f"fails the job (reason UncountedRestartLimitExceeded). Default {DEFAULT_UNCOUNTED_RESTART_LIMIT}.",
     )
 
 
@@ -200,7 +227,7 @@ class MindSporeSettings(_Model):
         description=f"MS_SCHED_PORT. Default: the container port named 'msjob-port', else {DEFAULT_SCHEDULER_PORT}.",
     )
     cluster_timeout_seconds: Optional[int] = Field(
-        None, alias="clusterTimeoutSeconds", ge=1, description="MS_TOPO_TIMEOUT: seconds the processes have to form the cluster."
+        None, alias="clusterTimeoutSeconds", ge=1, le=MAX_CLUSTER_TIMEOUT_SECONDS, description="MS_TOPO_TIMEOUT: seconds the processes have to form the cluster."
     )
     enable_recovery: Optional[bool] = Field(
         None, alias="enableRecovery",
@@ -238,7 +265,7 @@ class HealthSettings(_Model):
     )
     interval_seconds: Optional[int] = Field(None, alias="intervalSeconds", ge=1, le=3600, description="How often the reporter publishes (default 10).")
     stall_timeout_seconds: Optional[int] = Field(
-        None, alias="stallTimeoutSeconds", ge=10,
+        None, alias="stallTimeoutSeconds", ge=10, le=MAX_SECONDS,
         description="No training step for this long marks the job Stalled and applies stallAction. Counted from the "
                     "last step, or from the time all pods were running before the first step (a slow start is allowed this long).",
     )
@@ -295,6 +322,18 @@ _REPLICA_SPECS_RULES = rules(
 
 
 _SPEC_RULES = rules(
+    cel("!has(self.failurePolicy) || !has(self.failurePolicy.rules) || !self.failurePolicy.rules.exists(r, r.action == 'Ignore') "
+        "|| (has(self.enableDynamicWorker) && self.enableDynamicWorker)",
+        "spec.failurePolicy.rules with action Ignore need spec.enableDynamicWorker: true: only an elastic job can run on "
+        "after a member failed.", field_path=".failurePolicy.rules"),
+    cel("!has(self.mindspore) || !has(self.mindspore.launchMode) || self.mindspore.launchMode != 'RankTable' || "
+        "(has(self.mindspore.devices) ? self.mindspore.devices.resource.startsWith('huawei.com/') : "
+        "has(self.msReplicaSpecs.Worker) && has(self.msReplicaSpecs.Worker.template) && has(self.msReplicaSpecs.Worker.template.spec) && "
+        "self.msReplicaSpecs.Worker.template.spec.containers.exists(c, has(c.resources) && has(c.resources.limits) && "
+        "c.resources.limits.exists(k, k.startsWith('huawei.com/'))))",
+        "spec.mindspore.launchMode RankTable needs an Ascend device: set spec.mindspore.devices.resource to a huawei.com/ "
+        "resource (e.g. huawei.com/Ascend910) or request one in the Worker container's limits; the HCCL rank table lists "
+        "NPUs only.", field_path=".mindspore.launchMode"),
     cel("!has(self.mindspore) || !has(self.mindspore.launchMode) || self.mindspore.launchMode == 'Dynamic' || "
         "(!has(self.msReplicaSpecs.Scheduler) && !has(self.msReplicaSpecs.PS))",
         "spec.mindspore.launchMode Msrun and RankTable run Worker replicas only: remove msReplicaSpecs.Scheduler and PS "
@@ -374,6 +413,7 @@ ROOT_VALIDATIONS = _ROOT_RULES
 
 class ConditionType(str, enum.Enum):
     STALLED = "Stalled"
+    WAITING = "Waiting"  # pods of the current attempt are not running yet, and the reason is known
     CREATED = "Created"
     RUNNING = "Running"
     RESTARTING = "Restarting"
@@ -413,6 +453,21 @@ class MemberFailure(_Model):
     action: Optional[str] = Field(None, description="What the operator did about it.")
 
 
+class WaitingReplicas(_Model):
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    pods: Optional[int] = Field(None, description="Pods of this type held up by this cause.")
+
+
+class WaitingStatus(_Model):
+    reason: Optional[str] = Field(
+        None, description="Why pods of the current attempt are not running, for programs: PodCreateRefused, PodNameTaken, "
+                          "Unschedulable, ImagePullBackOff, CreateContainerConfigError, GangNotScheduled, RestartBackoff, ...")
+    message: Optional[str] = Field(None, description="The same, for people: the API server's, scheduler's or kubelet's words.")
+    since: Optional[str] = Field(None, description="When this cause was first seen.")
+    replica_types: Optional[dict[str, WaitingReplicas]] = Field(None, alias="replicaTypes")
+
+
 class PodGroupStatus(_Model):
     name: Optional[str] = None
     phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown.")
@@ -447,13 +502,25 @@ class MSJobStatus(_Model):
     start_time: Optional[str] = Field(None, alias="startTime")
     completion_time: Optional[str] = Field(None, alias="completionTime")
     last_reconcile_time: Optional[str] = Field(None, alias="lastReconcileTime")
-    attempt_start_time: Optional[str] = Field(None, alias="attemptStartTime", description="When the current gang attempt began.")
+    attempt_start_time: Optional[str] = Field(None, alias="attemptStartTime",
+                                              description="When the current gang attempt began: its pods are created from then on (a restart's backoff puts it ahead).")
     observed_generation: Optional[int] = Field(None, alias="observedGeneration")
-    restart_count: Optional[int] = Field(None, alias="restartCount", description="Gang restarts so far.")
+    restart_count: Optional[int] = Field(None, alias="restartCount",
+                                         description="Restarts so far: gang restarts and members recreated alone.")
     attempt: Optional[int] = Field(
         None, description="Gang attempt the current pods belong to: bumped by every gang restart and every resume.")
     backoff_count: Optional[int] = Field(None, alias="backoffCount", description="Restarts counted against runPolicy.backoffLimit.")
     world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
+    consecutive_restarts: Optional[int] = Field(
+        None, alias="consecutiveRestarts",
+        description="Gang restarts in a row without 10 minutes of the whole gang running; sets the backoff before the next gang.")
+    consecutive_uncounted_restarts: Optional[int] = Field(
+        None, alias="consecutiveUncountedRestarts",
+        description="Of those, the ones not counted against backoffLimit (see failurePolicy.uncountedRestartLimit).")
+    scheduler_address: Optional[str] = Field(
+        None, alias="schedulerAddress",
+        description="The ClusterIP of <job>-scheduler the members were given as MS_SCHED_HOST; a deleted Service gets it back.")
+    waiting: Optional[WaitingStatus] = Field(None, description="Why pods of the current attempt are not running yet, while they are not.")
     last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
     pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
     rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable", description="The HCCL rank table (launchMode RankTable).")

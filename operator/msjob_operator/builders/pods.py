@@ -46,10 +46,15 @@ def build_pod(
             # The ConfigMap volume (not a subPath) so the kubelet updates hccl.json in place.
             pod_spec.setdefault("volumes", []).append(ranktable.volume(name))
             container.setdefault("volumeMounts", []).append(ranktable.volume_mount())
+    annotations = dict(meta.get("annotations") or {})
     if container is not None:
         merge_env(container, mindspore_env(
             spec, job=name, namespace=namespace, replica_type=replica_type, index=index, scheduler_ip=scheduler_ip,
         ))
+        if scheduler_ip and any(e.get("name") == "MS_SCHED_HOST" and e.get("value") == scheduler_ip
+                                for e in container.get("env") or []):
+            # Which scheduler address the member dials: if the Service's changes, the member is lost to it.
+            annotations[naming.SCHEDULER_ADDRESS_ANNOTATION] = scheduler_ip
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -57,7 +62,7 @@ def build_pod(
             "name": pod_name,
             "namespace": namespace,
             "labels": labels,
-            "annotations": dict(meta.get("annotations") or {}),
+            "annotations": annotations,
             "ownerReferences": [naming.owner_reference(job)],
         },
         "spec": pod_spec,

@@ -25,7 +25,9 @@ def _service(job: dict, name: str, labels: dict, selector: dict, port: int, **sp
     }
 
 
-def build_services(job: dict, spec: MSJobSpec) -> list[dict]:
+def build_services(job: dict, spec: MSJobSpec, scheduler_ip: str | None = None) -> list[dict]:
+    """The job's Services; ``scheduler_ip`` pins the scheduler Service's ClusterIP (the address the
+    running members were given, when the Service must be created again)."""
     name = job["metadata"]["name"]
     port = scheduler_port(spec)
     services = [
@@ -40,8 +42,9 @@ def build_services(job: dict, spec: MSJobSpec) -> list[dict]:
             selector = {**naming.replica_labels(name, "Worker"), naming.REPLICA_INDEX_LABEL: "0"}
         else:
             selector = naming.replica_labels(name, "Scheduler")
+        pinned = {"clusterIP": scheduler_ip} if scheduler_ip else {}
         services.append(_service(
             job, naming.scheduler_service_name(name), naming.replica_labels(name, "Scheduler"), selector, port,
-            type="ClusterIP",
+            type="ClusterIP", **pinned,
         ))
     return services

@@ -15,7 +15,8 @@ from . import metrics
 from .kube import Kube, load_configuration
 from .leader import LeaderElection
 from ..settings import Settings
-from .reconciler import Controller, JobStateCollector
+from .collector import JobStateCollector
+from .reconciler import Controller
 
 log = logging.getLogger("msjob_operator")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 from .kube import Kube, KubeError
 from .store import ChildStore, Key
@@ -18,8 +18,12 @@ log = logging.getLogger(__name__)
 
 class Informer:
     def __init__(self, kube: Kube, paths: Iterable[str], selector: str, store: ChildStore,
-                 notify: Callable[[Key], None], what: str):
+                 notify: Callable[[Key], None], what: str, on_unselected: Optional[Callable[[dict], None]] = None):
         self.kube = kube
+        # Called with an object the watch reports DELETED without a deletionTimestamp: deleted at once
+        # (a forced delete), or still there and only no longer selected (its labels were changed: the
+        # watch then sends the object as it was before). Only a read can tell.
+        self.on_unselected = on_unselected
         self.paths = list(paths)  # one per watched namespace, or one cluster-wide path
         self.selector = selector
         self.store = store
@@ -80,6 +84,8 @@ class Informer:
                 key = self.store.remove(obj)
                 if self._stores is not None:
                     self._stores[path].remove(obj)
+                if self.on_unselected is not None and not (obj.get("metadata") or {}).get("deletionTimestamp"):
+                    self.on_unselected(obj)
             else:
                 key = self.store.upsert(obj)
                 if self._stores is not None:
@@ -91,3 +97,13 @@ class Informer:
 
 class _Expired(Exception):
     pass
+
+
+def selected(obj: dict, selector: str) -> bool:
+    """Whether the object's labels match an equality selector ``k=v,k2=v2``."""
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        name, _, value = term.partition("=")
+        if labels.get(name) != value:
+            return False
+    return True

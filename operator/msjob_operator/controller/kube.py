@@ -77,6 +77,24 @@ def _count(method: str, path: str, watch: bool = False) -> None:
     metrics.API_REQUESTS.labels(*request_kind(method, path, watch)).inc()
 
 
+def merge_patch(old: dict, new: dict) -> dict:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``: removed keys become null,
+    objects are patched key by key, lists and scalars are replaced whole."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key, _ABSENT)
+        if isinstance(value, dict) and isinstance(before, dict):
+            inner = merge_patch(before, value)
+            if inner:
+                patch[key] = inner
+        elif value != before:
+            patch[key] = value
+    return patch
+
+
+_ABSENT = object()
+
+
 def env_proxy(url: str) -> Optional[str]:
     """The proxy $HTTPS_PROXY / $HTTP_PROXY name for this URL, unless $NO_PROXY exempts its host."""
     parts = urllib.parse.urlsplit(url)
@@ -189,12 +207,26 @@ class Kube:
             response.release()
 
     # -- the MSJob itself --------------------------------------------------------------------
-    async def patch_job_status(self, namespace: str, name: str, status: dict) -> Optional[dict]:
-        """Merge-patch the status subresource; returns the updated job, or None if the job is gone."""
+    async def patch_job_status(self, namespace: str, name: str, old: dict, new: dict,
+                               resource_version: Optional[str]) -> Optional[dict]:
+        """Make the job's status exactly ``new``, knowing it is ``old`` at ``resource_version``.
+
+        A JSON merge patch of the difference, with null for every key ``new`` drops, so nothing stale
+        stays behind; the resourceVersion makes it conditional, so a status computed from an older
+        job is never written (Conflict, raised as KubeError 409: read the job again and re-plan).
+        Returns the updated job, or None if the job is gone.
+        """
+        body: dict[str, Any] = {"status": merge_patch(old, new) if old else new}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
         code, data = await self.request(
-            "PATCH", job_path(namespace, name) + "/status", {"status": status},
+            "PATCH", job_path(namespace, name) + "/status", body,
             content_type="application/merge-patch+json", ok_statuses=(404,),
         )
+        return None if code == 404 else data
+
+    async def get_job(self, namespace: str, name: str) -> Optional[dict]:
+        code, data = await self.request("GET", job_path(namespace, name), ok_statuses=(404,))
         return None if code == 404 else data
 
     async def delete_job(self, namespace: str, name: str, uid: str) -> None:

@@ -18,6 +18,9 @@ PODS_DELETED = Counter("msjob_pods_deleted_total", "Pods deleted by the operator
 RECONCILE_SECONDS = Histogram(
     "msjob_reconcile_duration_seconds", "Time of one reconcile pass (plan and apply).", registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+STATUS_MISMATCHES = Counter(
+    "msjob_status_write_mismatches_total", "Status writes after which the server's status differed from the plan.",
+    registry=REGISTRY)
 RECONCILE_ERRORS = Counter("msjob_reconcile_errors_total", "Reconcile passes that failed and were retried.", registry=REGISTRY)
 TIME_TO_RUNNING = Histogram(
     "msjob_time_to_running_seconds", "Seconds from an attempt's start to all its pods running.", ["namespace"],

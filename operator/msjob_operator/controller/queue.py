@@ -7,6 +7,10 @@ import asyncio
 from typing import Hashable
 
 
+RETRY_BASE_SECONDS = 0.4
+RETRY_MAX_SECONDS = 30.0
+
+
 class WorkQueue:
     def __init__(self, min_interval: float = 0.2) -> None:
         # A key changed while it was processed waits this long before its next pass, so a burst of
@@ -16,6 +20,7 @@ class WorkQueue:
         self._dirty: set[Hashable] = set()
         self._processing: set[Hashable] = set()
         self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._failures: dict[Hashable, int] = {}  # failed passes in a row, per key (job)
 
     def add(self, key: Hashable) -> None:
         if key in self._dirty:
@@ -52,7 +57,19 @@ class WorkQueue:
             self._dirty.discard(key)
             self.add_after(key, self.min_interval)
 
+    def retry(self, key: Hashable) -> float:
+        """The key's pass failed: queue it again after a delay that doubles with each failure in a row
+        of that key alone (other jobs keep their pace); returns the delay."""
+        failures = self._failures[key] = self._failures.get(key, 0) + 1
+        delay = min(RETRY_BASE_SECONDS * 2 ** min(failures - 1, 16), RETRY_MAX_SECONDS)
+        self.add_after(key, delay)
+        return delay
+
+    def succeeded(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
+
     def forget(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()

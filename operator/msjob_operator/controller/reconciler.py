@@ -1,4 +1,4 @@
-"""Runs reconcile passes: read the caches, compute a Plan, apply it with bounded concurrency."""
+"""Runs reconcile passes: read the caches, compute one Plan, apply it in order with bounded concurrency."""
 
 from __future__ import annotations
 
@@ -9,34 +9,29 @@ import logging
 import time
 from typing import Callable, Optional
 
-from prometheus_client.core import GaugeMetricFamily
-
 from .. import naming
-from ..builders.podgroup import podgroup_api
-from ..reconcile import conditions as cond
+from ..reconcile.plan import Plan, reconcile
 from ..settings import DEFAULT, Settings
-from ..reconcile.plan import Plan, fmt_time, parse_time, reconcile
 from . import metrics
-from .informer import Informer
+from .apply import Applier, StatusConflict
+from .events import EventRecorder
+from .informer import Informer, selected
 from .kube import Kube, KubeError, core_path
 from .leader import LeaderElection
+from .observations import ObjectsByJob, Refusals
 from .queue import WorkQueue
-from .store import ChildStore, JobStore, Key
+from .store import ChildStore, JobStore, Key, job_owner
 
 log = logging.getLogger("msjob_operator")
 
-# Fields that change on every pass and alone are no reason to write the status.
-_VOLATILE = ("lastReconcileTime",)
+# While a job has a refused create, a name held by someone else or a stray member, it is looked at
+# again at least this often (its backoff may make it longer).
+RECHECK_SECONDS = 5.0
 
 
 def ours(job: dict) -> bool:
     managed_by = (((job.get("spec") or {}).get("runPolicy") or {}).get("managedBy")) or ""
     return managed_by in ("", naming.MANAGED_BY)
-
-
-def _status_changed(old: dict, new: dict) -> bool:
-    strip = lambda s: {k: v for k, v in s.items() if k not in _VOLATILE}  # noqa: E731
-    return strip(old or {}) != strip(new)
 
 
 class JobLog(logging.LoggerAdapter):
@@ -59,27 +54,29 @@ class Controller:
         self.pods = ChildStore(keep_spec=("nodeName",))  # all the reconcile reads of a pod's spec
         self.services = ChildStore()
         self.podgroups = ChildStore()
+        self.refusals = Refusals()
+        self.holders = ObjectsByJob()  # objects under a child's name that the job does not own
+        self.strays = ObjectsByJob()  # members that lost the labels the pod watch selects on
+        self.strays_scanned = asyncio.Event()
+        self._checks: dict[Key, set[asyncio.Task]] = {}  # reads of pods the watch dropped, by job
         self.queue = WorkQueue()
+        self.events = EventRecorder(kube)
         self.last_success: Optional[float] = None
         self._tasks: list[asyncio.Task] = []
-        self._background: set[asyncio.Task] = set()
-
-        def paths(plural: str) -> list[str]:
-            if self.namespaces:
-                return [core_path(plural, ns) for ns in self.namespaces]
-            return [core_path(plural)]
-
-        self.pod_informer = Informer(kube, paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add, "pods")
-        self.service_informer = Informer(kube, paths("services"), naming.CHILD_SELECTOR, self.services, self.queue.add, "services")
-        group, version = podgroup_api(settings.gang)
-        self.podgroup_base = f"/apis/{group}/{version}"
+        self.applier = Applier(kube, self.jobs, self.pods, self.services, self.podgroups, self.refusals,
+                               self.holders, self.events, settings)
+        self.pod_informer = Informer(kube, self._paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add,
+                                     "pods", on_unselected=self._maybe_stray)
+        self.service_informer = Informer(kube, self._paths("services"), naming.CHILD_SELECTOR, self.services,
+                                         self.queue.add, "services")
         self.podgroup_informer = Informer(
-            kube, [self.podgroup_path(ns) for ns in self.namespaces] or [self.podgroup_path()],
+            kube, [self.applier.podgroup_path(ns) for ns in self.namespaces] or [self.applier.podgroup_path()],
             naming.CHILD_SELECTOR, self.podgroups, self.queue.add, "podgroups")
 
-    def podgroup_path(self, namespace: Optional[str] = None, name: str = "") -> str:
-        path = f"{self.podgroup_base}/namespaces/{namespace}/podgroups" if namespace else f"{self.podgroup_base}/podgroups"
-        return f"{path}/{name}" if name else path
+    def _paths(self, plural: str) -> list[str]:
+        if self.namespaces:
+            return [core_path(plural, ns) for ns in self.namespaces]
+        return [core_path(plural)]
 
     @property
     def informers(self) -> list[Informer]:
@@ -92,12 +89,15 @@ class Controller:
     async def start(self) -> None:
         if self.settings.gang.mode != "never":
             # Without the gang scheduler's CRD there is nothing to watch: jobs run without a gang.
-            status, _ = await self.kube.request("GET", self.podgroup_base, ok_statuses=(404,))
+            status, _ = await self.kube.request("GET", self.applier.podgroup_base, ok_statuses=(404,))
             if status == 404:
-                log.warning("%s is not served: gang scheduling is off until the operator restarts", self.podgroup_base)
+                log.warning("%s is not served: gang scheduling is off until the operator restarts",
+                            self.applier.podgroup_base)
                 self.settings = dataclasses.replace(self.settings, gang_available=False)
+                self.applier.settings = self.settings
         for informer in self.informers:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"{informer.what}-informer"))
+        self._tasks.append(asyncio.create_task(self._scan_strays(), name="stray-scan"))
         if self.leader is None:
             self._start_workers()
         else:
@@ -109,6 +109,7 @@ class Controller:
         return workers
 
     async def _lead(self) -> None:
+        assert self.leader is not None
         await self.leader.acquire()
         workers = self._start_workers()
         try:
@@ -124,9 +125,10 @@ class Controller:
 
     async def stop(self) -> None:
         self.queue.close()
-        for task in self._tasks + list(self._background):
+        for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.events.stop()
         self._tasks.clear()
         if self.leader is not None:  # after the workers are gone: nothing acts once the Lease is free
             try:
@@ -136,7 +138,7 @@ class Controller:
 
     @property
     def synced(self) -> bool:
-        return all(informer.synced.is_set() for informer in self.informers)
+        return all(informer.synced.is_set() for informer in self.informers) and self.strays_scanned.is_set()
 
     def health(self) -> dict:
         return {
@@ -153,232 +155,144 @@ class Controller:
         if event_type == "DELETED":
             self.jobs.remove(key)
             self.queue.forget(key)
+            self.refusals.forget(key)
+            self.holders.forget(key)
+            self.strays.forget(key)
+            self.events.forget(job["metadata"].get("uid"))
             return
         self.jobs.upsert(job)
         self.queue.add(key)
 
+    def _stray(self, pod: dict) -> None:
+        """A member whose labels were changed so that the pod watch no longer sees it: it is still the
+        job's (its ownerReference says so), so it is kept here and handled as a stale member."""
+        key = job_owner(pod)
+        if key is not None and not (pod.get("metadata") or {}).get("deletionTimestamp"):
+            self.strays.put(key, {**pod, "kind": "Pod"})
+            self.queue.add(key)
+
+    def _maybe_stray(self, pod: dict) -> None:
+        """The pod watch dropped a member without seeing it being deleted: read it, and keep it as a stray
+        if it is still there. The job's next pass waits for the answer."""
+        key = job_owner(pod)
+        if key is None:
+            return
+        meta = pod["metadata"]
+
+        async def check() -> None:
+            try:
+                status, fresh = await self.kube.request("GET", core_path("pods", meta["namespace"], meta["name"]),
+                                                        ok_statuses=(404,))
+                if status != 404 and fresh["metadata"].get("uid") == meta.get("uid") \
+                        and not selected(fresh, naming.CHILD_SELECTOR):
+                    self._stray(fresh)
+            except Exception as exc:  # noqa: BLE001 - the next relist or restart's scan finds it
+                log.warning("could not read pod %s/%s: %s", meta["namespace"], meta["name"], exc)
+            finally:
+                self.queue.add(key)
+
+        task = asyncio.create_task(check())
+        self._checks.setdefault(key, set()).add(task)
+        task.add_done_callback(lambda t: self._checks.get(key, set()).discard(t))
+
+    async def _scan_strays(self) -> None:
+        """Once at start: members that lost their labels while no operator watched (one paginated list
+        of the pods the watch does not select, keeping only those an MSJob owns)."""
+        selector = f"{naming.OPERATOR_NAME_LABEL}!={naming.OPERATOR_NAME}"
+        delay = 0.5
+        while True:
+            try:
+                for path in self._paths("pods"):
+                    items, _ = await self.kube.list(path, selector)
+                    for pod in items:
+                        self._stray(pod)
+                self.strays_scanned.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - retried like the informers' lists
+                log.warning("listing unlabelled pods failed (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
     # -- workers ------------------------------------------------------------------------------
     async def _work(self) -> None:
-        failures: dict[Key, int] = {}
         while True:
             key = await self.queue.get()
             metrics.QUEUE_DEPTH.set(len(self.queue))
             try:
-                await self.reconcile_key(key)
-                failures.pop(key, None)
+                refused = await self.reconcile_key(key)
+                if refused:
+                    self.queue.retry(key)  # look again soon, then less and less often
+                else:
+                    self.queue.succeeded(key)
             except asyncio.CancelledError:
                 raise
+            except StatusConflict:
+                self.queue.add(key)  # the job changed under the pass: plan again from the new one
             except Exception as exc:
                 metrics.RECONCILE_ERRORS.inc()
-                count = failures[key] = failures.get(key, 0) + 1
-                delay = min(0.2 * 2 ** count, 30.0)
+                delay = self.queue.retry(key)
                 JobLog(log, {"job": "/".join(key)}).warning("reconcile failed (%s); retrying in %.1f s", exc, delay,
                                                             exc_info=not isinstance(exc, KubeError))
-                self.queue.add_after(key, delay)
             finally:
                 self.queue.done(key)
 
-    async def reconcile_key(self, key: Key) -> None:
+    async def reconcile_key(self, key: Key) -> bool:
+        """One pass over one job; True while some create of it stands refused."""
         for informer in self.informers:
             await informer.synced.wait()
+        await self.strays_scanned.wait()
+        pending = self._checks.pop(key, set())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
         job = self.jobs.get(key)
         if job is None or not ours(job) or job["metadata"].get("deletionTimestamp"):
-            return
+            return False
         started = time.monotonic()
         jlog = JobLog(log, {"job": "/".join(key)})
+        await self._refresh(key)
         plan = self._plan(job, key)
         if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups or plan.apply_configmaps
                                                or plan.create_objects):
             # Non-scheduler pods need the scheduler Service's ClusterIP in their env, gang-scheduled
             # pods their PodGroup, and rank-table pods the ConfigMap they mount.
-            await self._create_services(key, plan.create_services, jlog)
-            await self._create_podgroups(key, plan.create_podgroups, jlog)
-            await self._apply_configmaps(key, plan.apply_configmaps, jlog)
-            await self._create_objects(key, plan.create_objects, jlog)
+            await self.applier.create_prerequisites(key, job, plan)
             plan = self._plan(job, key)
-        await self._apply(key, job, plan, jlog)
+        refused = await self.applier.apply(key, job, plan, jlog)
+        if plan.requeue_after is not None:
+            self.queue.add_after(key, plan.requeue_after + 0.05)
+        if self.holders.for_job(key) or self.strays.for_job(key):
+            self.queue.add_after(key, RECHECK_SECONDS)
         metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
         self.last_success = time.time()
         metrics.LAST_RECONCILE.set(self.last_success)
+        return refused
+
+    async def _refresh(self, key: Key) -> None:
+        """Read again what no watch shows: holders of the job's names and its stray members."""
+        for found, keep in ((self.holders, lambda obj: not self._owned_by(obj, key)),
+                            (self.strays, lambda obj: job_owner(obj) == key and not selected(obj, naming.CHILD_SELECTOR))):
+            for obj in found.for_job(key):
+                kind, name = obj.get("kind") or "Pod", obj["metadata"]["name"]
+                plural = "services" if kind == "Service" else "pods"
+                status, fresh = await self.kube.request("GET", core_path(plural, key[0], name), ok_statuses=(404,))
+                if status == 404 or not keep(fresh) or fresh["metadata"].get("uid") != obj["metadata"].get("uid"):
+                    found.drop(key, kind, name)
+                else:
+                    found.put(key, {**fresh, "kind": kind})
+
+    def _owned_by(self, obj: dict, key: Key) -> bool:
+        job = self.jobs.get(key)
+        uid = job["metadata"].get("uid") if job else None
+        return any(ref.get("controller") and ref.get("uid") == uid
+                   for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
     def _plan(self, job: dict, key: Key) -> Plan:
-        return reconcile(job, self.pods.for_job(key), self.services.for_job(key), dt.datetime.now(dt.timezone.utc),
-                         self.settings, self.podgroups.for_job(key))
-
-    async def _create_objects(self, key: Key, objects: list[dict], jlog) -> None:
-        for body in objects:
-            group_version, kind = body["apiVersion"], body["kind"]
-            base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-            plural = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}[kind]
-            status, _ = await self.kube.request("POST", f"{base}/namespaces/{key[0]}/{plural}", body, ok_statuses=(409,))
-            if status != 409:
-                jlog.info("created %s %s", kind, body["metadata"]["name"])
-
-    async def _apply_configmaps(self, key: Key, configmaps: list[dict], jlog) -> None:
-        """Write each ConfigMap whole: replace its data, or create it."""
-        for body in configmaps:
-            path = core_path("configmaps", key[0], body["metadata"]["name"])
-            status, _ = await self.kube.request("PATCH", path, {"data": body["data"]},
-                                                content_type="application/merge-patch+json", ok_statuses=(404,))
-            if status == 404:
-                await self.kube.create("configmaps", key[0], body)
-                jlog.info("created ConfigMap %s", body["metadata"]["name"])
-
-    async def _create_podgroups(self, key: Key, groups: list[dict], jlog) -> None:
-        for group in groups:
-            status, created = await self.kube.request("POST", self.podgroup_path(key[0]), group, ok_statuses=(409,))
-            if status == 409:
-                _, created = await self.kube.request("GET", self.podgroup_path(key[0], group["metadata"]["name"]))
-            else:
-                jlog.info("created PodGroup %s", group["metadata"]["name"])
-            self.podgroups.upsert(created)
-
-    async def _create_services(self, key: Key, services: list[dict], jlog) -> None:
-        async def create(svc: dict) -> None:
-            created = await self.kube.create("services", key[0], svc)
-            if created is None:  # already there: read it so we know its ClusterIP
-                created = await self.kube.get("services", key[0], svc["metadata"]["name"])
-            else:
-                jlog.info("created Service %s", svc["metadata"]["name"])
-            if created is not None:
-                self.services.upsert(created)
-        await asyncio.gather(*(create(svc) for svc in services))
-
-    async def _apply(self, key: Key, job: dict, plan: Plan, jlog) -> None:
-        namespace = key[0]
-        old_status = job.get("status") or {}
-        # The status goes first: a gang restart is recorded (restartCount) before any pod is
-        # deleted, so an operator that dies in between resumes the same restart, not a new one.
-        if _status_changed(old_status, plan.status):
-            plan.status["lastReconcileTime"] = fmt_time(dt.datetime.now(dt.timezone.utc))
-            updated = await self.kube.patch_job_status(namespace, key[1], plan.status)
-            if updated is None:
-                return  # the job is gone
-            self.jobs.upsert(updated)
-        self._record(namespace, plan, job)
-
-        if plan.create_services:
-            await self._create_services(key, plan.create_services, jlog)
-        if plan.create_podgroups:
-            await self._create_podgroups(key, plan.create_podgroups, jlog)
-        if plan.apply_configmaps:
-            await self._apply_configmaps(key, plan.apply_configmaps, jlog)
-        for name in plan.delete_podgroups:
-            await self.kube.request("DELETE", self.podgroup_path(namespace, name), ok_statuses=(404,))
-            jlog.info("deleted PodGroup %s", name)
-
-        async def create_pod(pod: dict) -> None:
-            created = await self.kube.create("pods", namespace, pod)
-            if created is not None:
-                self.pods.upsert(created)
-                metrics.PODS_CREATED.labels(namespace).inc()
-
-        async def delete_pod(deletion) -> None:
-            deleted = await self.kube.delete_pod(namespace, deletion.name, deletion.uid, deletion.grace_seconds)
-            metrics.PODS_DELETED.labels(namespace).inc()
-            if deleted is not None:
-                self.pods.upsert(deleted)
-
-        results = await asyncio.gather(
-            *(create_pod(pod) for pod in plan.create_pods),
-            *(delete_pod(d) for d in plan.delete_pods),
-            return_exceptions=True,
-        )
-        errors = [r for r in results if isinstance(r, BaseException)]
-        if plan.create_pods:
-            jlog.info("created %d pods", len(plan.create_pods) - sum(1 for r in results[:len(plan.create_pods)] if isinstance(r, BaseException)))
-        if plan.delete_pods:
-            jlog.info("deleted %d pods", len(plan.delete_pods))
-        for event in plan.events:
-            (jlog.warning if event.type == "Warning" else jlog.info)("%s: %s", event.reason, event.message)
-            self._post_event(job, event.type, event.reason, event.message)
-        if plan.delete_job:
-            jlog.info("deleting the job: ttlSecondsAfterFinished has passed")
-            await self.kube.delete_job(namespace, key[1], job["metadata"]["uid"])
-        if errors:
-            raise errors[0]
-        if plan.requeue_after is not None:
-            self.queue.add_after(key, plan.requeue_after + 0.05)
-
-    def _record(self, namespace: str, plan: Plan, job: dict) -> None:
-        for transition in plan.transitions:
-            what, _, reason = transition.partition(":")
-            if what == "created":
-                metrics.JOBS_CREATED.labels(namespace).inc()
-            elif what == "succeeded":
-                metrics.JOBS_SUCCEEDED.labels(namespace).inc()
-            elif what == "failed":
-                metrics.JOBS_FAILED.labels(namespace, reason).inc()
-            elif what == "restarted":
-                metrics.JOBS_RESTARTED.labels(namespace, reason).inc()
-            elif what == "suspended":
-                metrics.JOBS_SUSPENDED.labels(namespace).inc()
-            elif what == "stalled":
-                metrics.JOBS_STALLED.labels(namespace).inc()
-            elif what == "running":
-                began = parse_time(plan.status.get("attemptStartTime"))
-                if began is not None:
-                    seconds = (dt.datetime.now(dt.timezone.utc) - began).total_seconds()
-                    metrics.TIME_TO_RUNNING.labels(namespace).observe(max(seconds, 0.0))
-
-    def _post_event(self, job: dict, etype: str, reason: str, message: str) -> None:
-        meta = job["metadata"]
-        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": job.get("apiVersion"), "kind": job.get("kind"), "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta["uid"]},
-            "type": etype, "reason": reason, "message": message,
-            "source": {"component": naming.OPERATOR_NAME},
-            "firstTimestamp": now[:19] + "Z", "lastTimestamp": now[:19] + "Z", "count": 1,
-            "reportingComponent": naming.MANAGED_BY, "reportingInstance": naming.OPERATOR_NAME,
-        }
-
-        async def post() -> None:
-            try:
-                await self.kube.request("POST", core_path("events", meta["namespace"]), body)
-            except Exception as exc:  # an Event is best effort
-                log.debug("could not post event %s: %s", reason, exc)
-
-        task = asyncio.create_task(post())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-
-class JobStateCollector:
-    """msjob_jobs{namespace,state}: computed from the cache at scrape time."""
-
-    def __init__(self, controller: Controller):
-        self.controller = controller
-
-    def describe(self):
-        return [GaugeMetricFamily("msjob_jobs", "MSJobs by state.", labels=["namespace", "state"])]
-
-    def collect(self):
-        family = GaugeMetricFamily("msjob_jobs", "MSJobs by state.", labels=["namespace", "state"])
-        labels = ["namespace", "job"]
-        step = GaugeMetricFamily("msjob_job_step", "Last training step reported by worker 0.", labels=labels)
-        speed = GaugeMetricFamily("msjob_job_steps_per_second", "Training throughput in steps per second.", labels=labels)
-        step_time = GaugeMetricFamily("msjob_job_step_time_seconds", "Duration of the last training step.", labels=labels)
-        heartbeat = GaugeMetricFamily("msjob_job_last_step_timestamp_seconds", "Unix time of the last training step.", labels=labels)
-        counts: dict[tuple[str, str], int] = {}
-        for job in list(self.controller.jobs.values()):
-            status = job.get("status") or {}
-            state = cond.state(status.get("conditions") or [])
-            key = (job["metadata"]["namespace"], state)
-            counts[key] = counts.get(key, 0) + 1
-            progress = status.get("progress") or {}
-            ids = [job["metadata"]["namespace"], job["metadata"]["name"]]
-            if progress.get("step") is not None:
-                step.add_metric(ids, progress["step"])
-            if progress.get("stepsPerSecond") is not None:
-                speed.add_metric(ids, progress["stepsPerSecond"])
-            if progress.get("stepTimeMs") is not None:
-                step_time.add_metric(ids, progress["stepTimeMs"] / 1000)
-            beat = parse_time(progress.get("heartbeat"))
-            if beat is not None:
-                heartbeat.add_metric(ids, beat.timestamp())
-        for (namespace, state), count in sorted(counts.items()):
-            family.add_metric([namespace, state], count)
-        yield from (family, step, speed, step_time, heartbeat)
+        pods = self.pods.for_job(key)
+        known = {pod["metadata"]["name"] for pod in pods}
+        strays = [pod for pod in self.strays.for_job(key) if pod["metadata"]["name"] not in known]
+        holders = [obj for obj in self.holders.for_job(key) if obj["metadata"]["name"] not in known]
+        return reconcile(job, [*pods, *strays], self.services.for_job(key),
+                         dt.datetime.now(dt.timezone.utc), self.settings, self.podgroups.for_job(key),
+                         refusals=self.refusals.for_job(key), holders=holders)

@@ -7,8 +7,19 @@ from collections import OrderedDict, defaultdict
 from typing import Optional
 
 from .. import naming
+from ..api.models import GROUP, KIND
+from ..reconcile.observed import controller_owner
 
 Key = tuple[str, str]  # (namespace, job name)
+
+
+def job_owner(obj: dict) -> Optional[Key]:
+    """(namespace, name) of the MSJob that is the object's controller, if one is."""
+    meta = obj.get("metadata") or {}
+    ref = controller_owner(meta)
+    if ref and ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
+        return meta.get("namespace"), ref.get("name")
+    return None
 
 
 def _rv(obj: dict) -> int:
@@ -67,6 +78,11 @@ class ChildStore:
 
     @staticmethod
     def job_key(obj: dict) -> Optional[Key]:
+        """The job the object belongs to: its controller, else (for objects no MSJob owns, such as the
+        orphans of an earlier job of the same name) its job-name label."""
+        owner = job_owner(obj)
+        if owner is not None:
+            return owner
         meta = obj.get("metadata") or {}
         job = (meta.get("labels") or {}).get(naming.JOB_NAME_LABEL)
         return (meta.get("namespace"), job) if job else None

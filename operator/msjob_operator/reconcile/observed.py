@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from typing import Optional
 
 from .. import naming
@@ -29,10 +30,18 @@ class PodView:
     message: Optional[str] = None
     finished_at: Optional[str] = None
     disruption: bool = False
+    disruption_reason: Optional[str] = None  # EvictionByEvictionAPI, PreemptionByScheduler, DeletionByPodGC, Evicted...
     # Why a pod is not running yet (Unschedulable, ImagePullBackOff, ...).
     waiting_reason: Optional[str] = None
     waiting_message: Optional[str] = None
     deletion_timestamp: Optional[str] = None
+    # When the deletion was asked for: deletionTimestamp less the grace period.
+    deletion_requested_at: Optional[str] = None
+    # The controller ownerReference: only pods whose owner is the job are its members.
+    owner_uid: Optional[str] = None
+    owner: Optional[str] = None  # "Kind/name" of that owner, for messages
+    # The scheduler address the member was given (MS_SCHED_HOST), from its annotation.
+    scheduler_address: Optional[str] = None
 
     @property
     def key(self) -> tuple[str, int] | None:
@@ -59,6 +68,46 @@ class PodView:
     @property
     def active(self) -> bool:
         return self.phase in ("Pending", "Running", "Unknown", "") and not self.deleting
+
+    @property
+    def stopped_by_deletion(self) -> bool:
+        """Deleted while it ran (by hand, the eviction API, a preemption, a node's loss): whatever exit code
+        the kill left is no failure of its own. A member that had already failed when it was deleted failed."""
+        if not self.deleting:
+            return False
+        if not self.finished:
+            return True
+        ended, asked = _time(self.finished_at), _time(self.deletion_requested_at)
+        return ended is None or asked is None or ended >= asked
+
+    @property
+    def disrupted(self) -> bool:
+        """Evicted, preempted, lost with its node or deleted while it ran: not the job's fault."""
+        return self.disruption or self.stopped_by_deletion
+
+
+def _time(value: Optional[str]) -> Optional[dt.datetime]:
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _deletion_requested_at(meta: dict) -> Optional[str]:
+    deadline = _time(meta.get("deletionTimestamp"))
+    if deadline is None:
+        return None
+    grace = meta.get("deletionGracePeriodSeconds") or 0
+    return (deadline - dt.timedelta(seconds=int(grace))).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def controller_owner(meta: dict) -> Optional[dict]:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller"):
+            return ref
+    return None
 
 
 _TYPES_BY_LABEL = {"scheduler": "Scheduler", "ps": "PS", "worker": "Worker"}
@@ -107,13 +156,16 @@ def view_pod(pod: dict) -> PodView:
 def _view(pod: dict) -> PodView:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
+    owner = controller_owner(meta)
     status = pod.get("status") or {}
     conditions = status.get("conditions") or []
     statuses = status.get("containerStatuses") or []
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    disruption = any(c.get("type") == "DisruptionTarget" and c.get("status") == "True" for c in conditions)
+    target = next((c for c in conditions if c.get("type") == "DisruptionTarget" and c.get("status") == "True"), None)
+    disruption_reason = (target or {}).get("reason") or ("DisruptionTarget" if target else None)
     if status.get("reason") in _DISRUPTION_REASONS:
-        disruption = True
+        disruption_reason = disruption_reason or status["reason"]
+    disruption = disruption_reason is not None
 
     container = exit_code = reason = message = finished_at = None
     waiting_reason = waiting_message = None
@@ -134,6 +186,12 @@ def _view(pod: dict) -> PodView:
         # Pod-level reasons (Evicted, DeadlineExceeded, ...) say more than the container's.
         reason = status["reason"]
         message = status.get("message") or message
+    if waiting_reason is None:
+        for init in status.get("initContainerStatuses") or []:
+            stuck = (init.get("state") or {}).get("waiting") or {}
+            if stuck.get("reason") and stuck["reason"] != "PodInitializing":
+                waiting_reason, waiting_message = stuck["reason"], stuck.get("message")
+                break
     if waiting_reason is None and status.get("phase", "Pending") == "Pending":
         for cond in conditions:
             if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
@@ -156,7 +214,12 @@ def _view(pod: dict) -> PodView:
         message=message,
         finished_at=finished_at,
         disruption=disruption,
+        disruption_reason=disruption_reason,
         waiting_reason=waiting_reason,
         waiting_message=waiting_message,
         deletion_timestamp=meta.get("deletionTimestamp"),
+        deletion_requested_at=_deletion_requested_at(meta),
+        owner_uid=(owner or {}).get("uid"),
+        owner=f"{owner.get('kind')}/{owner.get('name')}" if owner else None,
+        scheduler_address=(meta.get("annotations") or {}).get(naming.SCHEDULER_ADDRESS_ANNOTATION),
     )

@@ -32,10 +32,11 @@ def severity(action: str) -> int:
 def _rule_matches(rule, pod: PodView) -> bool:
     if rule.replica_types and pod.replica_type not in rule.replica_types:
         return False
-    if rule.on_pod_disruption is not None and rule.on_pod_disruption != pod.disruption:
+    if rule.on_pod_disruption is not None and rule.on_pod_disruption != pod.disrupted:
         return False
     if rule.on_exit_codes is not None:
-        code = pod.exit_code
+        # A member killed by its deletion exits 137 or 143: the kill's code, not the member's.
+        code = None if pod.stopped_by_deletion else pod.exit_code
         if code is None or code == 0:
             return False
         listed = code in rule.on_exit_codes.values
@@ -68,8 +69,8 @@ def decide(spec: MSJobSpec, pod: PodView) -> Decision:
         return Decision(FailureAction.RESTART_REPLICA.value, "scheduler recovery (spec.mindspore.enableRecovery)", pod)
     if restart_policy == RestartPolicy.NEVER.value:
         return Decision(FailureAction.FAIL_JOB.value, "restartPolicy Never", pod)
-    if pod.disruption:
-        # Evicted or preempted: not the job's fault, so not counted against backoffLimit.
+    if pod.disrupted:
+        # Evicted, preempted, deleted or lost with its node: not the job's fault, so not counted against backoffLimit.
         return Decision(FailureAction.RESTART_JOB_IGNORE_BUDGET.value, "pod disruption", pod)
     if restart_policy == RestartPolicy.EXIT_CODE.value:
         code = pod.exit_code

@@ -89,6 +89,8 @@ def progress_line(job: MSJob, elapsed: float) -> str:
     cond = condition_of(job, state) if state in ("Restarting", "Failed", "Suspended") else None
     if cond is not None and cond.reason:
         line += f" ({cond.reason})"
+    elif st.waiting is not None and st.waiting.reason:
+        line += f" (waiting: {st.waiting.reason})"
     return line
 
 
@@ -103,7 +105,7 @@ class Progress:
 
     def __call__(self, job: MSJob) -> None:
         st = status_of(job)
-        key = (job.name, state_of(job), workers_of(job), st.restart_count or 0)
+        key = (job.name, state_of(job), workers_of(job), st.restart_count or 0, st.waiting.reason if st.waiting else None)
         if key == self._last:
             return
         self._last = key
@@ -132,11 +134,13 @@ def _client(args: argparse.Namespace) -> MSJobClient:
 
 
 def _job_rows(jobs: list[MSJob], with_namespace: bool) -> str:
-    headers = (["NAMESPACE"] if with_namespace else []) + ["NAME", "STATE", "WORKERS", "RESTARTS", "AGE"]
+    headers = (["NAMESPACE"] if with_namespace else []) + ["NAME", "STATE", "WORKERS", "RESTARTS", "WAITING", "AGE"]
     rows = []
     for job in jobs:
         st = status_of(job)
-        row = [job.name, state_of(job), workers_of(job), st.restart_count or 0, age(job.metadata.get("creationTimestamp"))]
+        waiting = st.waiting.reason if st.waiting and st.waiting.reason else ""
+        row = [job.name, state_of(job), workers_of(job), st.restart_count or 0, waiting,
+               age(job.metadata.get("creationTimestamp"))]
         rows.append(([job.namespace] if with_namespace else []) + row)
     return table(headers, rows)
 
@@ -154,10 +158,20 @@ def _wait(client: MSJobClient, name: str, namespace: Optional[str], timeout: flo
     return EXIT_OK if has_condition(job, until) else EXIT_FAILED
 
 
+def _documents(filename: str) -> list:
+    text = sys.stdin.read() if filename == "-" else open(filename, encoding="utf-8").read()
+    try:
+        return [d for d in yaml.safe_load_all(text) if d]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SystemExit(f"error: {filename} is not valid YAML{where}: {problem}") from None
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    docs = _documents(args.filename)
     client = _client(args)
-    text = sys.stdin.read() if args.filename == "-" else open(args.filename, encoding="utf-8").read()
-    docs = [d for d in yaml.safe_load_all(text) if d]
     if not docs:
         raise SystemExit(f"error: no MSJob in {args.filename}")
     for doc in docs:
@@ -238,6 +252,12 @@ def describe(client: MSJobClient, name: str, namespace: Optional[str] = None) ->
                          [[c.type, c.status, c.reason, c.last_transition_time, c.message] for c in st.conditions], "  "))
     else:
         out.append("  <none>")
+
+    if st.waiting is not None:
+        out.append("Waiting:")
+        out.append(f"  {'Reason:':<12}{st.waiting.reason}  (since {st.waiting.since})")
+        rows = [[rtype, w.reason, w.pods, w.message] for rtype, w in (st.waiting.replica_types or {}).items()]
+        out.append(table(["TYPE", "REASON", "PODS", "MESSAGE"], rows, "  "))
 
     out.append("Last Failure:")
     lf = st.last_failure

@@ -29,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from .. import naming
 from ..api.models import (
-    API_VERSION, GROUP, KIND, PLURAL, REPLICA_TYPES, VERSION, Condition, MSJob, MSJobStatus, ReplicaType,
+    API_VERSION, GROUP, KIND, PLURAL, REPLICA_TYPES, VERSION, Condition, ConditionType, MSJob, MSJobStatus, ReplicaType,
 )
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,8 @@ log = logging.getLogger(__name__)
 JobLike = Union[MSJob, dict]
 _SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 _FINISHED = ("Succeeded", "Failed")
-# Condition types a job can have (Kubeflow's), for argument checking.
-CONDITION_TYPES = ("Created", "Running", "Restarting", "Succeeded", "Failed", "Suspended")
+# Condition types a job can have (Kubeflow's, plus Stalled and Waiting), for argument checking.
+CONDITION_TYPES = tuple(c.value for c in ConditionType)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,221 @@
+"""Apply a plan in order: the one status write, then prerequisites, creates and deletes, Events.
+
+What the API server answers is recorded for the next pass: AlreadyExists is success only when the
+existing object is the job's own (anything else holds the name, and is reported); a create refused
+with a 4xx (quota, admission, an invalid object) is a refusal the job's status shows; a 5xx or a
+broken connection is an error, and the pass is retried with the job's backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from typing import Optional
+
+from .. import naming
+from ..builders.podgroup import podgroup_api
+from ..health.status import parse_time
+from ..reconcile.context import PodDeletion
+from ..reconcile.plan import Plan, fmt_time
+from ..reconcile.waiting import Refusal
+from ..settings import Settings
+from . import metrics
+from .events import EventRecorder
+from .informer import selected
+from .kube import Kube, KubeError, core_path
+from .observations import ObjectsByJob, Refusals
+from .store import ChildStore, JobStore, Key
+
+log = logging.getLogger("msjob_operator")
+
+# Fields that change on every pass and alone are no reason to write the status.
+_VOLATILE = ("lastReconcileTime",)
+_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}
+# Children whose existing namesake is read on AlreadyExists: one the job does not own holds the name.
+_VERIFIED_KINDS = ("Pod", "Service", "PodGroup")
+
+
+class StatusConflict(Exception):
+    """The job changed since the pass read it: the pass is planned again from the new job."""
+
+
+def status_changed(old: dict, new: dict) -> bool:
+    strip = lambda s: {k: v for k, v in s.items() if k not in _VOLATILE}  # noqa: E731
+    return strip(old or {}) != strip(new)
+
+
+def refused(exc: BaseException) -> bool:
+    """A final answer about the object itself (quota, admission, invalid), not a failure to ask."""
+    return isinstance(exc, KubeError) and 400 <= exc.status < 500 and exc.status not in (401, 408, 409, 429)
+
+
+class Applier:
+    def __init__(self, kube: Kube, jobs: JobStore, pods: ChildStore, services: ChildStore, podgroups: ChildStore,
+                 refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, settings: Settings):
+        self.kube = kube
+        self.jobs, self.pods, self.services, self.podgroups = jobs, pods, services, podgroups
+        self.refusals, self.holders, self.events = refusals, holders, events
+        self.settings = settings
+        group, version = podgroup_api(settings.gang)
+        self.podgroup_base = f"/apis/{group}/{version}"
+
+    def podgroup_path(self, namespace: Optional[str] = None, name: str = "") -> str:
+        base = self.podgroup_base
+        path = f"{base}/namespaces/{namespace}/podgroups" if namespace else f"{base}/podgroups"
+        return f"{path}/{name}" if name else path
+
+    # -- the status ---------------------------------------------------------------------------
+    async def write_status(self, key: Key, job: dict, plan: Plan) -> bool:
+        """The status goes first: a gang restart is recorded (restartCount) before any pod is deleted,
+        so an operator that dies in between resumes the same restart, not a new one. False: the job is gone."""
+        old = job.get("status") or {}
+        if not status_changed(old, plan.status):
+            return True
+        plan.status["lastReconcileTime"] = fmt_time(dt.datetime.now(dt.timezone.utc))
+        try:
+            updated = await self.kube.patch_job_status(key[0], key[1], old, plan.status,
+                                                       job["metadata"].get("resourceVersion"))
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            fresh = await self.kube.get_job(*key)
+            if fresh is not None:
+                self.jobs.upsert(fresh)
+            raise StatusConflict() from exc
+        if updated is None:
+            return False
+        written = updated.get("status") or {}
+        if written != plan.status:
+            # The write response is the server's status: anything else than the plan is a stale key, or a
+            # field the CRD's schema prunes. Counted, so tests and alerts see it.
+            metrics.STATUS_MISMATCHES.inc()
+            log.error("[%s/%s] the status on the server differs from the plan: %s", key[0], key[1],
+                      {k: (written.get(k), plan.status.get(k)) for k in set(written) | set(plan.status)
+                       if written.get(k) != plan.status.get(k)})
+        self.jobs.upsert(updated)
+        return True
+
+    # -- creates ------------------------------------------------------------------------------
+    async def _create(self, key: Key, job: dict, kind: str, path: str, body: dict, store: Optional[ChildStore]) -> bool:
+        """Create one child; True when it exists now as the job's own."""
+        name = body["metadata"]["name"]
+        try:
+            status, created = await self.kube.request("POST", path, body, ok_statuses=(409,))
+        except KubeError as exc:
+            if not refused(exc):
+                raise
+            message = (exc.body.get("message") if isinstance(exc.body, dict) else None) or str(exc)
+            reason = (exc.body.get("reason") if isinstance(exc.body, dict) else None) or str(exc.status)
+            now = fmt_time(dt.datetime.now(dt.timezone.utc))
+            if self.refusals.add(key, Refusal(kind, name, exc.status, reason, message, since=now)):
+                log.warning("[%s/%s] the API server refused %s %s: %s", key[0], key[1], kind, name, message)
+            return False
+        self.refusals.clear(key, kind, name)
+        if status == 409 and kind not in _VERIFIED_KINDS:
+            return True  # named after the job (its reporter's identity, its rank table): taken as is
+        if status == 409:
+            status, created = await self.kube.request("GET", f"{path}/{name}", ok_statuses=(404,))
+            if status == 404 or not isinstance(created, dict):
+                return False  # gone again in between: the next pass tries anew
+            if not self._ours(created, job):
+                self.holders.put(key, {**created, "kind": kind})
+                return False
+            self.holders.drop(key, kind, name)
+        if store is not None and isinstance(created, dict) and selected(created, naming.CHILD_SELECTOR):
+            store.upsert(created)
+        return True
+
+    @staticmethod
+    def _ours(obj: dict, job: dict) -> bool:
+        return any(ref.get("controller") and ref.get("uid") == job["metadata"]["uid"]
+                   for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+    async def create_prerequisites(self, key: Key, job: dict, plan: Plan) -> None:
+        """Services (members need the scheduler's ClusterIP), PodGroups (pods go after their gang),
+        ConfigMaps (rank tables are mounted) and RBAC objects (the reporter's identity)."""
+        namespace = key[0]
+        await asyncio.gather(*(self._create(key, job, "Service", core_path("services", namespace), svc, self.services)
+                               for svc in plan.create_services))
+        for group in plan.create_podgroups:
+            await self._create(key, job, "PodGroup", self.podgroup_path(namespace), group, self.podgroups)
+        for body in plan.apply_configmaps:
+            await self._apply_configmap(key, job, body)
+        for body in plan.create_objects:
+            group_version, kind = body["apiVersion"], body["kind"]
+            base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            await self._create(key, job, kind, f"{base}/namespaces/{namespace}/{_PLURALS[kind]}", body, None)
+
+    async def _apply_configmap(self, key: Key, job: dict, body: dict) -> None:
+        """Write a ConfigMap whole: replace its data, or create it."""
+        path = core_path("configmaps", key[0], body["metadata"]["name"])
+        status, _ = await self.kube.request("PATCH", path, {"data": body["data"]},
+                                            content_type="application/merge-patch+json", ok_statuses=(404,))
+        if status == 404:
+            await self._create(key, job, "ConfigMap", core_path("configmaps", key[0]), body, None)
+
+    # -- the plan -------------------------------------------------------------------------------
+    async def apply(self, key: Key, job: dict, plan: Plan, jlog: logging.LoggerAdapter) -> bool:
+        """Apply everything; True while some create of the job stands refused (its backoff decides the next look)."""
+        namespace = key[0]
+        if not await self.write_status(key, job, plan):
+            return False  # the job is gone
+        self.record(namespace, plan)
+        await self.create_prerequisites(key, job, plan)
+        for name in plan.delete_podgroups:
+            await self.kube.request("DELETE", self.podgroup_path(namespace, name), ok_statuses=(404,))
+            jlog.info("deleted PodGroup %s", name)
+
+        async def create_pod(pod: dict) -> bool:
+            created = await self._create(key, job, "Pod", core_path("pods", namespace), pod, self.pods)
+            if created:
+                metrics.PODS_CREATED.labels(namespace).inc()
+            return created
+
+        results = await asyncio.gather(*(create_pod(pod) for pod in plan.create_pods),
+                                       *(self._delete_pod(namespace, d) for d in plan.delete_pods),
+                                       return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if plan.create_pods:
+            jlog.info("created %d pods", sum(1 for r in results[:len(plan.create_pods)] if r is True))
+        if plan.delete_pods:
+            jlog.info("deleted %d pods", len(plan.delete_pods))
+        for event in plan.events:
+            (jlog.warning if event.type == "Warning" else jlog.info)("%s: %s", event.reason, event.message)
+            self.events.post(job, event.type, event.reason, event.message)
+        if plan.delete_job:
+            jlog.info("deleting the job: ttlSecondsAfterFinished has passed")
+            await self.kube.delete_job(namespace, key[1], job["metadata"]["uid"])
+        if errors:
+            raise errors[0]
+        return bool(self.refusals.for_job(key))
+
+    async def _delete_pod(self, namespace: str, deletion: PodDeletion) -> None:
+        deleted = await self.kube.delete_pod(namespace, deletion.name, deletion.uid, deletion.grace_seconds)
+        metrics.PODS_DELETED.labels(namespace).inc()
+        # Only a pod the watch sees goes into the cache: the watch tells when it is gone.
+        if deleted is not None and selected(deleted, naming.CHILD_SELECTOR):
+            self.pods.upsert(deleted)
+
+    @staticmethod
+    def record(namespace: str, plan: Plan) -> None:
+        for transition in plan.transitions:
+            what, _, reason = transition.partition(":")
+            if what == "created":
+                metrics.JOBS_CREATED.labels(namespace).inc()
+            elif what == "succeeded":
+                metrics.JOBS_SUCCEEDED.labels(namespace).inc()
+            elif what == "failed":
+                metrics.JOBS_FAILED.labels(namespace, reason).inc()
+            elif what == "restarted":
+                metrics.JOBS_RESTARTED.labels(namespace, reason).inc()
+            elif what == "suspended":
+                metrics.JOBS_SUSPENDED.labels(namespace).inc()
+            elif what == "stalled":
+                metrics.JOBS_STALLED.labels(namespace).inc()
+            elif what == "running":
+                began = parse_time(plan.status.get("attemptStartTime"))
+                if began is not None:
+                    seconds = (dt.datetime.now(dt.timezone.utc) - began).total_seconds()
+                    metrics.TIME_TO_RUNNING.labels(namespace).observe(max(seconds, 0.0))
+

@@ -1,0 +1,288 @@
+"""The state of one reconcile pass: the plan being filled and the typed context the phases share.
+
+Everything here is pure: the pass reads the job and what exists now, and fills a ``Plan`` that the
+controller applies in order (one status write, then creates and deletes).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+from typing import Mapping, Optional, Sequence
+
+from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
+from ..health.status import parse_time
+from ..settings import DEFAULT, Settings
+from . import backoff
+from . import conditions as cond
+from .observed import PodView, controller_owner, view_pod
+from .waiting import Refusal
+
+# A pod still terminating this long after its deletion deadline is force-deleted (dead node).
+FORCE_DELETE_AFTER = dt.timedelta(seconds=30)
+HANDLED_FAILURES_KEPT = 32
+MESSAGE_LIMIT = 2048
+OUTPUT_IN_MESSAGE = 1024  # characters of a failed member's last output quoted in conditions
+# A requeue is a reminder to look again, never a promise to sleep for years: deadlines are re-read.
+MAX_REQUEUE_SECONDS = 3600.0
+
+
+@dataclasses.dataclass(frozen=True)
+class PodDeletion:
+    name: str
+    uid: str
+    grace_seconds: Optional[int] = None  # None: the pod's own grace period
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEvent:
+    type: str  # Normal or Warning
+    reason: str
+    message: str
+
+
+@dataclasses.dataclass
+class Plan:
+    status: dict
+    create_services: list[dict] = dataclasses.field(default_factory=list)
+    create_pods: list[dict] = dataclasses.field(default_factory=list)
+    delete_pods: list[PodDeletion] = dataclasses.field(default_factory=list)
+    create_podgroups: list[dict] = dataclasses.field(default_factory=list)
+    apply_configmaps: list[dict] = dataclasses.field(default_factory=list)
+    # Other namespaced objects to create if missing (the progress reporter's RBAC).
+    create_objects: list[dict] = dataclasses.field(default_factory=list)
+    delete_podgroups: list[str] = dataclasses.field(default_factory=list)
+    events: list[JobEvent] = dataclasses.field(default_factory=list)
+    # For metrics: "created", "running", "succeeded", "failed:<reason>", "restarted:<reason>", ...
+    transitions: list[str] = dataclasses.field(default_factory=list)
+    delete_job: bool = False
+    requeue_after: Optional[float] = None
+    # Pods wait for the scheduler Service's ClusterIP or for their PodGroup: apply
+    # create_services and create_podgroups, then reconcile again.
+    waiting_for_prerequisites: bool = False
+
+    def requeue(self, seconds: float) -> None:
+        seconds = min(max(seconds, 0.0), MAX_REQUEUE_SECONDS)
+        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+
+
+def fmt_time(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """What exists now, as the controller's caches and the API server's answers show it."""
+
+    pods: Sequence[dict] = ()
+    services: Sequence[dict] = ()
+    podgroups: Sequence[dict] = ()
+    # Creates the API server refused, by (kind, name): quota, admission, invalid objects.
+    refusals: Mapping[tuple[str, str], Refusal] = dataclasses.field(default_factory=dict)
+    # Objects found under a child's name that the job does not own (AlreadyExists on create).
+    holders: Sequence[dict] = ()
+
+
+def _owned(obj: dict, uid: Optional[str]) -> bool:
+    return bool(uid) and (controller_owner(obj.get("metadata") or {}) or {}).get("uid") == uid
+
+
+class PassContext:
+    """State of one reconcile pass: what exists (members by ownership only), the status being
+    built and the plan being filled."""
+
+    def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime, settings: Settings = DEFAULT,
+                 observed: Observed = Observed()):
+        self.job = job
+        self.spec = spec
+        self.now = now
+        self.settings = settings
+        uid = job["metadata"].get("uid")
+        self.podgroups = [g for g in observed.podgroups if _owned(g, uid)]
+        self.refusals: Mapping[tuple[str, str], Refusal] = observed.refusals
+        # A pod is a member only if the job is its controller: an orphan of an earlier job of the same
+        # name or a pod made by hand under a member's name is someone else's, never adopted or touched.
+        pods = [*observed.pods, *(h for h in observed.holders if h.get("kind", "Pod") == "Pod")]
+        views = [view_pod(pod) for pod in pods]
+        self.members: list[PodView] = [v for v in views if v.owner_uid == uid]
+        self.holders: dict[str, PodView] = {v.name: v for v in views if v.owner_uid != uid}
+        # The observed members as the API server sent them (annotations the views leave out).
+        self.raw_pods = {pod["metadata"]["name"]: pod for pod in observed.pods if _owned(pod, uid)}
+        services = [*observed.services, *(h for h in observed.holders if h.get("kind") == "Service")]
+        self.services = {s["metadata"]["name"]: s for s in services if _owned(s, uid)}
+        self.foreign_services = {s["metadata"]["name"]: s for s in services if not _owned(s, uid)}
+        self.now_text = fmt_time(now)
+        self.name = job["metadata"]["name"]
+        # A deep copy: the job dict belongs to the operator's cache and must stay as observed.
+        self.status: dict = copy.deepcopy(job.get("status") or {})
+        self.status["conditions"] = self.status.get("conditions") or []
+        # Jobs written before `attempt` existed used restartCount as their attempt.
+        self.status.setdefault("attempt", self.status.get("restartCount") or 0)
+        self.plan = Plan(status=self.status)
+
+    # -- conditions and events ------------------------------------------------------------
+    @property
+    def conditions(self) -> list[dict]:
+        return self.status["conditions"]
+
+    def condition(self, ctype: str, status: str, reason: str, message: str) -> bool:
+        return cond.set_condition(self.conditions, ctype, status, reason, message, self.now_text)
+
+    def event(self, etype: str, reason: str, message: str) -> None:
+        self.plan.events.append(JobEvent(etype, reason, truncate(message, 1024)))
+
+    # -- terminal transitions ----------------------------------------------------------------
+    def finish(self, succeeded: bool, reason: str, message: str) -> None:
+        ctype = "Succeeded" if succeeded else "Failed"
+        if self.condition(ctype, cond.TRUE, reason, truncate(message)):
+            self.event("Normal" if succeeded else "Warning", reason, message)
+            self.plan.transitions.append("succeeded" if succeeded else f"failed:{reason}")
+        self.condition("Running", cond.FALSE, reason, message)
+        self.condition("Restarting", cond.FALSE, reason, message)
+        self.stop_waiting(reason, "the job has finished")
+        self.status.setdefault("completionTime", self.now_text)
+
+    def stop_waiting(self, reason: str, message: str) -> None:
+        self.status.pop("waiting", None)
+        self.condition("Waiting", cond.FALSE, reason, message)
+
+    # -- restarts -----------------------------------------------------------------------------
+    @property
+    def backoff_limit(self) -> int:
+        run = self.spec.run_policy
+        return run.backoff_limit if run and run.backoff_limit is not None else DEFAULT_BACKOFF_LIMIT
+
+    def budget_left(self) -> bool:
+        return (self.status.get("backoffCount") or 0) < self.backoff_limit
+
+    def count_restart(self) -> None:
+        self.status["backoffCount"] = (self.status.get("backoffCount") or 0) + 1
+
+    @property
+    def uncounted_restart_limit(self) -> int:
+        policy = self.spec.failure_policy
+        limit = policy.uncounted_restart_limit if policy else None
+        return DEFAULT_UNCOUNTED_RESTART_LIMIT if limit is None else limit
+
+    def restart_gang(self, reason: str, message: str, counted: bool, streak: bool = True) -> bool:
+        """Begin a new attempt; returns False (and fails the job) when a budget is spent.
+
+        ``streak``: the restart follows a fault (not a resize), so it adds to the restarts in a row
+        that set the backoff before the next gang."""
+        if counted and not self.budget_left():
+            self.finish(False, "BackoffLimitExceeded",
+                        f"{message}; the restart budget (runPolicy.backoffLimit={self.backoff_limit}) is used up")
+            return False
+        uncounted = (self.status.get("consecutiveUncountedRestarts") or 0) + (0 if counted or not streak else 1)
+        if uncounted > self.uncounted_restart_limit:
+            self.finish(False, "UncountedRestartLimitExceeded",
+                        f"{message}; {uncounted - 1} restarts not counted against backoffLimit came in a row without the "
+                        f"gang running for {backoff.HEALTHY_SECONDS:.0f} s in between "
+                        f"(failurePolicy.uncountedRestartLimit={self.uncounted_restart_limit})")
+            return False
+        if counted:
+            self.count_restart()
+        delay = 0.0
+        if streak:
+            consecutive = (self.status.get("consecutiveRestarts") or 0) + 1
+            self.status["consecutiveRestarts"] = consecutive
+            if uncounted:
+                self.status["consecutiveUncountedRestarts"] = uncounted
+            delay = backoff.delay(consecutive)
+        self.status["restartCount"] = (self.status.get("restartCount") or 0) + 1
+        self.new_attempt(delay)
+        when = f"; the new gang starts in {delay:.0f} s (restart {self.status['consecutiveRestarts']} in a row)" if delay else ""
+        self.condition("Restarting", cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
+        self.condition("Running", cond.FALSE, reason, "the gang is restarting")
+        self.event("Warning", reason, f"restarting all pods (attempt {self.status['attempt']}{when}): {message}")
+        self.plan.transitions.append(f"restarted:{reason}")
+        return True
+
+    @property
+    def attempt(self) -> int:
+        return self.status["attempt"]
+
+    def new_attempt(self, delay: float = 0.0) -> None:
+        """Pods of earlier attempts become stale: they are deleted before the next gang is created,
+        from ``attemptStartTime`` on (``delay`` seconds from now: a restart's backoff)."""
+        self.status["attempt"] = self.attempt + 1
+        self.status["attemptStartTime"] = fmt_time(backoff.after(self.now, delay))
+
+    def remember_handled(self, uid: str) -> None:
+        handled = list(self.status.get("handledFailures") or [])
+        if uid not in handled:
+            handled.append(uid)
+        self.status["handledFailures"] = handled[-HANDLED_FAILURES_KEPT:]
+
+
+@dataclasses.dataclass
+class Gang:
+    """The job's members sorted by state: those of the current attempt by (type, index), and stale ones
+    (older attempts, indexes beyond the replicas, members whose labels were taken off)."""
+
+    expected: list[tuple[str, int]]
+    current: dict[tuple[str, int], PodView]
+    stale: list[PodView]
+
+    @classmethod
+    def of(cls, p: "PassContext") -> "Gang":
+        expected = expected_keys(p.spec)
+        current, stale = classify(p.members, p.attempt, set(expected))
+        return cls(expected, current, stale)
+
+    @property
+    def members(self) -> list[PodView]:
+        return [*self.current.values(), *self.stale]
+
+    def not_started(self) -> list[tuple[str, int]]:
+        return [key for key in self.expected
+                if key not in self.current or not (self.current[key].running or self.current[key].finished)]
+
+
+def expected_keys(spec: MSJobSpec) -> list[tuple[str, int]]:
+    return [(rtype, index) for rtype, replica in spec.ms_replica_specs.items()
+            for index in range(replica.replicas if replica.replicas is not None else 1)]
+
+
+def classify(views: list[PodView], attempt: int, expected: set) -> tuple[dict, list[PodView]]:
+    """Pods of the current attempt by (type, index), and stale pods (older attempts, extra indexes)."""
+    current = {v.key: v for v in views if v.attempt == attempt and v.key in expected}
+    stale = [v for v in views if v.attempt != attempt or v.key not in expected]
+    return current, stale
+
+
+def deletions(pods: list[PodView], now: dt.datetime) -> list[PodDeletion]:
+    """Delete pods not yet deleting; force-delete those stuck terminating (e.g. on a lost node)."""
+    out = []
+    for pod in pods:
+        if not pod.deleting:
+            out.append(PodDeletion(pod.name, pod.uid))
+        else:
+            deadline = parse_time(pod.deletion_timestamp)
+            if deadline and now - deadline > FORCE_DELETE_AFTER:
+                out.append(PodDeletion(pod.name, pod.uid, grace_seconds=0))
+    return out
+
+
+def release_gang(p: PassContext) -> None:
+    """A finished or suspended job must not hold a gang reservation in its queue."""
+    p.plan.delete_podgroups.extend(pg["metadata"]["name"] for pg in p.podgroups
+                                   if not pg["metadata"].get("deletionTimestamp"))
+
+
+def clean_pods(p: PassContext, pods: list[PodView]) -> None:
+    release_gang(p)
+    policy = (p.spec.run_policy.clean_pod_policy if p.spec.run_policy else None) or "Running"
+    if policy == "None":
+        return
+    doomed = [pod for pod in pods if policy == "All" or pod.active or (pod.deleting and not pod.finished)]
+    p.plan.delete_pods.extend(deletions(doomed, p.now))
+    if any(pod.deleting for pod in doomed):
+        p.plan.requeue(FORCE_DELETE_AFTER.total_seconds())
+
+

@@ -1,0 +1,1 @@
+"""The phases of a reconcile pass, in the order they run (see ``reconcile.plan``)."""

@@ -1,0 +1,26 @@
+"""Stalls: no training step for too long (spec.health), by worker 0's progress reports."""
+
+from __future__ import annotations
+
+from .. import conditions as cond
+from .. import health
+from ..context import Gang, PassContext
+from .converge import restart
+from .lifecycle import end_finished
+
+
+def stalled(p: PassContext, gang: Gang) -> bool:
+    if not health.enabled(p.spec):
+        return False
+    is_stalled, message = health.update(p, p.spec, p.raw_pods)
+    if not is_stalled:
+        return False
+    action = (p.spec.health.stall_action if p.spec.health else None) or "RestartJob"
+    if p.condition("Stalled", cond.TRUE, "NoProgress", message):
+        p.plan.transitions.append("stalled")
+    if action == "FailJob":
+        p.finish(False, "Stalled", message)
+    elif p.restart_gang("Stalled", message, counted=True):
+        restart(p, gang)
+        return True
+    return end_finished(p, gang) if cond.finished(p.conditions) else False
