@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
+from msjob_runtime.progress import PERF_DIR, PROGRESS_FILE, RUN_DIR
+
 from ..builders.containers import main_container
-from . import PERF_DIR, PROGRESS_FILE, REPORTER_CONTAINER, RUN_DIR, VOLUME_NAME
+from . import REPORTER_CONTAINER, VOLUME_NAME
 
 PERF_DUMP_CONFIG = "enable:true,steptime:true,dtpGroup:false"  # MindSpore 2.10 requires all three keys
 DEFAULT_INTERVAL = 10
-REPORTER_MODULE = "msjob_operator.health.reporter"
+REPORTER_MODULE = "msjob_runtime.reporter"
 # Measured: about 70 MiB resident (Python and the kubernetes client), a few ms of CPU per report.
 REPORTER_RESOURCES = {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}}
 
@@ -102,7 +104,7 @@ def reporter_container(image: str, interval: int = DEFAULT_INTERVAL, *, run_as_u
                        run_as_group: Optional[int] = None) -> dict:
     """The reporter sidecar, for the pod's ``initContainers`` (``restartPolicy: Always``).
 
-    ``image``: one with this package installed (the operator's own image); ``interval``: seconds
+    ``image``: one with ``msjob_runtime`` installed (the operator's own image); ``interval``: seconds
     between reports.  Its pod's name and namespace come from the downward API.
     """
     if int(interval) < 1:

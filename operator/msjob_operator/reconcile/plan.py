@@ -27,7 +27,7 @@ from ..builders.env import launch_mode, needs_scheduler_service, replica_count
 from ..builders.podgroup import build_podgroup, gang_enabled, join_gang
 from ..builders.pods import build_pod
 from ..builders.services import build_services
-from ..health.status import parse_time  # noqa: F401  (also used by the controller)
+from msjob_runtime.progress import parse_time  # noqa: F401  (also used by the controller)
 from ..settings import DEFAULT, Settings
 from . import conditions as cond
 from . import health
