@@ -62,12 +62,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         target = install(args.directory)
+        message, code = f"{PACKAGE} ({len(package_files(target))} modules) installed in {target}", 0
     except OSError as e:
-        print(f"msjob: cannot install {PACKAGE} into {args.directory}: {e}", file=sys.stderr)
-        return 1
-    print(f"msjob: {PACKAGE} ({len(package_files(target))} modules) installed in {target}; "
-          f"PYTHONPATH={args.directory}", file=sys.stderr)
-    return 0
+        message, code = f"cannot install {PACKAGE} into {args.directory}: {e}", 1
+    print(f"msjob: {message}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import copy
 from typing import Optional
 
 from ..health.sidecar import security_context
-from .containers import main_container
+from .containers import main_container, volume_mount
 
 RUNTIME_VOLUME = "msjob-runtime"
 RUNTIME_DIR = "/opt/msjob/runtime"
@@ -40,10 +40,7 @@ def runtime_volume() -> dict:
 
 
 def runtime_mount(read_only: bool = True) -> dict:
-    mount = {"name": RUNTIME_VOLUME, "mountPath": RUNTIME_DIR}
-    if read_only:
-        mount["readOnly"] = True
-    return mount
+    return volume_mount(RUNTIME_VOLUME, RUNTIME_DIR, read_only)
 
 
 def install_command(directory: str = RUNTIME_DIR) -> list[str]:
