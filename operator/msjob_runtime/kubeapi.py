@@ -8,7 +8,8 @@ anything else, and ``watch`` (a stream of watch events).  Credentials (``Config`
     kubeconfig.load_kubeconfig(path)             # token or client-certificate users
     load_config(...)                             # the first that applies, as the reporter needs
 
-Every call has a timeout (``Config.timeout`` unless given), so nothing blocks for ever.
+Every call has a timeout (``Config.timeout`` unless given) on connecting and on each read, so
+nothing blocks for ever.
 Failures raise ``ApiError`` (the API server answered an error: HTTP status, reason and its
 message) or ``TransportError`` (no answer: connection, TLS or timeout), both ``KubeError``.
 
@@ -205,9 +206,10 @@ class Client:
         timeout = self.config.timeout if timeout is None else timeout
         data = None if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
         status, reason, raw = self._exchange(method, self._url(path, query), data, content_type, timeout)
-        if status == 401 and self._token.path:  # a rotated token the stamp did not catch
-            self._token.get(force=True)
-            status, reason, raw = self._exchange(method, self._url(path, query), data, content_type, timeout)
+        if status == 401 and self._token.path:  # a rotated token the file's stamp did not show?
+            before = self._token.value
+            if self._token.get(force=True) != before:
+                status, reason, raw = self._exchange(method, self._url(path, query), data, content_type, timeout)
         if status >= 400:
             raise ApiError.from_response(status, reason, raw)
         if not raw:
