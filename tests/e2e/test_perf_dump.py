@@ -14,7 +14,9 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 
-from msjob_operator.health import perf, reporter, sidecar, status
+from msjob_operator.health import sidecar, status
+from msjob_runtime import perf, reporter
+from msjob_runtime.progress import read_progress
 
 EPOCHS, STEPS_PER_EPOCH = 2, 5
 
@@ -24,7 +26,7 @@ SCRIPT = textwrap.dedent(f"""
     import mindspore as ms
     from mindspore import dataset as ds, nn
     from mindspore.train import Model
-    from msjob_operator.health.callback import ProgressCallback
+    from msjob_runtime.callback import ProgressCallback
 
     ms.set_device("CPU")
     ms.set_seed(1)
@@ -86,7 +88,7 @@ def test_perf_dump_and_progress_callback(tmp_path, mindspore_installed):
                                        datetime.now(timezone.utc))
     assert progress["step"] == total and progress["epoch"] == EPOCHS and progress["loss"] == record["loss"]
     pod = {"metadata": reporter.annotation_patch(progress)["metadata"]}
-    assert status.read_progress(pod) == progress
+    assert read_progress(pod) == progress
     stalled, wait, _ = status.stall_check(progress, running_since=started, now=datetime.now(timezone.utc),
                                           timeout_s=600)
     assert not stalled and wait > 500

@@ -45,7 +45,7 @@ def test_installs_only_runtime_dependencies():
     assert installs
     extras = set(re.findall(r"\.\[([\w,]+)\]", " ".join(installs)))
     used = {e for group in extras for e in group.split(",")}
-    # kubernetes (the `local` extra) is the reporter sidecar's client; test, e2e (MindSpore) and kfp stay out.
+    # kubernetes (the `local` extra) is the SDK's and the KFP launcher's client; test, e2e (MindSpore) and kfp stay out.
     assert used <= {"local"}, used
     assert all("--no-cache-dir" in r for r in installs), "pip's cache would stay in the image"
 

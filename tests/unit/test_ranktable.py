@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 
@@ -219,42 +215,3 @@ def test_configmap_volume_and_mount():
     assert mount == {"name": "msjob-ranktable", "mountPath": "/etc/msjob/ranktable", "readOnly": True}
     assert "subPath" not in mount  # ConfigMap updates reach the pod only without subPath
     assert rt.RANK_TABLE_FILE == f"{mount['mountPath']}/hccl.json"
-
-
-def test_wait_returns_once_completed(tmp_path):
-    path = tmp_path / "hccl.json"
-    path.write_text(json.dumps({"status": "initializing", "server_list": []}))
-
-    def complete():
-        time.sleep(0.3)
-        path.write_text(json.dumps({"status": "completed", "server_count": "1", "server_list": []}))
-    t = threading.Thread(target=complete)
-    t.start()
-    table = rt.wait_for_rank_table(str(path), timeout=60, interval=0.05)  # raises on timeout
-    t.join()
-    assert table["status"] == "completed"
-
-
-def test_wait_times_out_with_a_clear_message(tmp_path):
-    path = tmp_path / "hccl.json"
-    path.write_text(rt.render(rt.build_rank_table([pod(0, annotation("a", "10.0.0.1", [0, 1]))], 2)))
-    expected = r"not completed after 0.2 s \(status 'initializing', 1 server\(s\), 2 rank"
-    with pytest.raises(rt.RankTableTimeout, match=expected):
-        rt.wait_for_rank_table(str(path), timeout=0.2, interval=0.05)
-    with pytest.raises(rt.RankTableTimeout, match="missing or not valid JSON"):
-        rt.wait_for_rank_table(str(tmp_path / "absent.json"), timeout=0.1, interval=0.05)
-
-
-def test_wait_entry_point(tmp_path):
-    path = tmp_path / "hccl.json"
-    path.write_text(json.dumps({"status": "initializing"}))
-    cmd = [sys.executable, "-m", "msjob_operator.builders.ranktable", "wait", "--file", str(path), "--timeout", "0.3"]
-    failed = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert failed.returncode == 1
-    assert "not completed after 0.3 s" in failed.stderr and str(path) in failed.stderr
-
-    path.write_text(json.dumps({"status": "completed", "server_count": "1",
-                                "server_list": [{"device": [{"device_id": "0"}]}]}))
-    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert ok.returncode == 0, ok.stderr
-    assert "completed: 1 server(s), 1 rank(s)" in ok.stderr

@@ -12,3 +12,10 @@ def main_container(pod_spec: dict) -> dict | None:
         if container.get("name") == MAIN_CONTAINER:
             return container
     return containers[0] if containers else None
+
+
+def volume_mount(name: str, path: str, read_only: bool = False) -> dict:
+    mount: dict = {"name": name, "mountPath": path}
+    if read_only:
+        mount["readOnly"] = True
+    return mount

@@ -4,9 +4,10 @@ Ascend's device plugin records which NPUs it gave a pod in the pod annotation ``
 the operator gathers those annotations into HCCL's rank table, keeps it in the ConfigMap
 ``<job>-ranktable`` (owned by the job) and mounts it into every pod at ``MOUNT_DIR``.  The table says
 ``"status": "initializing"`` until every expected pod has reported, then ``"completed"``; a pod's
-entrypoint waits for ``completed`` before starting MindSpore::
+entrypoint waits for ``completed`` before starting MindSpore (standard library only, so any image
+with ``msjob_runtime`` runs it; the file's constants are that module's)::
 
-    python -m msjob_operator.builders.ranktable wait [--file F] [--timeout S]
+    python -m msjob_runtime.ranktable_wait [--file F] [--timeout S]
 
 (ConfigMap volumes are updated in place by the kubelet, which is why the mount must not use subPath.)
 
@@ -25,32 +26,21 @@ Formats followed (see also ../shared/notes/mindspore-contract.md, "Ascend rank t
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
-import sys
-import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
-ANNOTATION = "ascend.kubectl.kubernetes.io/ascend-910-configuration"
+from msjob_runtime.ranktable_wait import (ANNOTATION, FILE_NAME, MOUNT_DIR, RANK_TABLE_FILE,  # noqa: F401
+                                          STATUS_COMPLETED, STATUS_INITIALIZING, rank_count)
 
-MOUNT_DIR = "/etc/msjob/ranktable"
-FILE_NAME = "hccl.json"
-RANK_TABLE_FILE = f"{MOUNT_DIR}/{FILE_NAME}"
+from .. import naming
+
 VOLUME_NAME = "msjob-ranktable"
 HOST_NIC_IP = "reserve"
 
-STATUS_INITIALIZING = "initializing"
-STATUS_COMPLETED = "completed"
 VERSION_1_0 = "1.0"
 VERSION_1_2 = "1.2"
-
-DEFAULT_WAIT_TIMEOUT = 900.0
-
-# The pod labels of naming.py, spelled out so that the pods' `wait` entry imports nothing heavy.
-_REPLICA_INDEX_LABEL = "training.kubeflow.org/replica-index"
 
 
 class RankTableError(ValueError):
@@ -161,7 +151,7 @@ def _sort_key(text: str) -> tuple:
 def _pod_index(pod: Mapping) -> tuple:
     meta = pod.get("metadata") or {}
     name = meta.get("name") or ""
-    label = (meta.get("labels") or {}).get(_REPLICA_INDEX_LABEL)
+    label = (meta.get("labels") or {}).get(naming.REPLICA_INDEX_LABEL)
     if label is not None and str(label).isdigit():
         return (0, int(label), name)
     m = re.search(r"-(\d+)$", name)  # <job>-<type>-<index>
@@ -241,10 +231,6 @@ def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict:
     return table
 
 
-def rank_count(table: Mapping) -> int:
-    return sum(len(s.get("device") or []) for s in table.get("server_list") or [])
-
-
 # ---------------------------------------------------------------------------------------------
 # What the pods get: env, the ConfigMap and its mount.
 
@@ -285,8 +271,6 @@ def render(table: Mapping) -> str:
 
 def configmap(job: Mapping, table: Mapping) -> dict:
     """The ConfigMap ``<job>-ranktable`` holding ``hccl.json``, owned by the job."""
-    from .. import naming  # here, not at the top: the pods' `wait` entry stays light
-
     meta = job["metadata"]
     body: dict[str, Any] = {
         "apiVersion": "v1",
@@ -310,67 +294,3 @@ def volume(job_name: str) -> dict:
 def volume_mount() -> dict:
     # A whole-directory mount (no subPath): the kubelet swaps the file in place when the ConfigMap changes.
     return {"name": VOLUME_NAME, "mountPath": MOUNT_DIR, "readOnly": True}
-
-
-# ---------------------------------------------------------------------------------------------
-# In the pod: wait until the table is complete.
-
-
-class RankTableTimeout(TimeoutError):
-    pass
-
-
-def read_rank_table(path: str) -> Optional[dict]:
-    """The table in ``path``, or None when it is missing, empty or half-written."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def wait_for_rank_table(path: str = RANK_TABLE_FILE, timeout: float = DEFAULT_WAIT_TIMEOUT,
-                        interval: float = 1.0) -> dict:
-    """Block until the table in ``path`` says ``completed`` and return it; ``RankTableTimeout`` after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: Optional[dict] = None
-    while True:
-        last = read_rank_table(path)
-        if last is not None and last.get("status") == STATUS_COMPLETED:
-            return last
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            if last is None:
-                state = "missing or not valid JSON"
-            else:
-                state = (f"status {last.get('status')!r}, {last.get('server_count', '?')} server(s), "
-                         f"{rank_count(last)} rank(s) so far")
-            raise RankTableTimeout(
-                f"rank table {path} not completed after {timeout:g} s ({state}); the device plugin "
-                f"has not annotated every pod with {ANNOTATION}, or the operator has not written the table")
-        time.sleep(min(interval, remaining))
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msjob_operator.builders.ranktable",
-                                     description="Ascend rank table (hccl.json) helpers for MSJob pods.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    wait = sub.add_parser("wait", help="block until the rank table's status is 'completed'")
-    wait.add_argument("--file", default=os.environ.get("RANK_TABLE_FILE") or RANK_TABLE_FILE,
-                      help="the rank table (default: $RANK_TABLE_FILE, else %(default)s)")
-    wait.add_argument("--timeout", type=float, default=DEFAULT_WAIT_TIMEOUT, help="seconds (default %(default)s)")
-    wait.add_argument("--interval", type=float, default=1.0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    try:
-        table = wait_for_rank_table(args.file, args.timeout, args.interval)
-    except RankTableTimeout as e:
-        print(f"msjob: {e}", file=sys.stderr)
-        return 1
-    print(f"msjob: rank table {args.file} completed: {table.get('server_count')} server(s), "
-          f"{rank_count(table)} rank(s)", file=sys.stderr)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

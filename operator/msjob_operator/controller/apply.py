@@ -13,9 +13,10 @@ import datetime as dt
 import logging
 from typing import Optional
 
+from msjob_runtime.progress import parse_time
+
 from .. import naming
 from ..builders.podgroup import podgroup_api
-from ..health.status import parse_time
 from ..reconcile.context import PodDeletion
 from ..reconcile.plan import Plan, fmt_time
 from ..reconcile.waiting import Refusal

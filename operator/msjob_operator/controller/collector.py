@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from ..health.status import parse_time
+from msjob_runtime.progress import parse_time
+
 from ..reconcile import conditions as cond
 
 

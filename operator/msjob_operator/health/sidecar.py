@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from ..builders.containers import main_container
-from . import PERF_DIR, PROGRESS_FILE, REPORTER_CONTAINER, RUN_DIR, VOLUME_NAME
+from msjob_runtime.progress import PERF_DIR, PROGRESS_FILE, RUN_DIR
+
+from ..builders.containers import main_container, volume_mount
+from . import REPORTER_CONTAINER, VOLUME_NAME
 
 PERF_DUMP_CONFIG = "enable:true,steptime:true,dtpGroup:false"  # MindSpore 2.10 requires all three keys
 DEFAULT_INTERVAL = 10
-REPORTER_MODULE = "msjob_operator.health.reporter"
-# Measured: about 70 MiB resident (Python and the kubernetes client), a few ms of CPU per report.
+REPORTER_MODULE = "msjob_runtime.reporter"
+# Measured: about 70 MiB resident with the kubernetes client; 25 MiB since msjob_runtime uses only the standard
+# library (the request is left as it was); a few ms of CPU per report.
 REPORTER_RESOURCES = {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}}
 
 
@@ -38,10 +41,7 @@ def run_volume() -> dict:
 
 
 def run_mount(read_only: bool = False) -> dict:
-    mount = {"name": VOLUME_NAME, "mountPath": RUN_DIR}
-    if read_only:
-        mount["readOnly"] = True
-    return mount
+    return volume_mount(VOLUME_NAME, RUN_DIR, read_only)
 
 
 def perf_env() -> list[dict]:
@@ -102,7 +102,7 @@ def reporter_container(image: str, interval: int = DEFAULT_INTERVAL, *, run_as_u
                        run_as_group: Optional[int] = None) -> dict:
     """The reporter sidecar, for the pod's ``initContainers`` (``restartPolicy: Always``).
 
-    ``image``: one with this package installed (the operator's own image); ``interval``: seconds
+    ``image``: one with ``msjob_runtime`` installed (the operator's own image); ``interval``: seconds
     between reports.  Its pod's name and namespace come from the downward API.
     """
     if int(interval) < 1:

@@ -15,7 +15,9 @@ run ...``) that plays the kubelet (and kube-proxy) for one Node object:
   - the image replaced by this machine: ``python``/``python3``/``pythonX.Y`` (any directory) is the
     interpreter running the agent (the project's venv, with MindSpore), every other command is
     looked up on ``PATH`` (the venv's ``bin`` first); the "image" adds ``PATH``, ``HOME`` (a
-    per-pod directory), ``HOSTNAME``, ``LANG=C.UTF-8`` and ``PYTHONUNBUFFERED=1``;
+    per-pod directory), ``HOSTNAME``, ``LANG=C.UTF-8``, ``PYTHONUNBUFFERED=1`` and the agent's own
+    ``PYTHONPATH`` when it has one (so pods import the checkout the harness runs, e.g. a worktree's
+    ``operator/`` with ``msjob_runtime``, not only the venv's install; a container's env overrides it);
   - the environment resolved as the kubelet does: service links (``<SVC>_SERVICE_HOST`` ...),
     ``envFrom`` and ``env`` with ``$(VAR)`` expansion, ``valueFrom`` (``fieldRef`` for
     metadata.name/namespace/uid/labels/annotations, spec.nodeName/serviceAccountName,
@@ -853,6 +855,8 @@ class PodRunner(threading.Thread):
             "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": str(self.dir / "home"), "HOSTNAME": self.hostname, "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
         }
+        if os.environ.get("PYTHONPATH"):  # part of "the image": the code the harness itself runs
+            env["PYTHONPATH"] = os.environ["PYTHONPATH"]
         env.update(resolve_env(self.pod, container, services, self.agent.allocatable,
                                lambda kind, name: self.agent.get_object(kind, self.namespace, name)))
         return env

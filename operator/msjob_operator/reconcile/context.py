@@ -11,8 +11,9 @@ import dataclasses
 import datetime as dt
 from typing import Mapping, Optional, Sequence
 
+from msjob_runtime.progress import parse_time
+
 from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
-from ..health.status import parse_time
 from ..settings import DEFAULT, Settings
 from . import backoff
 from . import conditions as cond

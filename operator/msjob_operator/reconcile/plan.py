@@ -19,7 +19,6 @@ from typing import Callable, Mapping, Optional, Sequence
 from pydantic import ValidationError
 
 from ..api.models import MSJobSpec
-from ..health.status import parse_time  # noqa: F401  (also used by the controller)
 from ..settings import DEFAULT, Settings
 from . import conditions as cond
 from .context import Gang, Observed, PassContext, Plan, PodDeletion, JobEvent, fmt_time  # noqa: F401 (re-exported)

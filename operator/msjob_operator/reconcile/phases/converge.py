@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 from typing import Optional
 
+from msjob_runtime.progress import parse_time
+
 from ... import naming
 from ...builders import ranktable
 from ...builders.env import launch_mode, needs_scheduler_service, replica_count
 from ...builders.podgroup import build_podgroup, gang_enabled, join_gang
 from ...builders.pods import build_pod
 from ...builders.services import build_services
-from ...health.status import parse_time
 from .. import backoff, health, waiting
 from .. import conditions as cond
 from ..context import FORCE_DELETE_AFTER, Gang, PassContext, deletions

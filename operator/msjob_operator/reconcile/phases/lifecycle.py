@@ -6,8 +6,9 @@ Each phase returns True when it decided the pass (the plan is complete), False t
 
 from __future__ import annotations
 
+from msjob_runtime.progress import parse_time
+
 from ...builders.env import replica_count
-from ...health.status import parse_time
 from .. import backoff
 from .. import conditions as cond
 from ..context import Gang, PassContext, classify, clean_pods, deletions, release_gang

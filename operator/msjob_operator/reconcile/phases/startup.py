@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from msjob_runtime.progress import parse_time
+
 from ... import naming
-from ...health.status import parse_time
 from .. import backoff, waiting
 from ..context import Gang, PassContext
 from .converge import restart

@@ -1,6 +1,7 @@
 """The reporter sidecar: MindSpore's progress files -> worker 0's pod annotation.
 
-    python -m msjob_operator.health.reporter --perf-dir D --progress-file F --interval S [--kubeconfig K]
+    python -m msjob_runtime.reporter --perf-dir D --progress-file F --interval S
+        [--kubeconfig K | --server URL [--token-file T] [--ca-file C]]
 
 Every ``S`` seconds it reads the step-time files in ``D`` (perf.py, incrementally) and the
 ``ProgressCallback`` file ``F`` (callback.py), combines them into a progress dict::
@@ -19,8 +20,9 @@ set by the downward API).  Nothing is reported before the first step.
 * API errors, missing credentials and unreadable files are logged when they start and when they
   stop, and retried at the next interval: the reporter never exits on its own (a native sidecar
   that exits is only restarted).  SIGTERM or SIGINT: one last report (short timeout), then exit 0.
-* Credentials: ``--kubeconfig`` when given, else the pod's ServiceAccount (in-cluster), else
-  ``$KUBECONFIG`` / ``~/.kube/config``.  Uses the ``kubernetes`` (sync) client.
+* Credentials: ``--server`` (with ``--token-file``, re-read when it changes, and ``--ca-file``)
+  when given, else ``--kubeconfig``, else the pod's ServiceAccount (in-cluster), else
+  ``$KUBECONFIG`` / ``~/.kube/config``.  Standard library only (kubeapi.py).
 """
 
 from __future__ import annotations
@@ -36,9 +38,9 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 from urllib.parse import quote
 
-from . import PERF_DIR, PROGRESS_ANNOTATION, PROGRESS_FILE
+from . import kubeapi
 from .perf import PerfReader, PerfSummary
-from .status import finite_float, format_time
+from .progress import PERF_DIR, PROGRESS_ANNOTATION, PROGRESS_FILE, finite_float, format_time
 
 log = logging.getLogger("msjob.reporter")
 
@@ -173,29 +175,9 @@ class Reporter:
 
 
 def _describe(e: Exception) -> str:
-    status, reason = getattr(e, "status", None), getattr(e, "reason", None)
-    if status is not None:
-        body = getattr(e, "body", None)
-        try:
-            body = json.loads(body).get("message") if body else None
-        except (ValueError, AttributeError):
-            pass
-        return f"HTTP {status} {reason or ''}: {body or ''}".strip().rstrip(":")
+    if isinstance(e, kubeapi.KubeError):
+        return str(e)
     return f"{type(e).__name__}: {e}"
-
-
-def api_client(kubeconfig: Optional[str]):
-    """A ``kubernetes`` ApiClient: ``kubeconfig`` if given, else in-cluster, else the default kubeconfig."""
-    from kubernetes import client, config
-
-    if kubeconfig:
-        return config.new_client_from_config(config_file=kubeconfig)
-    try:
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    except config.ConfigException:
-        return config.new_client_from_config()
 
 
 class PodPatcher:
@@ -203,26 +185,21 @@ class PodPatcher:
 
     The API client is made at the first call that needs it, and again after a failure to make
     it (credentials that are not there yet count as an API error: retried, never fatal).
+    ``config_source()`` gives the ``kubeapi.Config`` to use.
     """
 
-    def __init__(self, name: str, namespace: str, kubeconfig: Optional[str] = None):
+    def __init__(self, name: str, namespace: str, config_source: Callable[[], kubeapi.Config]):
         self.path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}"
-        self.kubeconfig = kubeconfig
-        self.api = None
+        self.config_source = config_source
+        self.api: Optional[kubeapi.Client] = None
 
-    def connect(self):
+    def connect(self) -> kubeapi.Client:
         if self.api is None:
-            self.api = api_client(self.kubeconfig)
-            # urllib3 logs each of its retries (the kubernetes client sets its level): ours says it once.
-            logging.getLogger("urllib3").setLevel(logging.ERROR)
+            self.api = kubeapi.Client(self.config_source())
         return self.api
 
     def __call__(self, progress: dict, timeout: float) -> None:
-        self.connect().call_api(
-            self.path, "PATCH", header_params={"Content-Type": "application/merge-patch+json",
-                                               "Accept": "application/json"},
-            body=annotation_patch(progress), auth_settings=["BearerToken"], response_type=None,
-            _return_http_data_only=True, _preload_content=True, _request_timeout=timeout)
+        self.connect().patch(self.path, annotation_patch(progress), timeout=timeout)
 
     def close(self) -> None:
         if self.api is not None:
@@ -239,6 +216,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="ProgressCallback's file (default %(default)s)")
     parser.add_argument("--interval", type=float, default=DEFAULT_INTERVAL, help="seconds (default %(default)s)")
     parser.add_argument("--kubeconfig", help="default: in-cluster credentials")
+    parser.add_argument("--server", help="the API server's URL, instead of a kubeconfig or in-cluster credentials")
+    parser.add_argument("--token-file", help="with --server: a file with the bearer token (read again when it changes)")
+    parser.add_argument("--ca-file", help="with --server: the CA bundle that signed the API server's certificate")
     parser.add_argument("--log-level", default="INFO", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
@@ -249,6 +229,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     if args.interval <= 0:
         parser.error("--interval must be positive")
+    if (args.token_file or args.ca_file) and not args.server:
+        parser.error("--token-file and --ca-file need --server")
+    if args.server and args.kubeconfig:
+        parser.error("give --server or --kubeconfig, not both")
 
     stop = threading.Event()
 
@@ -259,7 +243,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    patcher = PodPatcher(name, namespace, args.kubeconfig)
+    patcher = PodPatcher(name, namespace, lambda: kubeapi.load_config(
+        args.kubeconfig, server=args.server, token_file=args.token_file, ca_file=args.ca_file))
     try:
         patcher.connect()
     except Exception as e:  # noqa: BLE001 - a sidecar that exits would only be restarted: retry instead

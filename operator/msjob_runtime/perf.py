@@ -1,7 +1,7 @@
 """MindSpore's step-time files (``PERF_DUMP_CONFIG`` / ``PERF_DUMP_PATH``): steps, step time, throughput.
 
-With ``PERF_DUMP_CONFIG="enable:true,steptime:true,dtpGroup:false"`` and ``PERF_DUMP_PATH=DIR`` (see
-``sidecar.perf_env``), ``Model.train`` appends its ``ClusterMonitor`` callback, which writes
+With ``PERF_DUMP_CONFIG="enable:true,steptime:true,dtpGroup:false"`` and ``PERF_DUMP_PATH=DIR`` (the
+env the operator gives worker 0), ``Model.train`` appends its ``ClusterMonitor`` callback, which writes
 ``DIR/perf_ms_<pid>_<localrank>.log``: a header (``UUID:``, ``FRAMEWORK:``, ``GLOBAL RANKID:``)
 and then one line per step (per sink of ``sink_size`` steps in dataset sink mode)::
 

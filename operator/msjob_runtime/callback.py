@@ -3,7 +3,7 @@
 Optional: step times reach the operator without any change to the script (perf.py); add this
 callback to also see the epoch and the loss in ``status.progress``::
 
-    from msjob_operator.health.callback import ProgressCallback
+    from msjob_runtime.callback import ProgressCallback
 
     model.train(epochs, dataset, callbacks=[ProgressCallback(every_n_steps=10), ...])
 
@@ -14,8 +14,8 @@ the training container; default ``PROGRESS_FILE``).  ``step`` is MindSpore's glo
 (``cur_step_num``).  Other ranks write nothing.  A failure to write is logged once and never
 stops the training.
 
-MindSpore is imported when this module is, not when ``msjob_operator.health`` is; without
-MindSpore the class still imports (on a plain base class), which keeps the file logic testable.
+MindSpore is imported when this module is, not when ``msjob_runtime`` is; without MindSpore the
+class still imports (on a plain base class), which keeps the file logic testable.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import os
 import time
 from typing import Any, Optional
 
-from . import PROGRESS_FILE
+from .progress import PROGRESS_FILE
 
 try:  # pragma: no branch - depends on the environment
     from mindspore.train import Callback as _Base

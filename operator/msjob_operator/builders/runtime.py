@@ -1,0 +1,97 @@
+"""``msjob_runtime`` in any training image: an init container copies it in (pure builders).
+
+Not wired into the pods yet; meant for the restart agent and for ``ProgressCallback`` in images
+that do not have the package.  What a pod gets::
+
+    initContainers: install_container(image)     the operator's image runs
+                                                 python -m msjob_runtime.install RUNTIME_DIR
+    volumes:        runtime_volume()             an emptyDir
+    main container: runtime_mount(), runtime_env(container)
+                                                 PYTHONPATH gets RUNTIME_DIR: import msjob_runtime works
+
+``with_runtime(pod_spec, image)`` does all of it.  The package is standard library only, so the
+image's own Python (3.8 or later) runs it.
+
+PYTHONPATH: Kubernetes cannot see an image's own ``ENV``, so ``runtime_env`` appends RUNTIME_DIR
+to the container's ``PYTHONPATH`` when its spec sets one by value, and sets it to RUNTIME_DIR
+otherwise (an image whose own ``ENV PYTHONPATH`` matters must repeat it in the template).  A
+``PYTHONPATH`` from ``valueFrom`` is left alone: add ``$(MSJOB_RUNTIME_PATH)`` to it yourself.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional
+
+from ..health.sidecar import security_context
+from .containers import main_container, volume_mount
+
+RUNTIME_VOLUME = "msjob-runtime"
+RUNTIME_DIR = "/opt/msjob/runtime"
+INSTALL_CONTAINER = "msjob-runtime-install"
+INSTALL_MODULE = "msjob_runtime.install"
+PATH_ENV = "MSJOB_RUNTIME_PATH"
+# Copying about 100 kB of Python files: a few MiB and a blink of CPU.
+INSTALL_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
+
+
+def runtime_volume() -> dict:
+    return {"name": RUNTIME_VOLUME, "emptyDir": {}}
+
+
+def runtime_mount(read_only: bool = True) -> dict:
+    return volume_mount(RUNTIME_VOLUME, RUNTIME_DIR, read_only)
+
+
+def install_command(directory: str = RUNTIME_DIR) -> list[str]:
+    return ["python", "-m", INSTALL_MODULE, directory]
+
+
+def install_container(image: str, *, run_as_user: Optional[int] = None, run_as_group: Optional[int] = None) -> dict:
+    """A regular init container (it runs to completion before the others start) that copies the
+    package from ``image`` (one with ``msjob_runtime`` installed: the operator's) into the volume."""
+    return {
+        "name": INSTALL_CONTAINER,
+        "image": image,
+        "command": install_command(),
+        "env": [{"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}],
+        "volumeMounts": [runtime_mount(read_only=False)],
+        "resources": {k: dict(v) for k, v in INSTALL_RESOURCES.items()},
+        "securityContext": security_context(run_as_user, run_as_group),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def runtime_env(container: dict) -> list[dict]:
+    """The container's env with ``MSJOB_RUNTIME_PATH`` and RUNTIME_DIR on ``PYTHONPATH`` (see the module)."""
+    env = [dict(e) for e in container.get("env") or [] if e.get("name") != PATH_ENV]
+    env.insert(0, {"name": PATH_ENV, "value": RUNTIME_DIR})
+    current = next((e for e in env if e.get("name") == "PYTHONPATH"), None)
+    if current is None:
+        env.append({"name": "PYTHONPATH", "value": RUNTIME_DIR})
+    elif "valueFrom" not in current:
+        parts = [p for p in str(current.get("value") or "").split(":") if p]
+        if RUNTIME_DIR not in parts:
+            parts.append(RUNTIME_DIR)
+        current["value"] = ":".join(parts)
+    return env
+
+
+def with_runtime(pod_spec: dict, image: str, *, run_as_user: Optional[int] = None,
+                 run_as_group: Optional[int] = None) -> dict:
+    """A copy of ``pod_spec`` whose main container can import ``msjob_runtime`` (idempotent)."""
+    spec = copy.deepcopy(pod_spec)
+    volumes = spec.setdefault("volumes", [])
+    if not any(v.get("name") == RUNTIME_VOLUME for v in volumes):
+        volumes.append(runtime_volume())
+    inits = spec.setdefault("initContainers", [])
+    if not any(c.get("name") == INSTALL_CONTAINER for c in inits):
+        inits.insert(0, install_container(image, run_as_user=run_as_user, run_as_group=run_as_group))
+    main = main_container(spec)
+    if main is None:
+        raise ValueError("the pod has no container to give the runtime to")
+    mounts = main.setdefault("volumeMounts", [])
+    if not any(m.get("name") == RUNTIME_VOLUME for m in mounts):
+        mounts.append(runtime_mount())
+    main["env"] = runtime_env(main)
+    return spec

@@ -1,0 +1,16 @@
+"""msjob_runtime: what runs inside MSJob training pods, on the image's own Python.
+
+Standard library only (Python 3.8 or later), and it never imports ``msjob_operator``: the
+operator depends on this package, not the other way round, so a training image needs nothing
+but these files (``python -m msjob_runtime.install DIR`` copies them anywhere).
+
+Modules:
+
+* ``progress``: the progress dict and annotation shared with the operator, and its pure helpers;
+* ``perf``: MindSpore's step-time files (``PERF_DUMP_*``);
+* ``reporter``: the progress reporter sidecar, ``python -m msjob_runtime.reporter``;
+* ``callback``: ``ProgressCallback``, the optional MindSpore callback (epoch and loss);
+* ``ranktable_wait``: ``python -m msjob_runtime.ranktable_wait``, waits for Ascend's ``hccl.json``;
+* ``kubeapi`` and ``kubeconfig``: a small Kubernetes API client (in-cluster, explicit or kubeconfig);
+* ``install``: copies this package into a directory (an init container's emptyDir).
+"""
