@@ -20,7 +20,6 @@ from kubernetes.client.exceptions import ApiException
 
 from msjob_operator.health import PROGRESS_ANNOTATION, rbac, status
 from msjob_operator.health.callback import write_progress
-from msjob_operator.localcluster.cluster import KWOK_TOLERATION
 
 from ..helpers import wait_for
 
@@ -37,7 +36,7 @@ def fake_pod(name: str) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"containers": [{"name": "mindspore", "image": "mindspore/mindspore:2.10.0"}],
-                 "restartPolicy": "Never", "nodeSelector": {"type": "kwok"}, "tolerations": [KWOK_TOLERATION]},
+                 "restartPolicy": "Never", "nodeSelector": {"type": "kwok"}},
     }
 
 

@@ -42,7 +42,7 @@ def _up(args) -> int:
     print(f"cluster {args.name!r} up in {cluster.start_seconds:.1f} s at {cluster.server}")
     print(f"kubeconfig: {cluster.kubeconfig}")
     print(f"export KUBECONFIG={cluster.kubeconfig}")
-    print("pods for the fake nodes must tolerate kwok.x-k8s.io/node=fake:NoSchedule")
+    print("the fake nodes accept ordinary pods (kwok.msjob.test/* annotations steer their fake containers)")
     return 0
 
 
