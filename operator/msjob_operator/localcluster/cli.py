@@ -44,14 +44,14 @@ def _attached(name: str) -> LocalCluster | None:
     return LocalCluster.attach(root) if (root / "state.json").exists() else None
 
 
-def _process_node_root(root: Path) -> Path:
+def process_node_root(root: Path) -> Path:
     return root / "process-node"
 
 
 def _attached_process_node(root: Path):
     from .processnode import STATE_FILE, ProcessNode
 
-    node_root = _process_node_root(root)
+    node_root = process_node_root(root)
     return ProcessNode.attach(node_root) if (node_root / STATE_FILE).exists() else None
 
 
@@ -87,7 +87,7 @@ def _up(args) -> int:
         from .processnode import ProcessNode
 
         try:
-            node = ProcessNode(cluster.kubeconfig, PROCESS_NODE_NAME, _process_node_root(root), detached=True).start()
+            node = ProcessNode(cluster.kubeconfig, PROCESS_NODE_NAME, process_node_root(root), detached=True).start()
         except BaseException:
             cluster.stop()
             raise
