@@ -8,6 +8,7 @@ detached like the cluster's components: ``local down`` stops it and removes its 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,6 +45,19 @@ def _attached(name: str) -> LocalCluster | None:
     return LocalCluster.attach(root) if (root / "state.json").exists() else None
 
 
+def process_node_problem() -> str | None:
+    """Why this machine cannot run a process node (not root, no network namespaces), or None. As root, the
+    host tools it needs (iproute2, nftables) are installed first when missing, as the process node does."""
+    from . import netns
+
+    if os.geteuid() == 0:
+        try:
+            netns.ensure_host_tools()
+        except netns.NetworkError as e:
+            return str(e)
+    return netns.can_create_namespaces()
+
+
 def process_node_root(root: Path) -> Path:
     return root / "process-node"
 
@@ -68,9 +82,7 @@ def _stop_process_node(root: Path) -> None:
 def _up(args) -> int:
     root = default_root(args.name)
     if args.process_node:
-        from . import netns
-
-        problem = netns.can_create_namespaces()
+        problem = process_node_problem()
         if problem:
             print(f"error: cannot run a process node here: {problem}", file=sys.stderr)
             return 1

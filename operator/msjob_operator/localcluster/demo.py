@@ -149,11 +149,11 @@ def submit_and_follow(client, body: dict, namespace: str, timeout: float, out: T
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import netns
+    from .cli import process_node_problem
     from .operator_process import OperatorProcess
 
     kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
-    problem = None if kubeconfig else netns.can_create_namespaces()
+    problem = None if kubeconfig else process_node_problem()
     job_file, with_process_node, note = choose_job(kubeconfig, args.file, problem)
     if note:
         print(note, flush=True)
