@@ -62,6 +62,10 @@ def test_the_charts_deployment_runs_the_operator_that_trains_a_job(helm, cluster
         assert f"system:serviceaccount:{ns}:{release}-msjob-operator" not in log and "Not enough permissions" not in log
         assert any("training finished" in run for run in jobs.logs("helm-dp-worker-0"))
         figures("helm_deployment", restarts=status.get("restartCount", 0))
+        # Once the operator's clean-up is done (cleanPodPolicy Running), the finished pods stay.
+        wait_for(lambda: all(p.status.phase in ("Succeeded", "Failed") and p.metadata.deletion_timestamp is None
+                             for p in jobs.pods("helm-dp")), timeout=60, message="only finished pods of helm-dp left",
+                 describe=lambda: jobs.state("helm-dp"))
         left = {p.metadata.name for p in jobs.pods("helm-dp")}
         assert "helm-dp-worker-0" in left
 
