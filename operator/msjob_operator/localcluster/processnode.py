@@ -530,7 +530,7 @@ class Container:
         spec = {
             "parent_pid": os.getpid(), "hostname": r.hostname, "mounts": r.mounts_for(self.spec),
             "etc": {"/etc/hosts": str(r.dir / "etc-hosts"), "/etc/hostname": str(r.dir / "etc-hostname")},
-            "workingDir": self.spec.get("workingDir") or str(r.dir / "workdir"),
+            "workingDir": self.spec.get("workingDir"), "podWorkingDir": str(r.dir / "workdir"),
             "argv": argv, "env": env, "startErrorFile": str(start_error),
         }
         spec_file = r.dir / f"{self.name}.exec.json"
