@@ -47,7 +47,7 @@ def test_the_job_chosen():
     assert demo.choose_job(None, None, None) == (demo.TRAIN_DEMO, True, None)
     job, node, note = demo.choose_job(None, None, "the process node needs root (network namespaces, bind mounts)")
     assert (job, node) == (demo.FAKE_DEMO, False)
-    assert note == ("no process node on this machine (the process node needs root (network namespaces, bind mounts)); "
+    assert note == ("no process node here: the process node needs root (network namespaces, bind mounts); "
                     "running the fake-node demo (demo.yaml) instead")
     assert demo.choose_job("/k", None, None) == (demo.FAKE_DEMO, False, None)
     assert demo.choose_job("/k", Path("mine.yaml"), None) == (Path("mine.yaml"), False, None)

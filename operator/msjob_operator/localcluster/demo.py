@@ -55,7 +55,7 @@ def choose_job(kubeconfig: Optional[str], file: Optional[Path], problem: Optiona
         return file or FAKE_DEMO, False, None
     if problem:
         fallback = "" if file else f"; running the fake-node demo ({FAKE_DEMO.name}) instead"
-        return file or FAKE_DEMO, False, f"no process node on this machine ({problem}){fallback}"
+        return file or FAKE_DEMO, False, f"no process node here: {problem}{fallback}"
     return file or TRAIN_DEMO, True, None
 
 
