@@ -15,4 +15,6 @@ RUN useradd --uid 65532 --no-create-home --shell /usr/sbin/nologin msjob
 USER 65532:65532
 ENV PATH=/opt/msjob/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 EXPOSE 8080 8081
-ENTRYPOINT ["msjob-operator", "run"]
+# The chart's Deployment passes `run --flags...` as args, which replace CMD (not ENTRYPOINT).
+ENTRYPOINT ["msjob-operator"]
+CMD ["run"]

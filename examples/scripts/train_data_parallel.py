@@ -22,6 +22,10 @@ What the script does (a tiny linear regression, so it runs on CPU in seconds):
 * ``DATA_PARALLEL`` training with ``gradients_mean=True``: each rank trains on its shard of the
   data and gradients are averaged by AllReduce after every step; every rank starts from the
   same weights (same seed), so the ranks stay identical;
+* with ``spec.health.reportProgress: true`` the operator asks worker 0 for its progress
+  (``$MSJOB_PROGRESS_FILE``): the script then adds ``ProgressCallback``, so the job's
+  ``status.progress`` carries the loss besides the step times (where the image has the
+  ``msjob_operator`` package; without it the step times alone are reported);
 * a checkpoint per epoch (``ModelCheckpoint``) in ``<ckpt-dir>/rank_<rank>/``. Put the
   directory on storage that outlives the pods (a hostPath or a PersistentVolumeClaim) when
   the operator may restart the job: after a restart, the ranks agree (AllReduce MIN) on the
@@ -119,6 +123,19 @@ def checkpoints(directory: str) -> dict[int, str]:
         if match:
             found[int(match.group(1))] = path
     return found
+
+
+def progress_callbacks() -> list:
+    """The operator's ProgressCallback (epoch, step, loss into status.progress) where the operator asked for
+    progress (spec.health.reportProgress sets MSJOB_PROGRESS_FILE in worker 0) and the image has it."""
+    if not os.environ.get("MSJOB_PROGRESS_FILE"):
+        return []
+    try:
+        from msjob_runtime.callback import ProgressCallback
+    except ImportError:
+        say("progress: msjob_runtime is not in this image; the operator sees step times but no loss")
+        return []
+    return [ProgressCallback(every_n_steps=1)]
 
 
 def main(argv=None) -> int:
@@ -222,7 +239,7 @@ def main(argv=None) -> int:
                                  config=CheckpointConfig(save_checkpoint_steps=steps, keep_checkpoint_max=5))
     model = Model(net, loss_fn=loss_fn, optimizer=optimizer)
     say(f"training epochs {initial_epoch + 1}..{args.epochs}, {steps} steps per epoch on rank {rank}")
-    model.train(args.epochs, dataset, callbacks=[checkpoint, Progress(), LossMonitor(steps)],
+    model.train(args.epochs, dataset, callbacks=[checkpoint, Progress(), LossMonitor(steps), *progress_callbacks()],
                 dataset_sink_mode=False, initial_epoch=initial_epoch)
     if losses:
         say(f"training finished: loss {losses[0]:.6f} -> {losses[-1]:.6f}")

@@ -87,11 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         local_cli = None
     if local_cli is not None and hasattr(local_cli, "register"):
         local_cli.register(sub)
-    try:
-        from . import demo
-    except ImportError:  # pragma: no cover
-        demo = None
-    if demo is not None:
+    if local_cli is not None:
+        from .localcluster import demo
+
         demo.register(sub)
     return parser
 

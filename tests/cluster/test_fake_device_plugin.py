@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 from msjob_operator import naming
 from msjob_operator.builders import ranktable as rt
 from msjob_operator.localcluster import fake_device_plugin as fdp
-from msjob_operator.localcluster.cluster import KWOK_TOLERATION, POOL_LABEL
+from msjob_operator.localcluster.cluster import POOL_LABEL
 
 from ..helpers import wait_for
 
@@ -44,8 +44,7 @@ def npu_pod(name: str, pool_name: str, npus: int, index: int | None = None, job:
         "metadata": {"name": name, "labels": labels},
         "spec": {"containers": [container], "restartPolicy": "Never",
                  "nodeSelector": {"type": "kwok", POOL_LABEL: pool_name},
-                 "tolerations": [KWOK_TOLERATION,
-                                 {"key": POOL_LABEL, "operator": "Equal", "value": pool_name, "effect": "NoSchedule"}]},
+                 "tolerations": [{"key": POOL_LABEL, "operator": "Equal", "value": pool_name, "effect": "NoSchedule"}]},
     }
 
 

@@ -9,7 +9,7 @@ from kubernetes import config
 from kubernetes.client import CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.localcluster.cluster import KWOK_TOLERATION, NODE_LEASE_SECONDS, POOL_LABEL
+from msjob_operator.localcluster.cluster import NODE_LEASE_SECONDS, POOL_LABEL
 
 from ..helpers import wait_for
 
@@ -26,7 +26,7 @@ def pod(name: str, annotations: dict | None = None, npus: int = 0, **spec) -> di
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "annotations": annotations or {}},
         "spec": {"containers": [container], "restartPolicy": "Never",
-                 "tolerations": [KWOK_TOLERATION], "nodeSelector": {"type": "kwok"}, **spec},
+                 "nodeSelector": {"type": "kwok"}, **spec},
     }
 
 
@@ -78,13 +78,14 @@ def test_pod_runs_on_a_fake_node_and_deleted_pods_go_away(core, namespace):
     wait_for(lambda: gone(lambda: core.read_namespaced_pod("runner", namespace)), message="pod deleted")
 
 
-def test_pods_without_the_kwok_toleration_stay_off_fake_nodes(core, namespace):
-    body = pod("intolerant")
-    del body["spec"]["tolerations"]
+def test_an_ordinary_pod_runs_on_a_fake_node(core, namespace):
+    """No toleration, no node selector: a pod written for a real cluster lands on a fake node."""
+    body = pod("ordinary")
+    del body["spec"]["nodeSelector"]
     core.create_namespaced_pod(namespace, body)
-    wait_for(lambda: any(c.reason == "Unschedulable" and "taint" in c.message
-                         for c in core.read_namespaced_pod("intolerant", namespace).status.conditions or []),
-             message="unschedulable because of the taint")
+    running = wait_phase(core, namespace, "ordinary", "Running")
+    node = core.read_node(running.spec.node_name)
+    assert node.metadata.annotations.get("kwok.x-k8s.io/node") == "fake" and not node.spec.taints
 
 
 @pytest.mark.parametrize("code, phase, reason", [(0, "Succeeded", "Completed"), (3, "Failed", "Error")])
@@ -151,7 +152,7 @@ def test_volcano_schedules_gangs_whole_or_not_at_all(cluster, core, custom, name
             for i in range(size):
                 body = pod(f"{group}-{i}", {"scheduling.k8s.io/group-name": group}, npus=8,
                            schedulerName="volcano", nodeSelector={POOL_LABEL: pool},
-                           tolerations=[KWOK_TOLERATION, {**taint, "operator": "Equal"}])
+                           tolerations=[{**taint, "operator": "Equal"}])
                 core.create_namespaced_pod(namespace, body)
 
         def podgroup(group: str) -> dict:

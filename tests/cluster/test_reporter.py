@@ -23,7 +23,6 @@ from kubernetes.client import CoreV1Api, RbacAuthorizationV1Api
 import msjob_runtime
 from msjob_operator.builders import runtime as runtime_builder
 from msjob_operator.health import rbac, sidecar
-from msjob_operator.localcluster.cluster import KWOK_TOLERATION
 from msjob_runtime import kubeapi
 from msjob_runtime.callback import write_progress
 from msjob_runtime.progress import PROGRESS_ANNOTATION, format_time, read_progress
@@ -44,7 +43,7 @@ def fake_pod(name: str) -> dict:
     return {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
         "spec": {"containers": [{"name": "mindspore", "image": "mindspore/mindspore:2.10.0"}],
-                 "restartPolicy": "Never", "nodeSelector": {"type": "kwok"}, "tolerations": [KWOK_TOLERATION]},
+                 "restartPolicy": "Never", "nodeSelector": {"type": "kwok"}},
     }
 
 

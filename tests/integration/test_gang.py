@@ -22,7 +22,7 @@ def gang_job(name: str, pool_name: str, workers: int, npus: int = 8, **run_polic
     for rtype, replica in body["spec"]["msReplicaSpecs"].items():
         spec = replica["template"]["spec"]
         spec["nodeSelector"] = {POOL_LABEL: pool_name}
-        spec["tolerations"] = spec["tolerations"] + [{"key": POOL_LABEL, "value": pool_name, "effect": "NoSchedule"}]
+        spec["tolerations"] = spec.get("tolerations", []) + [{"key": POOL_LABEL, "value": pool_name, "effect": "NoSchedule"}]
         if rtype == "Worker":
             spec["containers"][0]["resources"] = {"limits": {NPU: npus}}
     return body

@@ -56,7 +56,7 @@ def test_job_from_parameters_gets_a_generated_name(client, cluster, namespace, t
     code = launcher.main([
         "--name", "kfp-params", "--generate-name", "True", "--image", "mindspore/mindspore:2.10",
         "--command", "python train.py --epochs 1", "--workers", "2.0",
-        "--node-selector", json.dumps(KWOK_POD_SPEC["nodeSelector"]), "--tolerations", json.dumps(KWOK_POD_SPEC["tolerations"]),
+        "--node-selector", json.dumps(KWOK_POD_SPEC["nodeSelector"]),
         "--worker-annotations", json.dumps({EXIT: "0", RUN: "2"}),
         "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig), "--timeout", "120",
         "--status-output", str(status_file)])

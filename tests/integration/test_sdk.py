@@ -19,7 +19,7 @@ pytestmark = pytest.mark.cluster
 def test_create_and_wait_reports_every_change_until_succeeded(client):
     body = new_msjob("train", "mindspore/mindspore:2.10", ["python", "train.py"], workers=2,
                      env={"EPOCHS": "1"}, node_selector=KWOK_POD_SPEC["nodeSelector"],
-                     tolerations=KWOK_POD_SPEC["tolerations"], worker_annotations={EXIT: "0", RUN: "3"})
+                     worker_annotations={EXIT: "0", RUN: "3"})
     created = client.create(body)
     assert isinstance(created, MSJob) and created.name == "train" and created.namespace == client.namespace
     assert created.spec.ms_replica_specs.worker.replicas == 2

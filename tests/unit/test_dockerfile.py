@@ -3,7 +3,7 @@ tests/cluster/test_image_steps.py runs its install steps for real)."""
 
 import re
 
-from ..dockerfile import parse
+from ..dockerfile import DOCKERFILE, parse
 
 ARGS, STAGES = parse()
 FINAL = STAGES[-1]
@@ -51,8 +51,34 @@ def test_installs_only_runtime_dependencies():
 
 
 def test_entrypoint_runs_the_operator_and_exposes_its_ports():
-    assert FINAL.all("ENTRYPOINT") == ['["msjob-operator", "run"]']
+    # args of a pod (the chart's `run --flags...`) replace CMD and keep ENTRYPOINT: `run` must be CMD.
+    assert FINAL.all("ENTRYPOINT") == ['["msjob-operator"]'] and FINAL.all("CMD") == ['["run"]']
     assert set(" ".join(FINAL.all("EXPOSE")).split()) == {"8080", "8081"}
+
+
+def test_the_process_node_runs_the_image_as_built():
+    """The local cluster's process node stands in for this image: same ENTRYPOINT and CMD."""
+    import json
+
+    from msjob_operator.localcluster.processnode import IMAGE_ENTRYPOINTS
+
+    entrypoint, cmd = IMAGE_ENTRYPOINTS["msjob-operator"]
+    assert (json.loads(FINAL.all("ENTRYPOINT")[0]), json.loads(FINAL.all("CMD")[0])) == (entrypoint, cmd)
+
+
+def test_the_charts_args_make_a_valid_operator_command_line():
+    """ENTRYPOINT + the Deployment's args, as the kubelet joins them, is a command line the CLI accepts."""
+    import yaml
+
+    from msjob_operator.cli import build_parser
+
+    template = (DOCKERFILE.parent / "charts" / "msjob-operator" / "templates" / "deployment.yaml").read_text()
+    assert "command:" not in template  # the image's ENTRYPOINT runs
+    manifests = [d for d in yaml.safe_load_all((DOCKERFILE.parent / "manifests" / "msjob-operator.yaml").read_text()) if d]
+    (deployment,) = [d for d in manifests if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    parsed = build_parser().parse_args(container["args"])  # argv after the ENTRYPOINT `msjob-operator`
+    assert parsed.command == "run" and parsed.func.__name__ == "_run"
 
 
 def test_reader_resolves_args_and_stages():

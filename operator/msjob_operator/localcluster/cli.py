@@ -1,14 +1,20 @@
 """``local up|down|status|kubeconfig``: a local cluster that outlives the command.
 
 Standalone: ``python -m msjob_operator.localcluster.cli local up --nodes 4``.
+``local up --process-node`` adds a node whose pods run as real local processes (processnode.py),
+detached like the cluster's components: ``local down`` stops it and removes its network namespaces.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from .cluster import ClusterError, LocalCluster, default_root
+
+PROCESS_NODE_NAME = "process-node-0"
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -25,6 +31,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     up = add("up", _up, "start a cluster; it keeps running after this command exits")
     up.add_argument("--nodes", type=int, default=4, help="fake nodes to create (default: %(default)s)")
     up.add_argument("--volcano", action="store_true", help="also run Volcano's scheduler")
+    up.add_argument("--process-node", action="store_true",
+                    help="also run a node whose pods are real local processes (needs root; select it with "
+                         "nodeSelector msjob.test/process-node=true and tolerate msjob.test/process-node=true:NoSchedule)")
     add("down", _down, "stop a cluster started with `local up`")
     add("status", _status, "show components, PIDs, ports and nodes")
     add("kubeconfig", _kubeconfig, "print the kubeconfig path")
@@ -36,17 +45,76 @@ def _attached(name: str) -> LocalCluster | None:
     return LocalCluster.attach(root) if (root / "state.json").exists() else None
 
 
+def process_node_problem() -> str | None:
+    """Why this machine cannot run a process node (not root, no network namespaces), or None. As root, the
+    host tools it needs (iproute2, nftables) are installed first when missing, as the process node does."""
+    from . import netns
+
+    if os.geteuid() == 0:
+        try:
+            netns.ensure_host_tools()
+        except netns.NetworkError as e:
+            return str(e)
+    return netns.can_create_namespaces()
+
+
+def process_node_root(root: Path) -> Path:
+    return root / "process-node"
+
+
+def _attached_process_node(root: Path):
+    from .processnode import STATE_FILE, ProcessNode
+
+    node_root = process_node_root(root)
+    return ProcessNode.attach(node_root) if (node_root / STATE_FILE).exists() else None
+
+
+def _stop_process_node(root: Path) -> None:
+    node = _attached_process_node(root)
+    if node is None:
+        return
+    was_running = node.running()
+    left = node.stop()
+    print(f"process node {node.name} {'stopped' if was_running else 'was not running'}; "
+          f"network namespaces {node.prefix}-* removed" + (f" (the agent had left {', '.join(left)})" if left else ""))
+
+
 def _up(args) -> int:
-    cluster = LocalCluster(default_root(args.name), name=args.name, nodes=args.nodes, volcano=args.volcano)
+    root = default_root(args.name)
+    if args.process_node:
+        problem = process_node_problem()
+        if problem:
+            print(f"error: cannot run a process node here: {problem}", file=sys.stderr)
+            return 1
+        existing = _attached(args.name)
+        if existing is not None and any(existing.running().values()):
+            print(f"error: cluster {args.name!r} is already running: stop it first (local down --name {args.name})",
+                  file=sys.stderr)
+            return 1
+        _stop_process_node(root)  # what a crashed earlier run may have left
+    cluster = LocalCluster(root, name=args.name, nodes=args.nodes, volcano=args.volcano)
     cluster.start(detached=True)
     print(f"cluster {args.name!r} up in {cluster.start_seconds:.1f} s at {cluster.server}")
+    if args.process_node:
+        from .processnode import ProcessNode
+
+        try:
+            node = ProcessNode(cluster.kubeconfig, PROCESS_NODE_NAME, process_node_root(root), detached=True).start()
+        except BaseException:
+            cluster.stop()
+            raise
+        print(f"process node {node.name} ready in {node.start_seconds:.1f} s (pid {node.pid}, log {node.log_path}): "
+              "pods with nodeSelector msjob.test/process-node=true and a toleration of "
+              "msjob.test/process-node=true:NoSchedule run here as local processes")
     print(f"kubeconfig: {cluster.kubeconfig}")
     print(f"export KUBECONFIG={cluster.kubeconfig}")
-    print("pods for the fake nodes must tolerate kwok.x-k8s.io/node=fake:NoSchedule")
+    print("the fake nodes accept ordinary pods (kwok.msjob.test/* annotations steer their fake containers)")
     return 0
 
 
 def _down(args) -> int:
+    root = default_root(args.name)
+    _stop_process_node(root)
     cluster = _attached(args.name)
     if cluster is None:
         print(f"cluster {args.name!r} is not running")
@@ -67,6 +135,11 @@ def _status(args) -> int:
         port = cluster.ports.get(name)
         print(f"  {name:<24} pid {pid:<8} {'running' if running[name] else 'NOT RUNNING':<12}"
               f"{f'port {port}' if port else ''}")
+    node = _attached_process_node(cluster.root)
+    if node is not None:
+        running["process-node"] = node.running()
+        print(f"  {'process-node':<24} pid {node.pid:<8} {'running' if running['process-node'] else 'NOT RUNNING':<12}"
+              f"namespaces {node.prefix}-*")
     if running.get("kube-apiserver"):
         print(cluster.kubectl("get", "nodes", "-o", "wide", check=False).stdout.rstrip())
     return 0 if all(running.values()) else 1

@@ -5,9 +5,9 @@ collection, namespaces), kube-scheduler and kwok run as plain processes; with
 ``volcano=True`` also Volcano's scheduler.  Nodes are fake: kwok plays the
 kubelet for the nodes annotated ``kwok.x-k8s.io/node: fake`` and drives the
 pods bound to them through the stages in ``stages/`` (see ``stages/pod.yaml``
-for the annotations a test pod can carry).  Fake nodes carry the taint
-``kwok.x-k8s.io/node=fake:NoSchedule``: pods meant for them need
-``KWOK_TOLERATION``, which keeps pods that must really run elsewhere off them.
+for the annotations a test pod can carry).  Fake nodes carry no taint: YAML
+written for a real cluster runs on them unchanged (test-only behaviours are opt-in
+annotations). Nodes whose pods really run (the process node) carry their own taint.
 
 Everything a cluster owns lives in its root directory: ``kubeconfig``,
 ``state.json`` (PIDs, ports, commands: another process can stop it),
@@ -40,8 +40,6 @@ from .certs import make_certs
 
 STAGES_DIR = Path(__file__).parent / "stages"
 KWOK_ANNOTATION = ("kwok.x-k8s.io/node", "fake")
-KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
-KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Equal", "value": "fake", "effect": "NoSchedule"}
 POOL_LABEL = "kwok.msjob.test/pool"  # each fake node is labelled with the prefix it was added with
 DEFAULT_CAPACITY = {
     "cpu": "32", "memory": "256Gi", "pods": "110",
@@ -305,7 +303,7 @@ class LocalCluster:
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {"name": "localcluster-probe", "namespace": "kube-system"},
                "spec": {"containers": [{"name": "probe", "image": "probe"}],
-                        "tolerations": [KWOK_TOLERATION], "nodeSelector": {"type": "kwok"}}}
+                        "nodeSelector": {"type": "kwok"}}}
         self.kubectl("create", "-f", "-", input=json.dumps(pod))
         self._wait("kube-scheduler", lambda: self.kubectl(
             "get", "pod", "-n", "kube-system", "localcluster-probe", "-o", "jsonpath={.status.phase}",
@@ -502,7 +500,7 @@ class LocalCluster:
         """Create ``count`` fake nodes named ``prefix-N`` and wait until they are Ready.
 
         Each carries the label ``kwok.msjob.test/pool: <prefix>`` (to pin pods to a
-        group of nodes) plus ``labels``, and the kwok taint plus ``taints``.
+        group of nodes) plus ``labels``, and ``taints`` (none by default).
         """
         existing = set(self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}").stdout.split())
         names, i = [], 0
@@ -518,7 +516,7 @@ class LocalCluster:
                 "labels": {"type": "kwok", "kubernetes.io/hostname": n, "kubernetes.io/os": "linux",
                            "kubernetes.io/arch": "amd64", POOL_LABEL: prefix, **(labels or {})},
             },
-            "spec": {"taints": [KWOK_TAINT, *(taints or [])]},
+            "spec": {"taints": list(taints or [])},
             "status": {"capacity": cap, "allocatable": cap},  # kept on create: nodes register with status
         } for n in names]
         if names:

@@ -12,7 +12,8 @@ mountPaths and the pod's ``/etc/hosts`` and ``/etc/hostname``, changes to the wo
 and execs the command with the resolved environment.
 
 spec.json: {"parent_pid", "hostname", "mounts": [{"source", "target", "readOnly"}], "etc": {"/etc/hosts": FILE, ...},
-"workingDir", "argv", "env", "startErrorFile"}.
+"workingDir" (the container's, seen after the mounts; may be null), "podWorkingDir" (the node's directory for
+the pod, used without a workingDir), "argv", "env", "startErrorFile"}.
 """
 
 import ctypes
@@ -31,10 +32,10 @@ MS_REC = 16384
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _mount(source, target, flags):
+def _mount(source, target, flags, shown=None):
     if _libc.mount(source.encode() if source else None, target.encode(), None, flags, None) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount {source} on {target}: {os.strerror(err)}")
+        raise OSError(err, f"mount {shown or source} on {target}: {os.strerror(err)}")
 
 
 def _start_error(spec, message, code=128):
@@ -55,23 +56,40 @@ def main():
         os._exit(137)
     try:
         socket.sethostname(spec["hostname"])
+        # Every source is opened before the first mount: a volume mounted on a directory that holds
+        # the sources (an emptyDir on /tmp, with the node's pod directories under /tmp) hides them.
+        sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC)
+                   for path in [m["source"] for m in spec["mounts"]] + list(spec.get("etc", {}).values())}
+        pod_workdir = None
+        if not spec.get("workingDir"):
+            os.makedirs(spec["podWorkingDir"], exist_ok=True)
+            pod_workdir = os.open(spec["podWorkingDir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+
+        def source_of(path):
+            return f"/proc/self/fd/{sources[path]}"
+
         for mount in spec["mounts"]:
             target = mount["target"]
             if not os.path.lexists(target):  # inside another volume: create it there
-                if os.path.isdir(mount["source"]):
+                if os.path.isdir(source_of(mount["source"])):
                     os.makedirs(target, exist_ok=True)
                 else:
                     os.makedirs(os.path.dirname(target), exist_ok=True)
                     open(target, "a").close()
-            _mount(mount["source"], target, MS_BIND | MS_REC)
+            _mount(source_of(mount["source"]), target, MS_BIND | MS_REC, shown=mount["source"])
             if mount.get("readOnly"):
                 _mount(None, target, MS_BIND | MS_REMOUNT | MS_RDONLY)
         for target, source in spec.get("etc", {}).items():
             if os.path.exists(target):
-                _mount(source, target, MS_BIND)
-        workdir = spec.get("workingDir") or "/"
-        os.makedirs(workdir, exist_ok=True)
-        os.chdir(workdir)
+                _mount(source_of(source), target, MS_BIND, shown=source)
+        for fd in sources.values():
+            os.close(fd)
+        if pod_workdir is not None:
+            os.fchdir(pod_workdir)
+            os.close(pod_workdir)
+        else:
+            os.makedirs(spec["workingDir"], exist_ok=True)
+            os.chdir(spec["workingDir"])
     except OSError as exc:
         _start_error(spec, str(exc))
     argv = spec["argv"]

@@ -17,7 +17,9 @@ run ...``) that plays the kubelet (and kube-proxy) for one Node object:
     looked up on ``PATH`` (the venv's ``bin`` first); the "image" adds ``PATH``, ``HOME`` (a
     per-pod directory), ``HOSTNAME``, ``LANG=C.UTF-8``, ``PYTHONUNBUFFERED=1`` and the agent's own
     ``PYTHONPATH`` when it has one (so pods import the checkout the harness runs, e.g. a worktree's
-    ``operator/`` with ``msjob_runtime``, not only the venv's install; a container's env overrides it);
+    ``operator/`` with ``msjob_runtime``, not only the venv's install; a container's env overrides it).
+    A container without ``command`` runs its image's ENTRYPOINT and CMD where the node knows them
+    (``IMAGE_ENTRYPOINTS``: this project's own image), combined with ``args`` as the kubelet does;
   - the environment resolved as the kubelet does: service links (``<SVC>_SERVICE_HOST`` ...),
     ``envFrom`` and ``env`` with ``$(VAR)`` expansion, ``valueFrom`` (``fieldRef`` for
     metadata.name/namespace/uid/labels/annotations, spec.nodeName/serviceAccountName,
@@ -106,6 +108,9 @@ SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 TOKEN_SECONDS = 24 * 3600  # not refreshed: longer than any test or demo run
 API_RELAY_PORT = 6443  # on the pods' gateway, in the bridge namespace
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+# (ENTRYPOINT, CMD) of the images whose pods may leave out ``command``: this project's own image,
+# as the Dockerfile builds it (tests/unit/test_dockerfile.py keeps the two equal).
+IMAGE_ENTRYPOINTS: dict[str, tuple[list[str], list[str]]] = {"msjob-operator": (["msjob-operator"], ["run"])}
 
 
 class ProcessNodeError(RuntimeError):
@@ -420,12 +425,22 @@ def resolve_env(pod: dict, container: dict, services_env: dict[str, str], alloca
     return env
 
 
+def image_name(image: str) -> str:
+    """The image's name without registry, path, tag or digest: ``reg:5000/x/msjob-operator:0.1@sha256:..``
+    is ``msjob-operator``."""
+    return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
+
+
 def container_argv(container: dict, env: dict[str, str]) -> list[str]:
-    """command + args with ``$(VAR)`` expanded from the container's environment."""
+    """What the container runs, as the kubelet combines it with the image: ``command`` replaces the
+    image's ENTRYPOINT (and drops its CMD), ``args`` replace CMD; ``$(VAR)`` in both is expanded from
+    the container's environment."""
     mapping = env.get
-    argv = [expand(a, mapping) for a in container.get("command") or []]
-    argv += [expand(a, mapping) for a in container.get("args") or []]
-    return argv
+    entrypoint, cmd = IMAGE_ENTRYPOINTS.get(image_name(container.get("image") or ""), ([], []))
+    args = [expand(a, mapping) for a in container.get("args") or []]
+    if container.get("command"):
+        return [expand(a, mapping) for a in container["command"]] + args
+    return list(entrypoint) + (args or list(cmd))
 
 
 def local_command(argv: list[str]) -> list[str]:
@@ -516,7 +531,7 @@ class Container:
         spec = {
             "parent_pid": os.getpid(), "hostname": r.hostname, "mounts": r.mounts_for(self.spec),
             "etc": {"/etc/hosts": str(r.dir / "etc-hosts"), "/etc/hostname": str(r.dir / "etc-hostname")},
-            "workingDir": self.spec.get("workingDir") or str(r.dir / "workdir"),
+            "workingDir": self.spec.get("workingDir"), "podWorkingDir": str(r.dir / "workdir"),
             "argv": argv, "env": env, "startErrorFile": str(start_error),
         }
         spec_file = r.dir / f"{self.name}.exec.json"
@@ -744,7 +759,8 @@ class PodRunner(threading.Thread):
 
         for c in self.init_containers + self.containers:
             if not plans[c.name][1]:
-                raise ProcessNodeError(f"container {c.name} has no command: the process node cannot run an image's entrypoint")
+                raise ProcessNodeError(f"container {c.name} has no command, and the process node does not know the "
+                                       f"entrypoint of image {c.spec.get('image')!r} (it knows {sorted(IMAGE_ENTRYPOINTS)})")
 
         restart = spec.get("restartPolicy") or "Always"
         for c in self.init_containers:
@@ -1302,13 +1318,33 @@ class ProcessNodeUnavailable(ProcessNodeError):
     """This machine cannot run a process node (not root, no network namespaces)."""
 
 
+STATE_FILE = "node.json"  # in the node's root: what another process needs to stop a detached node
+
+
+def _is_agent(pid: int) -> bool:
+    """Is ``pid`` (still) a process node agent? (PIDs get reused.)"""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state not in "ZX" and "msjob_operator.localcluster.processnode" in argv and "run" in argv
+
+
 class ProcessNode:
-    """A process node agent running as a subprocess; see the module docstring."""
+    """A process node agent running as a subprocess; see the module docstring.
+
+    ``detached``: the agent outlives this Python process (``local up --process-node``); its PID and
+    namespace prefix go to ``<root>/node.json``, from which ``ProcessNode.attach(root).stop()``
+    stops it from another process. Otherwise it dies with the process that started it.
+    """
 
     def __init__(self, kubeconfig: Path | str, name: str = "process-node-0", root_dir: Path | str | None = None, *,
                  prefix: str | None = None, subnet: str = netns.DEFAULT_SUBNET, capacity: dict | None = None,
-                 labels: dict | None = None):
+                 labels: dict | None = None, detached: bool = False):
         self.kubeconfig = Path(kubeconfig)
+        self.detached = detached
+        self._attached_pid: Optional[int] = None
         self.name = name
         self._own_root = root_dir is None
         self.root = Path(root_dir) if root_dir is not None else None
@@ -1325,7 +1361,21 @@ class ProcessNode:
 
     @property
     def pid(self) -> Optional[int]:
-        return self.proc.pid if self.proc else None
+        return self.proc.pid if self.proc else self._attached_pid
+
+    @classmethod
+    def attach(cls, root: Path | str) -> "ProcessNode":
+        """The detached node whose state is in ``root`` (started by another process)."""
+        state = json.loads((Path(root) / STATE_FILE).read_text())
+        node = cls(state["kubeconfig"], state["name"], root, prefix=state["prefix"], subnet=state["subnet"], detached=True)
+        node._own_root = False
+        node._attached_pid = state["pid"]
+        return node
+
+    def running(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is None
+        return self._attached_pid is not None and _is_agent(self._attached_pid)
 
     def start(self, timeout: float = 120) -> "ProcessNode":
         t0 = time.monotonic()
@@ -1344,8 +1394,12 @@ class ProcessNode:
                "--labels", json.dumps(self.labels)]
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True, preexec_fn=_die_with_parent,
+                                         start_new_session=True, preexec_fn=None if self.detached else _die_with_parent,
                                          env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        if self.detached:
+            (self.root / STATE_FILE).write_text(json.dumps({
+                "pid": self.proc.pid, "name": self.name, "prefix": self.prefix, "subnet": self.subnet,
+                "kubeconfig": str(self.kubeconfig)}))
         deadline = time.monotonic() + timeout
         while not (self.root / "ready").exists():
             if self.proc.poll() is not None:
@@ -1366,6 +1420,15 @@ class ProcessNode:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        elif self.proc is None and self.running():  # detached, started by another process: by its PID
+            pid = self._attached_pid
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _is_agent(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _is_agent(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         left = netns.list_namespaces(self.prefix + "-")
         if left:  # the agent died without cleaning up: do it here
             for proc_pid in self._pod_pids():
@@ -1377,6 +1440,7 @@ class ProcessNode:
                 remove_created_paths(json.loads((self.root / "created-paths.json").read_text()))
             with contextlib.suppress(Exception):
                 Kube(self.kubeconfig).request("DELETE", f"/api/v1/nodes/{self.name}", timeout=5)
+            (self.root / STATE_FILE).unlink(missing_ok=True)
         return left
 
     def cleanup(self) -> None:
