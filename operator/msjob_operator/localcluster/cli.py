@@ -25,6 +25,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     up = add("up", _up, "start a cluster; it keeps running after this command exits")
     up.add_argument("--nodes", type=int, default=4, help="fake nodes to create (default: %(default)s)")
     up.add_argument("--volcano", action="store_true", help="also run Volcano's scheduler")
+    up.add_argument("--kueue", action="store_true", help="also run Kueue's controller-manager")
+    up.add_argument("--workload-api", action="store_true",
+                    help="turn on Kubernetes' gang scheduling (scheduling.k8s.io Workload/PodGroup)")
     add("down", _down, "stop a cluster started with `local up`")
     add("status", _status, "show components, PIDs, ports and nodes")
     add("kubeconfig", _kubeconfig, "print the kubeconfig path")
@@ -37,7 +40,8 @@ def _attached(name: str) -> LocalCluster | None:
 
 
 def _up(args) -> int:
-    cluster = LocalCluster(default_root(args.name), name=args.name, nodes=args.nodes, volcano=args.volcano)
+    cluster = LocalCluster(default_root(args.name), name=args.name, nodes=args.nodes, volcano=args.volcano,
+                           kueue=args.kueue, workload_api=args.workload_api)
     cluster.start(detached=True)
     print(f"cluster {args.name!r} up in {cluster.start_seconds:.1f} s at {cluster.server}")
     print(f"kubeconfig: {cluster.kubeconfig}")
