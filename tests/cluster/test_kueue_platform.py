@@ -94,7 +94,8 @@ def template(requests: dict) -> dict:
 
 def submit(apis, q: Queue, name: str, priority_class: str | None = None) -> dict:
     """A ConfigMap standing in for the MSJob, and its Workload as the operator writes it:
-    one pod set per role, the job as controller owner, the LocalQueue, the priority."""
+    one pod set per role, the job as controller owner (and its UID in the label Kueue's
+    messages quote), the LocalQueue, the priority."""
     custom, core = apis
     owner = core.create_namespaced_config_map(q.namespace, {"metadata": {"name": f"{name}-job"}})
     spec = {"queueName": q.local_queue, "podSets": [
@@ -107,7 +108,7 @@ def submit(apis, q: Queue, name: str, priority_class: str | None = None) -> dict
         spec["priority"] = q.values[priority_class]
     return custom.create_namespaced_custom_object(KUEUE, VERSION, q.namespace, "workloads", {
         "apiVersion": f"{KUEUE}/{VERSION}", "kind": "Workload",
-        "metadata": {"name": name, "ownerReferences": [{
+        "metadata": {"name": name, "labels": {f"{KUEUE}/job-uid": owner.metadata.uid}, "ownerReferences": [{
             "apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name, "uid": owner.metadata.uid,
             "controller": True, "blockOwnerDeletion": True}]},
         "spec": spec,
@@ -185,13 +186,14 @@ def test_a_higher_priority_workload_preempts_once_the_framework_releases_the_vic
     for name in ("low-a", "low-b"):
         submit(apis, q, name, q.low)
         wait_admitted(apis, q, name)
-    submit(apis, q, "urgent", q.high)
+    urgent = submit(apis, q, "urgent", q.high)
 
     def evicted():
         return next((n for n in ("low-a", "low-b") if is_true(workload(apis, q, n), "Evicted")), None)
     victim_name = wait_for(evicted, message="a low-priority workload evicted")
     victim = workload(apis, q, victim_name)
     assert condition(victim, "Evicted")["reason"] == "Preempted"
+    assert f"JobUID: {urgent['metadata']['labels'][f'{KUEUE}/job-uid']}" in condition(victim, "Evicted")["message"]
     assert condition(victim, "Preempted")["reason"] == "InClusterQueue"
     # Kueue leaves the quota with the victim until its job has stopped: the preemptor waits.
     waiting = wait_pending(apis, q, "urgent", "preemption")

@@ -34,7 +34,7 @@ _KUBE_LDFLAGS = (
     f" -X k8s.io/client-go/pkg/version.gitMinor={KUBE_VERSION.split('.')[1]}"
 )
 
-KUEUE_VERSION = "0.17.0"
+KUEUE_VERSION = "0.17.1"
 
 _HELM_VERSION = "3.21.4"
 # As helm's own Makefile does: without these, `helm version` says "v3.21" and `helm template`/`helm lint`
