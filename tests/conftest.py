@@ -3,10 +3,15 @@
 Set MSJOB_TEST_KUBECONFIG to run against a cluster that is already up (e.g.
 from `msjob-operator local up --volcano`) instead of starting one. Missing
 binaries are built (minutes, once per machine) or fail the tests: never skipped.
+
+Tests of the other gang/queue back-ends ask for ``gang_cluster``: a second cluster
+with Kueue's manager and Kubernetes' Workload API, started (and Kueue built) only
+when a collected test needs it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
@@ -25,11 +30,15 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Build missing binaries (about 15 min on a cold 2-core machine) before the first
+    """Build missing binaries (about 20 min on a cold 2-core machine, Kueue 7-15 more) before the first
     test starts, so no per-test timeout counts the build; shown live, not captured."""
-    needed = [] if os.environ.get("MSJOB_TEST_KUBECONFIG") or not any("cluster" in i.fixturenames for i in items) \
-        else [*COMPONENTS, "kubectl"]
-    if any("helm" in i.fixturenames for i in items):
+    def used(fixture: str) -> bool:
+        return any(fixture in i.fixturenames for i in items)
+    needed = []
+    if not os.environ.get("MSJOB_TEST_KUBECONFIG") and (used("cluster") or used("gang_cluster")):
+        needed = [c for c in COMPONENTS if c != "vc-scheduler" or used("cluster")] + ["kubectl"]
+        needed += ["kueue"] if used("gang_cluster") else []
+    if used("helm"):
         needed.append("helm")
     if not needed:
         return
@@ -42,7 +51,8 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     for c in _started:
-        terminalreporter.write_line(f"local cluster (volcano={c.volcano}) started in {c.start_seconds:.1f} s")
+        terminalreporter.write_line(f"local cluster {c.name} (volcano={c.volcano}, kueue={c.kueue}, "
+                                    f"workload_api={c.workload_api}) started in {c.start_seconds:.1f} s")
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +69,40 @@ def cluster(tmp_path_factory) -> LocalCluster:
     _started.append(c)
     yield c
     c.stop()
+
+
+@pytest.fixture(scope="session")
+def gang_cluster(tmp_path_factory) -> LocalCluster:
+    """A cluster with Kueue's manager (kueue=True) and the Workload API (workload_api=True).
+
+    With MSJOB_TEST_KUBECONFIG, that cluster must have been started with both
+    (`local up --kueue --workload-api`): the tests fail otherwise, they never skip.
+    """
+    external = os.environ.get("MSJOB_TEST_KUBECONFIG")
+    if external:
+        c = LocalCluster.connect(Path(external))
+        if c.external or not (c.kueue and c.workload_api):
+            if c.external:
+                c.stop()  # only drops its temp dir
+            pytest.fail(f"{external} is not a cluster started with --kueue --workload-api")
+        yield c
+        return
+    c = LocalCluster(tmp_path_factory.mktemp("gang-cluster"), name="pytest-gang", nodes=1, kueue=True,
+                     workload_api=True)
+    c.start()
+    _started.append(c)
+    yield c
+    c.stop()
+
+
+@pytest.fixture
+def gang_namespace(gang_cluster, request) -> str:
+    """Like ``namespace``, on ``gang_cluster``."""
+    name = _namespace_name(request)
+    gang_cluster.kubectl("create", "namespace", name)
+    gang_cluster.kubectl("label", "namespace", name, "msjob.test/namespace=true")
+    yield name
+    gang_cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 @pytest.fixture(scope="session")
@@ -96,8 +140,7 @@ def namespace(core, request) -> str:
     """A fresh namespace named after the test; deleted afterwards without waiting."""
     from kubernetes.client.exceptions import ApiException
 
-    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
-    name = f"{stem}-{uuid.uuid4().hex[:6]}"
+    name = _namespace_name(request)
     core.create_namespace({"metadata": {"name": name, "labels": {"msjob.test/namespace": "true"}}})
     yield name
     try:
@@ -105,6 +148,11 @@ def namespace(core, request) -> str:
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+def _namespace_name(request) -> str:
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
+    return f"{stem}-{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture
@@ -115,6 +163,19 @@ def pool(cluster):
     (nodeSelector ``{POOL_LABEL: pool.name}`` and a toleration for the taint pin pods to it).
     The nodes are deleted after the test.
     """
+    with _pool_on(cluster) as add:
+        yield add
+
+
+@pytest.fixture
+def gang_pool(gang_cluster):
+    """Like ``pool``, on ``gang_cluster``."""
+    with _pool_on(gang_cluster) as add:
+        yield add
+
+
+@contextlib.contextmanager
+def _pool_on(cluster: LocalCluster):
     from msjob_operator.localcluster.cluster import POOL_LABEL
 
     name = f"pool{uuid.uuid4().hex[:5]}"

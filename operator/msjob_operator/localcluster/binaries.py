@@ -11,6 +11,7 @@ pays for them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -33,6 +34,8 @@ _KUBE_LDFLAGS = (
     f" -X k8s.io/client-go/pkg/version.gitMinor={KUBE_VERSION.split('.')[1]}"
 )
 
+KUEUE_VERSION = "0.17.1"
+
 _HELM_VERSION = "3.21.4"
 # As helm's own Makefile does: without these, `helm version` says "v3.21" and `helm template`/`helm lint`
 # assume Kubernetes 1.20 (charts that require a newer kubeVersion would not render offline).
@@ -41,6 +44,16 @@ _HELM_LDFLAGS = (
     f"-s -w -X helm.sh/helm/v3/internal/version.version=v{_HELM_VERSION}"
     f" {_HELM_KUBE.format(pkg='chartutil')} {_HELM_KUBE.format(pkg='lint/rules')}"
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceEdit:
+    """One literal replacement in a file of a tool's main package. The package is copied into
+    the wrapper module and built from there: the module cache stays as downloaded (and Go
+    refuses overlays of files in it)."""
+    file: str  # in the main package's directory
+    old: str
+    new: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +67,16 @@ class Tool:
     # Oldest version found elsewhere (PATH, KUBEBUILDER_ASSETS) that we accept.
     min_version: tuple[int, ...] = ()
     version_args: tuple[str, ...] = ("--version",)
+    # Whether a copy on PATH or in KUBEBUILDER_ASSETS may stand in (only for tools that report their version).
+    external: bool = True
+    edits: tuple[SourceEdit, ...] = ()
 
+
+# Without internal cert management Kueue's manager reads its metrics certificate from a fixed
+# /etc/kueue/metrics/certs, a container's path; a local cluster's Kueue uses its webhook cert dir.
+_KUEUE_METRICS_CERTS = SourceEdit(
+    "main.go", 'metricsCertPath := "/etc/kueue/metrics/certs"', "metricsCertPath := cfg.Webhook.CertDir",
+)
 
 TOOLS: dict[str, Tool] = {
     t.name: t
@@ -84,6 +106,10 @@ TOOLS: dict[str, Tool] = {
              min_version=(1, 14, 1), version_args=("--version",)),
         Tool("helm", "helm", "helm.sh/helm/v3/cmd/helm", _HELM_VERSION, _HELM_LDFLAGS, min_version=(3, 14, 0),
              version_args=("version", "--short")),
+        # Its manager has no --version flag: only our own build, cached by version, is used.
+        Tool("kueue", "kueue", "sigs.k8s.io/kueue/cmd/kueue", KUEUE_VERSION,
+             f"-s -w -X sigs.k8s.io/kueue/pkg/version.GitVersion=v{KUEUE_VERSION}", external=False,
+             edits=(_KUEUE_METRICS_CERTS,)),
     ]
 }
 
@@ -138,7 +164,7 @@ def find(name: str) -> Path | None:
     cached = cached_path(tool)
     if cached.is_file():
         return cached
-    for path in _candidates(tool):
+    for path in _candidates(tool) if tool.external else []:
         version = _version_of(path, tool)
         if version is not None and version >= tool.min_version:
             return path
@@ -192,7 +218,7 @@ def build(name: str) -> Path:
     cmd = [go, "build", "-trimpath", "-ldflags", tool.ldflags, "-o", str(tmp)]
     if tool.tags:
         cmd += ["-tags", tool.tags]
-    cmd.append(tool.package)
+    cmd.append(_edited_main(go, src, env, tool) if tool.edits else tool.package)
     with _Ticker(f"{name} v{tool.version}") as ticker:
         proc = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -200,6 +226,39 @@ def build(name: str) -> Path:
     tmp.rename(target)
     print(f"built {name} v{tool.version} in {ticker.elapsed():.0f} s -> {target}", file=sys.stderr, flush=True)
     return target
+
+
+def module_dir(go: str, cwd: Path, module: str, env: dict | None = None) -> Path:
+    """Download ``module`` (``path@version``, or a path the go.mod in ``cwd`` requires) and
+    return its directory in the module cache."""
+    for cmd in (["mod", "download", "-json"], ["list", "-m", "-json"]):
+        proc = subprocess.run([go, *cmd, module], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            raise BinaryError(f"go {cmd[0]} {module} failed: {proc.stdout}{proc.stderr}")
+        if proc.stdout.strip():  # download says nothing of a module replaced by a directory: list does
+            return Path(json.loads(proc.stdout)["Dir"])
+    raise BinaryError(f"no directory for {module}")
+
+
+def _edited_main(go: str, src: Path, env: dict, tool: Tool) -> str:
+    """Copy the tool's main package into ``src``, apply its edits (failing if upstream changed
+    under them) and return the package's path relative to ``src``."""
+    proc = subprocess.run([go, "list", "-f", "{{.Dir}}", tool.package], cwd=src, env=env,
+                          capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise BinaryError(f"go list {tool.package} failed: {proc.stderr}")
+    upstream = Path(proc.stdout.strip())
+    edited = src / "edited" / upstream.name
+    edited.mkdir(parents=True)
+    for f in upstream.glob("*.go"):
+        if not f.name.endswith("_test.go"):
+            shutil.copyfile(f, edited / f.name)  # a new, writable file
+    for edit in tool.edits:
+        text = (edited / edit.file).read_text()
+        if text.count(edit.old) != 1:
+            raise BinaryError(f"{tool.package}/{edit.file}: expected {edit.old!r} exactly once; update the edit")
+        (edited / edit.file).write_text(text.replace(edit.old, edit.new))
+    return f"./{edited.relative_to(src).as_posix()}"
 
 
 def ensure(*names: str) -> dict[str, Path]:

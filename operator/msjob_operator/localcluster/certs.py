@@ -68,3 +68,12 @@ def make_certs(d: Path) -> Path:
     for key in d.glob("*.key"):
         key.chmod(0o600)
     return d
+
+
+def make_serving_cert(d: Path, name: str, sans: tuple[str, ...] = ("IP:127.0.0.1", "DNS:localhost")) -> Path:
+    """Create (once) ``name.crt``/``name.key`` in ``d`` (made by make_certs): a serving cert
+    signed by the cluster's CA, e.g. for a webhook the API server calls by URL."""
+    if not ((d / f"{name}.crt").exists() and (d / f"{name}.key").exists()):
+        _signed(d, name, f"/CN={name}", f"extendedKeyUsage = serverAuth\nsubjectAltName = {', '.join(sans)}")
+        (d / f"{name}.key").chmod(0o600)
+    return d

@@ -34,6 +34,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     up.add_argument("--process-node", action="store_true",
                     help="also run a node whose pods are real local processes (needs root; select it with "
                          "nodeSelector msjob.test/process-node=true and tolerate msjob.test/process-node=true:NoSchedule)")
+    up.add_argument("--kueue", action="store_true", help="also run Kueue's controller-manager")
+    up.add_argument("--workload-api", action="store_true",
+                    help="turn on Kubernetes' gang scheduling (scheduling.k8s.io Workload/PodGroup)")
     add("down", _down, "stop a cluster started with `local up`")
     add("status", _status, "show components, PIDs, ports and nodes")
     add("kubeconfig", _kubeconfig, "print the kubeconfig path")
@@ -92,7 +95,8 @@ def _up(args) -> int:
                   file=sys.stderr)
             return 1
         _stop_process_node(root)  # what a crashed earlier run may have left
-    cluster = LocalCluster(root, name=args.name, nodes=args.nodes, volcano=args.volcano)
+    cluster = LocalCluster(root, name=args.name, nodes=args.nodes, volcano=args.volcano,
+                           kueue=args.kueue, workload_api=args.workload_api)
     cluster.start(detached=True)
     print(f"cluster {args.name!r} up in {cluster.start_seconds:.1f} s at {cluster.server}")
     if args.process_node:

@@ -2,8 +2,10 @@
 
 etcd, kube-apiserver (RBAC, CEL, admission), kube-controller-manager (garbage
 collection, namespaces), kube-scheduler and kwok run as plain processes; with
-``volcano=True`` also Volcano's scheduler.  Nodes are fake: kwok plays the
-kubelet for the nodes annotated ``kwok.x-k8s.io/node: fake`` and drives the
+``volcano=True`` also Volcano's scheduler, with ``kueue=True`` Kueue's manager
+(kueue.py); ``workload_api=True`` turns on Kubernetes' own gang scheduling (the
+``scheduling.k8s.io/v1beta1`` Workload and PodGroup API behind the GenericWorkload
+gate).  Nodes are fake: kwok plays the kubelet for the nodes annotated ``kwok.x-k8s.io/node: fake`` and drives the
 pods bound to them through the stages in ``stages/`` (see ``stages/pod.yaml``
 for the annotations a test pod can carry).  Fake nodes carry no taint: YAML
 written for a real cluster runs on them unchanged (test-only behaviours are opt-in
@@ -35,7 +37,7 @@ from typing import Callable
 
 import yaml
 
-from . import binaries, volcano as volcano_support
+from . import binaries, kueue as kueue_support, volcano as volcano_support
 from .certs import make_certs
 
 STAGES_DIR = Path(__file__).parent / "stages"
@@ -50,6 +52,10 @@ DEFAULT_CAPACITY = {
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "vc-scheduler")
 GRACE_SECONDS = 10.0
 NODE_LEASE_SECONDS = 40  # as a kubelet's default
+# Kubernetes' gang scheduling: the gate in apiserver (API), scheduler (its GangScheduling plugin joins
+# the default plugins) and controller-manager (it removes the PodGroups' protection finalizer).
+WORKLOAD_API_GATES = ("--feature-gates", "GenericWorkload=true")
+WORKLOAD_API_VERSION = "scheduling.k8s.io/v1beta1"
 
 
 class ClusterError(RuntimeError):
@@ -99,12 +105,14 @@ def _tail(path: Path, lines: int = 30) -> str:
 class LocalCluster:
     def __init__(self, root: Path | None = None, *, name: str = "default", nodes: int = 4,
                  volcano: bool = False, node_capacity: dict | None = None,
-                 crds: list[dict] | None = None):
+                 crds: list[dict] | None = None, kueue: bool = False, workload_api: bool = False):
         self.name = name
         self.root = Path(root) if root is not None else None
         self._own_root = root is None  # a temp dir we made, removed by stop()
         self.initial_nodes = nodes
         self.volcano = volcano
+        self.kueue = kueue
+        self.workload_api = workload_api
         self.node_capacity = {**DEFAULT_CAPACITY, **(node_capacity or {})}
         self.crds = crds
         self.detached = False
@@ -138,7 +146,8 @@ class LocalCluster:
         return self.root / "logs" / f"{component}.log"
 
     def _save_state(self) -> None:
-        state = {"name": self.name, "volcano": self.volcano, "own_root": self._own_root,
+        state = {"name": self.name, "volcano": self.volcano, "kueue": self.kueue,
+                 "workload_api": self.workload_api, "own_root": self._own_root,
                  "detached": self.detached, "ports": self.ports, "pids": self.pids, "cmds": self.cmds}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=1))
@@ -148,7 +157,8 @@ class LocalCluster:
     def attach(cls, root: Path) -> "LocalCluster":
         """The cluster whose state file is in ``root`` (started by this or another process)."""
         state = json.loads((Path(root) / "state.json").read_text())
-        self = cls(Path(root), name=state["name"], volcano=state["volcano"])
+        self = cls(Path(root), name=state["name"], volcano=state["volcano"], kueue=state.get("kueue", False),
+                   workload_api=state.get("workload_api", False))
         self._own_root = state["own_root"]
         self.detached = state["detached"]
         self.ports, self.pids, self.cmds = state["ports"], state["pids"], state["cmds"]
@@ -209,13 +219,16 @@ class LocalCluster:
         if crds is None:
             from msjob_operator.api.crd import build_crds  # written alongside; imported late
             crds = build_crds()
-        names = [c for c in COMPONENTS if c != "vc-scheduler" or self.volcano] + ["kubectl"]
+        names = [c for c in COMPONENTS if c != "vc-scheduler" or self.volcano] + ["kubectl"] + ["kueue"] * self.kueue
         bins = {k: str(v) for k, v in binaries.ensure(*names).items()}
         self._kubectl_bin = bins["kubectl"]
         pki = make_certs(self.root / "pki")
         self.ports = {"etcd": _free_port(), "kube-apiserver": _free_port()}
         if self.volcano:
             self.ports |= {"vc-scheduler": _free_port(), "vc-scheduler-healthz": _free_port()}
+        if self.kueue:
+            self.ports |= {p: _free_port() for p in kueue_support.PORTS}
+        gates = list(WORKLOAD_API_GATES) if self.workload_api else []
         self._write_kubeconfig(pki)
         run, kc = self.root / "run", str(self.kubeconfig)
         etcd_url = f"http://127.0.0.1:{self.ports['etcd']}"
@@ -241,21 +254,26 @@ class LocalCluster:
                 "--disable-admission-plugins", "ServiceAccount", "--allow-privileged=true",
                 # From 1.37 the endpoint reconciler refuses a loopback advertise address.
                 "--endpoint-reconciler-type", "none",
+                *gates, *(["--runtime-config", f"{WORKLOAD_API_VERSION}=true"] if self.workload_api else []),
             ])
             self._wait("kube-apiserver", self._apiserver_ready, 60)
-            self.install_crds((volcano_support.crds() if self.volcano else []) + list(crds))
+            self.install_crds((volcano_support.crds() if self.volcano else [])
+                              + (kueue_support.crds(self.ports["kueue-webhook"], (pki / "ca.crt").read_bytes())
+                                 if self.kueue else []) + list(crds))
             self._launch("kube-controller-manager", [
                 bins["kube-controller-manager"], "--kubeconfig", kc, "--leader-elect=false",
                 "--secure-port", "0", "--controllers", "*", "--use-service-account-credentials=false",
                 "--service-account-private-key-file", str(pki / "sa.key"), "--root-ca-file", str(pki / "ca.crt"),
                 "--cluster-signing-cert-file", str(pki / "ca.crt"), "--cluster-signing-key-file", str(pki / "ca.key"),
+                *gates,
             ])
             sched_conf = run / "kube-scheduler.yaml"
             sched_conf.write_text(yaml.safe_dump({
                 "apiVersion": "kubescheduler.config.k8s.io/v1", "kind": "KubeSchedulerConfiguration",
                 "clientConnection": {"kubeconfig": kc}, "leaderElection": {"leaderElect": False},
             }))
-            self._launch("kube-scheduler", [bins["kube-scheduler"], "--config", str(sched_conf), "--secure-port", "0"])
+            self._launch("kube-scheduler", [bins["kube-scheduler"], "--config", str(sched_conf), "--secure-port", "0",
+                                            *gates])
             self._launch("kwok", [
                 bins["kwok"], "--kubeconfig", kc,
                 *[a for f in sorted(STAGES_DIR.glob("*.yaml")) for a in ("-c", str(f))],
@@ -279,6 +297,9 @@ class LocalCluster:
                     "--enable-healthz", "--healthz-address", f"127.0.0.1:{self.ports['vc-scheduler-healthz']}",
                     "--cache-dump-dir", str(run),
                 ])
+            if self.kueue:
+                config = kueue_support.prepare(run / "kueue", pki, self.ports)
+                self._launch("kueue", kueue_support.command(bins["kueue"], config, kc))
             self._wait_ready()
         except BaseException:
             self._terminate_all()  # keeps the root, whose logs tell what went wrong
@@ -297,6 +318,8 @@ class LocalCluster:
             self._wait("vc-scheduler", lambda: self._http_ok(
                 f"http://127.0.0.1:{self.ports['vc-scheduler-healthz']}/healthz"), 60)
             self._open_volcano_queues()
+        if self.kueue:
+            kueue_support.register_webhooks(self)
 
     def _probe_pod(self) -> None:
         """One pod through scheduler and kwok: proves both work before anyone relies on them."""
