@@ -160,8 +160,7 @@ def test_a_preemption_does_not_use_the_budget(jobs, pool, core: CoreV1Api, sched
     nodes = pool(1)
     low, high = scheduling.priority_class("low", 10), scheduling.priority_class("high", 100000)
     spec = {"nodeSelector": {"kwok.msjob.test/pool": pool.name},
-            "tolerations": KWOK_POD_SPEC["tolerations"] + [
-                {"key": "kwok.msjob.test/pool", "operator": "Equal", "value": pool.name, "effect": "NoSchedule"}]}
+            "tolerations": [{"key": "kwok.msjob.test/pool", "operator": "Equal", "value": pool.name, "effect": "NoSchedule"}]}
     body = msjob("preempted", workers=1, scheduler=False, runPolicy={"backoffLimit": 0})
     worker = body["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]
     worker.update(spec, priorityClassName=low)
