@@ -4,10 +4,12 @@ ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY operator ./operator
+# The operator and the in-pod runtime only: the local platform (operator/msjob_localcluster) stays out.
+COPY operator/msjob_operator ./operator/msjob_operator
+COPY operator/msjob_runtime ./operator/msjob_runtime
 RUN python -m venv /opt/msjob \
  && /opt/msjob/bin/pip install --no-cache-dir --upgrade pip \
- && /opt/msjob/bin/pip install --no-cache-dir '.[local]'
+ && /opt/msjob/bin/pip install --no-cache-dir '.[sdk]'
 
 FROM ${PYTHON_IMAGE}
 COPY --from=build /opt/msjob /opt/msjob

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/msjob-operator demo
+	$(VENV)/bin/msjob-local demo
 
 test: $(STAMP)
 	$(PY) -m pytest tests

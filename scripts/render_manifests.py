@@ -7,7 +7,7 @@
 The file is `helm template` of charts/msjob-operator with its default values, in the namespace
 msjob-system (created by the file itself). The CRDs are not in it: they stay in crds/, so that
 `kubectl apply --server-side -f crds/ && kubectl apply --server-side -f manifests/` installs everything.
-Helm is found or built like the local cluster's binaries (msjob_operator.localcluster.binaries).
+Helm is found or built like the local cluster's binaries (msjob_localcluster.binaries).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "operator"))
 
-from msjob_operator.localcluster import binaries  # noqa: E402
+from msjob_localcluster import binaries  # noqa: E402
 
 CHART = REPO / "charts" / "msjob-operator"
 MANIFEST = REPO / "manifests" / "msjob-operator.yaml"

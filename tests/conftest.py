@@ -1,7 +1,7 @@
 """Fixtures shared by all tests: one real local cluster per session.
 
 Set MSJOB_TEST_KUBECONFIG to run against a cluster that is already up (e.g.
-from `msjob-operator local up --volcano`) instead of starting one. Missing
+from `msjob-local up --volcano`) instead of starting one. Missing
 binaries are built (minutes, once per machine) or fail the tests: never skipped.
 
 Tests of the other gang/queue back-ends ask for ``gang_cluster``: a second cluster
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from msjob_operator.localcluster import binaries
-from msjob_operator.localcluster.cluster import COMPONENTS, LocalCluster
+from msjob_localcluster import binaries
+from msjob_localcluster.cluster import COMPONENTS, LocalCluster
 
 _started: list[LocalCluster] = []
 
@@ -176,7 +176,7 @@ def gang_pool(gang_cluster):
 
 @contextlib.contextmanager
 def _pool_on(cluster: LocalCluster):
-    from msjob_operator.localcluster.cluster import POOL_LABEL
+    from msjob_localcluster.cluster import POOL_LABEL
 
     name = f"pool{uuid.uuid4().hex[:5]}"
     created: list[str] = []

@@ -1,4 +1,5 @@
-"""The `msjob-operator` command: run the operator, manage the local cluster, run the demo."""
+"""The `msjob-operator` command: run the operator. (The local cluster and the demo are the local
+platform's own command, `msjob-local`.)"""
 
 from __future__ import annotations
 
@@ -80,17 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["plain", "json"], default="plain")
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=_run)
-
-    try:
-        from .localcluster import cli as local_cli
-    except ImportError:  # pragma: no cover - the local cluster is optional at run time
-        local_cli = None
-    if local_cli is not None and hasattr(local_cli, "register"):
-        local_cli.register(sub)
-    if local_cli is not None:
-        from .localcluster import demo
-
-        demo.register(sub)
     return parser
 
 

@@ -15,8 +15,8 @@ from kubernetes.client.exceptions import ApiException
 
 from msjob_operator import naming
 from msjob_operator.builders import ranktable as rt
-from msjob_operator.localcluster import fake_device_plugin as fdp
-from msjob_operator.localcluster.cluster import POOL_LABEL
+from msjob_localcluster import fake_device_plugin as fdp
+from msjob_localcluster.cluster import POOL_LABEL
 
 from ..helpers import wait_for
 
@@ -127,7 +127,7 @@ def test_pods_sharing_a_node_get_disjoint_devices(plugin, pool, kube, core, name
 def test_runs_as_a_process(cluster, pool, kube, core, namespace):
     pool(1)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "msjob_operator.localcluster.fake_device_plugin",
+    proc = subprocess.Popen([sys.executable, "-m", "msjob_localcluster.fake_device_plugin",
                              "--kubeconfig", str(cluster.kubeconfig)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:

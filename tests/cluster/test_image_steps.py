@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.operator_process import OperatorProcess
 
 from ..dockerfile import DOCKERFILE, copy_sources, parse
 
@@ -44,6 +44,12 @@ def test_image_install_steps_give_a_working_operator(cluster, namespace, tmp_pat
     names = {line.split("==")[0].replace("_", "-") for line in installed.splitlines()}
     assert {"kopf", "kubernetes-asyncio", "msjob-operator"} <= names
     assert not names & {"pytest", "hypothesis", "mindspore", "kfp"}, names
+    # The operator and its in-pod runtime; not the local platform.
+    probe = "import msjob_operator, msjob_runtime, importlib.util as u; print(u.find_spec('msjob_localcluster'))"
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    found = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, cwd=tmp_path,
+                           env=clean)
+    assert found.returncode == 0 and found.stdout.strip() == "None", found.stdout + found.stderr
     help_text = subprocess.run([str(venv / "bin" / "msjob-operator"), "run", "--help"], capture_output=True,
                                text=True, check=True).stdout
     assert "--gang-scheduling" in help_text

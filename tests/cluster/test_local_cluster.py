@@ -9,7 +9,7 @@ from kubernetes import config
 from kubernetes.client import CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.localcluster.cluster import NODE_LEASE_SECONDS, POOL_LABEL
+from msjob_localcluster.cluster import NODE_LEASE_SECONDS, POOL_LABEL
 
 from ..helpers import wait_for
 

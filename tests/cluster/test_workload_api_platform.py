@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from msjob_operator.localcluster.cluster import POOL_LABEL, WORKLOAD_API_VERSION
+from msjob_localcluster.cluster import POOL_LABEL, WORKLOAD_API_VERSION
 
 from ..helpers import wait_for
 

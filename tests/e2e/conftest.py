@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from msjob_operator.localcluster import netns
-from msjob_operator.localcluster.operator_process import OperatorProcess
-from msjob_operator.localcluster.processnode import ProcessNode, ProcessNodeUnavailable
+from msjob_localcluster import netns
+from msjob_localcluster.operator_process import OperatorProcess
+from msjob_localcluster.processnode import ProcessNode, ProcessNodeUnavailable
 
 FIGURES: dict[str, dict] = {}
 _figures_file: list[Path] = []

@@ -11,7 +11,7 @@ from typing import Callable
 from kubernetes.client import CoreV1Api
 
 from msjob_operator import naming
-from msjob_operator.localcluster.processnode import NODE_SELECTOR, TOLERATION
+from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
 
 from ..helpers import wait_for
 from ..integration.msjobs import GROUP, VERSION, MSJobs

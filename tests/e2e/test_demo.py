@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from msjob_operator.localcluster import demo
+from msjob_localcluster import demo
 from msjob_operator.sdk import MSJobClient
 
 from .test_mindspore import JOB_TIMEOUT

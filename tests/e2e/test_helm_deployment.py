@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes.client import AppsV1Api
 
-from msjob_operator.localcluster.processnode import NODE_SELECTOR, TOLERATION
+from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
 
 from ..helpers import wait_for
 from ..integration import helmchart

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes.client import RbacAuthorizationV1Api
 
-from msjob_operator.localcluster.processnode import NODE_SELECTOR, TOLERATION
+from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
 from msjob_operator.sdk import MSJobClient, MSJobNotFoundError
 
 from ..helpers import wait_for

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from msjob_operator.localcluster import netns
-from msjob_operator.localcluster.cluster import default_root
-from msjob_operator.localcluster.operator_process import OperatorProcess
-from msjob_operator.localcluster.processnode import STATE_FILE, _is_agent
+from msjob_localcluster import netns
+from msjob_localcluster.cluster import default_root
+from msjob_localcluster.operator_process import OperatorProcess
+from msjob_localcluster.processnode import STATE_FILE, _is_agent
 
 from .conftest import unavailable
 from .support import SCRIPTS_DIR
@@ -35,7 +35,7 @@ def readme_job() -> str:
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "msjob_operator", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "msjob_localcluster", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
@@ -48,7 +48,7 @@ def msjob_cli(*args: str, env: dict, timeout: float) -> subprocess.CompletedProc
 def cluster_name():
     name = f"pytest-up-{uuid.uuid4().hex[:6]}"
     yield name
-    cli("local", "down", "--name", name)  # whatever the test left
+    cli("down", "--name", name)  # whatever the test left
     shutil.rmtree(default_root(name), ignore_errors=True)
 
 
@@ -56,14 +56,14 @@ def test_local_up_with_a_process_node_runs_the_readme_job(cluster_name, tmp_path
     problem = netns.can_create_namespaces()
     if problem:
         unavailable(problem)
-    up = cli("local", "up", "--name", cluster_name, "--nodes", "1", "--process-node")
+    up = cli("up", "--name", cluster_name, "--nodes", "1", "--process-node")
     assert up.returncode == 0, up.stdout + up.stderr
     assert re.search(r"^process node process-node-0 ready in [0-9.]+ s \(pid \d+, ", up.stdout, re.M), up.stdout
     kubeconfig = re.search(r"^export KUBECONFIG=(\S+)$", up.stdout, re.M)[1]
     node_root = default_root(cluster_name) / "process-node"
     state = json.loads((node_root / STATE_FILE).read_text())
     assert _is_agent(state["pid"]), "the process node did not outlive `local up`"
-    status = cli("local", "status", "--name", cluster_name)
+    status = cli("status", "--name", cluster_name)
     assert status.returncode == 0 and re.search(rf"process-node +pid {state['pid']} +running", status.stdout), status.stdout
     assert re.search(r"^process-node-0\s+Ready\s", status.stdout, re.M), status.stdout
 
@@ -90,7 +90,7 @@ def test_local_up_with_a_process_node_runs_the_readme_job(cluster_name, tmp_path
 
     prefix = state["prefix"]
     assert netns.list_namespaces(prefix + "-"), "the process node had no network namespaces"
-    down = cli("local", "down", "--name", cluster_name)
+    down = cli("down", "--name", cluster_name)
     assert down.returncode == 0, down.stdout + down.stderr
     assert f"process node process-node-0 stopped; network namespaces {prefix}-* removed" in down.stdout, down.stdout
     assert not _is_agent(state["pid"])

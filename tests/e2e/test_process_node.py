@@ -6,7 +6,7 @@ import time
 
 from kubernetes.client import RbacAuthorizationV1Api
 
-from msjob_operator.localcluster.processnode import NODE_SELECTOR, TOLERATION, expand
+from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION, expand
 
 from ..helpers import wait_for
 

@@ -1,6 +1,6 @@
 import pytest
 
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.operator_process import OperatorProcess
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from kubernetes import config, watch
 from kubernetes.client import CoreV1Api
 
 from msjob_operator import naming
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.operator_process import OperatorProcess
 
 from ..helpers import wait_for
 from .msjobs import EXIT, MSJobs, msjob

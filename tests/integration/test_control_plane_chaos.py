@@ -10,8 +10,8 @@ import pytest
 from kubernetes import config
 
 from msjob_operator import naming
-from msjob_operator.localcluster.cluster import LocalCluster
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.cluster import LocalCluster
+from msjob_localcluster.operator_process import OperatorProcess
 
 from .msjobs import EXIT, MSJobs, msjob
 

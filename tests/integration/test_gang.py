@@ -7,7 +7,7 @@ import pytest
 from kubernetes.client import CustomObjectsApi, SchedulingV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.localcluster.cluster import POOL_LABEL
+from msjob_localcluster.cluster import POOL_LABEL
 
 from ..helpers import wait_for
 from .msjobs import msjob

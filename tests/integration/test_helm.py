@@ -14,8 +14,8 @@ from kubernetes import config as kconfig
 from kubernetes.client import AppsV1Api, AuthorizationV1Api, RbacAuthorizationV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.localcluster.fake_device_plugin import FakeAscendDevicePlugin
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.fake_device_plugin import FakeAscendDevicePlugin
+from msjob_localcluster.operator_process import OperatorProcess
 
 from ..helpers import wait_for
 from . import helmchart

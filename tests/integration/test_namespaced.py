@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.operator_process import OperatorProcess
 
 from .msjobs import MSJobs, msjob
 

@@ -11,7 +11,7 @@ import pytest
 
 from kubernetes.client import CoordinationV1Api
 
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.operator_process import OperatorProcess
 
 from ..helpers import wait_for
 from .msjobs import msjob

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from msjob_operator.localcluster.fake_device_plugin import FakeAscendDevicePlugin
+from msjob_localcluster.fake_device_plugin import FakeAscendDevicePlugin
 
 from ..helpers import wait_for
 from .msjobs import msjob

@@ -14,8 +14,8 @@ from kubernetes import config
 from kubernetes.client import CoreV1Api, RbacAuthorizationV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.localcluster.certs import _signed
-from msjob_operator.localcluster.operator_process import OperatorProcess
+from msjob_localcluster.certs import _signed
+from msjob_localcluster.operator_process import OperatorProcess
 
 from .msjobs import GROUP, MSJobs, msjob
 

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from msjob_operator.bench.common import api_requests
-from msjob_operator.bench.footprint import process_usage
+from msjob_localcluster.bench.common import api_requests
+from msjob_localcluster.bench.footprint import process_usage
 from msjob_operator.controller import metrics
 from msjob_operator.controller.kube import request_kind
 

@@ -1,11 +1,11 @@
-"""The demo's examples are package data (so `msjob-operator demo` works from an installed wheel), copies of
+"""The demo's examples are package data (so `msjob-local demo` works from an installed wheel), copies of
 examples/: a change to one side without the other fails here."""
 
 import re
 from fnmatch import fnmatch
 from pathlib import Path
 
-from msjob_operator.localcluster import demo
+from msjob_localcluster import demo
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGED = Path(demo.__file__).parent / "examples"
@@ -21,8 +21,8 @@ def test_every_packaged_example_equals_the_one_in_examples():
 
 def test_the_packaged_examples_are_package_data():
     section = (REPO / "pyproject.toml").read_text().split("[tool.setuptools.package-data]", 1)[1]
-    globs = re.findall(r'"([^"]+)"', section.split("msjob_operator = [", 1)[1].split("]", 1)[0])
-    package_root = Path(demo.__file__).parents[1]
+    globs = re.findall(r'"([^"]+)"', section.split("msjob_localcluster = [", 1)[1].split("]", 1)[0])
+    package_root = Path(demo.__file__).parent
     for path in PACKAGED.rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             rel = str(path.relative_to(package_root))

@@ -45,8 +45,9 @@ def test_installs_only_runtime_dependencies():
     assert installs
     extras = set(re.findall(r"\.\[([\w,]+)\]", " ".join(installs)))
     used = {e for group in extras for e in group.split(",")}
-    # kubernetes (the `local` extra) is the SDK's and the KFP launcher's client; test, e2e (MindSpore) and kfp stay out.
-    assert used <= {"local"}, used
+    # kubernetes (the `sdk` extra) is the SDK's and the KFP launcher's client; the local platform, test, e2e
+    # (MindSpore) and kfp stay out.
+    assert used <= {"sdk"}, used
     assert all("--no-cache-dir" in r for r in installs), "pip's cache would stay in the image"
 
 
@@ -60,7 +61,7 @@ def test_the_process_node_runs_the_image_as_built():
     """The local cluster's process node stands in for this image: same ENTRYPOINT and CMD."""
     import json
 
-    from msjob_operator.localcluster.processnode import IMAGE_ENTRYPOINTS
+    from msjob_localcluster.processnode import IMAGE_ENTRYPOINTS
 
     entrypoint, cmd = IMAGE_ENTRYPOINTS["msjob-operator"]
     assert (json.loads(FINAL.all("ENTRYPOINT")[0]), json.loads(FINAL.all("CMD")[0])) == (entrypoint, cmd)

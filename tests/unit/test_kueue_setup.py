@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from msjob_operator.localcluster import binaries, kueue
+from msjob_localcluster import binaries, kueue
 
 CA = b"-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n"
 

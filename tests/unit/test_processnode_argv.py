@@ -1,6 +1,6 @@
 """What a process node container runs: command, args and the image's ENTRYPOINT/CMD, as the kubelet combines them."""
 
-from msjob_operator.localcluster.processnode import container_argv, image_name
+from msjob_localcluster.processnode import container_argv, image_name
 
 ENV = {"EPOCHS": "3"}
 

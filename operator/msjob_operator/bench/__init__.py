@@ -1,7 +1,7 @@
-"""The operator's benchmark: `python -m msjob_operator.bench --help`. One module per scenario.
+"""``python -m msjob_operator.bench``: the operator's benchmark, which lives in the local platform.
 
-Numbers, never assertions: speed is measured, not tested.
+The benchmark starts a local cluster and the operator, so it belongs to ``msjob_localcluster``
+(``python -m msjob_localcluster.bench``); this name is kept because it is the documented command. It
+runs the platform's module in a new process instead of importing it: the operator package never
+imports the local platform (an import contract checks it).
 """
-
-from .run import Options, main, run_scenarios  # noqa: F401
-from .sizes import HEADER, _row, run_sizes  # noqa: F401  (the big-jobs scenario, as before the split)

@@ -10,8 +10,8 @@ import asyncio
 import time
 from typing import Callable
 
-from .. import naming
-from ..controller.kube import Kube
+from msjob_operator import naming
+from msjob_operator.controller.kube import Kube
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests, seconds
 
 

@@ -4,7 +4,7 @@ kwok 0.8's own delete stage deletes by name without a UID precondition; when it 
 pod whose successor already has the name (a gang restart reuses names), it deletes the successor.
 A kubelet's final delete carries the UID, so this reaper does too.
 
-Run: ``python -m msjob_operator.localcluster.podreaper --kubeconfig K`` (the local cluster starts it).
+Run: ``python -m msjob_localcluster.podreaper --kubeconfig K`` (the local cluster starts it).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""``local up|down|status|kubeconfig``: a local cluster that outlives the command.
+"""``msjob-local up|down|status|kubeconfig|demo``: the local platform's own command.
 
-Standalone: ``python -m msjob_operator.localcluster.cli local up --nodes 4``.
-``local up --process-node`` adds a node whose pods run as real local processes (processnode.py),
+A local cluster that outlives the command (``up``/``down``), and the operator's main job end to end on it
+(``demo``, what ``make run`` runs). Also ``python -m msjob_localcluster``.
+``up --process-node`` adds a node whose pods run as real local processes (processnode.py),
 detached like the cluster's components: ``local down`` stops it and removes its network namespaces.
 """
 
@@ -17,10 +18,8 @@ from .cluster import ClusterError, LocalCluster, default_root
 PROCESS_NODE_NAME = "process-node-0"
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    """Add the ``local`` command group to an argparse ``add_subparsers()`` object."""
-    local = subparsers.add_parser("local", help="a local Kubernetes control plane with fake nodes")
-    sub = local.add_subparsers(dest="local_command", required=True)
+def register(sub) -> None:
+    """Add up, down, status and kubeconfig to an argparse ``add_subparsers()`` object."""
 
     def add(name: str, func, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
@@ -37,10 +36,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     up.add_argument("--kueue", action="store_true", help="also run Kueue's controller-manager")
     up.add_argument("--workload-api", action="store_true",
                     help="turn on Kubernetes' gang scheduling (scheduling.k8s.io Workload/PodGroup)")
-    add("down", _down, "stop a cluster started with `local up`")
+    add("down", _down, "stop a cluster started with `msjob-local up`")
     add("status", _status, "show components, PIDs, ports and nodes")
     add("kubeconfig", _kubeconfig, "print the kubeconfig path")
-    return local
 
 
 def _attached(name: str) -> LocalCluster | None:
@@ -158,9 +156,19 @@ def _kubeconfig(args) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
+    from . import demo
+
+    parser = argparse.ArgumentParser(prog="msjob-local", description="The local platform of msjob-operator: a real "
+                                     "Kubernetes control plane on this machine, fake and process nodes, the demo.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    register(sub)
+    demo.register(sub)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="msjob-operator")
-    register(parser.add_subparsers(dest="command", required=True))
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -18,7 +18,7 @@ that annotation the same way::
   ``SUPER_POD_LABEL``, default 0) and per device ``super_device_id`` (unique in the SuperPoD).
 
 Run it in-process (``FakeAscendDevicePlugin(kubeconfig).start()`` ... ``.stop()``) or as
-``python -m msjob_operator.localcluster.fake_device_plugin --kubeconfig K [--superpod]``.
+``python -m msjob_localcluster.fake_device_plugin --kubeconfig K [--superpod]``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import threading
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from ..builders.ranktable import ANNOTATION
+from msjob_operator.builders.ranktable import ANNOTATION
 
 log = logging.getLogger("msjob_operator.fake_device_plugin")
 
@@ -279,7 +279,7 @@ class FakeAscendDevicePlugin:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msjob_operator.localcluster.fake_device_plugin",
+    parser = argparse.ArgumentParser(prog="python -m msjob_localcluster.fake_device_plugin",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--superpod", action="store_true", help="also write Atlas A3 SuperPoD data")

@@ -10,9 +10,9 @@ from typing import Callable, Optional
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .. import naming
-from ..api.models import GROUP, VERSION
-from ..controller.kube import Kube, core_path, job_path
+from msjob_operator import naming
+from msjob_operator.api.models import GROUP, VERSION
+from msjob_operator.controller.kube import Kube, core_path, job_path
 
 REQUESTS_METRIC = "msjob_api_requests_total"
 TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}

@@ -1,4 +1,4 @@
-"""``msjob-operator demo`` (what ``make run`` runs): the operator's main job end to end.
+"""``msjob-local demo`` (what ``make run`` runs): the operator's main job end to end.
 
 Without a kubeconfig it brings up the embedded local cluster and, where this machine can run one
 (root, network namespaces: ``netns.can_create_namespaces``), a process node; then it trains for real:
@@ -91,13 +91,13 @@ class TrainingWatch:
     """The wait callback: the SDK's progress lines, and when the first training step was seen."""
 
     def __init__(self, out: TextIO, start: float):
-        from ..sdk.cli import Progress
+        from msjob_operator.sdk.cli import Progress
 
         self.progress = Progress(out, start)
         self.first_step_after: Optional[float] = None
 
     def __call__(self, job) -> None:
-        from ..sdk.client import status_of
+        from msjob_operator.sdk.client import status_of
 
         self.progress(job)
         progress = status_of(job).progress
@@ -107,7 +107,7 @@ class TrainingWatch:
 
 def summary_line(job, first_step_after: Optional[float]) -> Optional[str]:
     """``final loss 0.0123 at step 120 (4.1 steps/s); first step 31.2 s after submission``; None without progress."""
-    from ..sdk.client import status_of
+    from msjob_operator.sdk.client import status_of
 
     progress = status_of(job).progress
     if progress is None or progress.step is None:
@@ -123,8 +123,8 @@ def summary_line(job, first_step_after: Optional[float]) -> Optional[str]:
 
 def submit_and_follow(client, body: dict, namespace: str, timeout: float, out: TextIO = sys.stdout) -> int:
     """Submit ``body`` (a job of the same name is deleted first), print its progress until it ends; the exit code."""
-    from ..sdk.cli import outcome_line
-    from ..sdk.client import MSJobNotFoundError, MSJobTimeoutError, has_condition
+    from msjob_operator.sdk.cli import outcome_line
+    from msjob_operator.sdk.client import MSJobNotFoundError, MSJobTimeoutError, has_condition
 
     name = body["metadata"]["name"]
     try:
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                       f"(pod logs in {node.root / 'pods'})", flush=True)
         operator = OperatorProcess(Path(kubeconfig), work).start()
         print(f"operator running (log: {operator.log_path})", flush=True)
-        from ..sdk.client import MSJobClient
+        from msjob_operator.sdk.client import MSJobClient
 
         with MSJobClient(kubeconfig=kubeconfig, namespace=args.namespace) as client:
             if cluster is not None:
@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
             operator.stop()
         if cluster is not None and args.keep:
             print(f"local cluster left running{' with its process node' if node else ''} (KUBECONFIG={kubeconfig}); "
-                  f"stop it with: msjob-operator local down --name {CLUSTER_NAME}", flush=True)
+                  f"stop it with: msjob-local down --name {CLUSTER_NAME}", flush=True)
         else:
             if node is not None:
                 node.stop()

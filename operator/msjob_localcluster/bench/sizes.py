@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .. import naming
-from ..api.models import MSJobSpec
-from ..builders.pods import build_pod
-from ..builders.services import build_services
-from ..controller.kube import Kube
+from msjob_operator import naming
+from msjob_operator.api.models import MSJobSpec
+from msjob_operator.builders.pods import build_pod
+from msjob_operator.builders.services import build_services
+from msjob_operator.controller.kube import Kube
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace
 
 

@@ -1,7 +1,7 @@
 """A node whose pods really run: each pod is a set of local processes, as a kubelet would run them.
 
 The local cluster's other nodes are kwok's fake nodes; this one runs real MindSpore. A
-``ProcessNode`` starts an agent subprocess (``python -m msjob_operator.localcluster.processnode
+``ProcessNode`` starts an agent subprocess (``python -m msjob_localcluster.processnode
 run ...``) that plays the kubelet (and kube-proxy) for one Node object:
 
 * **Node**: registered Ready with capacity cpu/memory/pods, the label
@@ -985,7 +985,7 @@ def _object_files(obj: dict, secret: bool) -> dict[str, bytes]:
 
 
 class Agent:
-    """The node agent (kubelet + kube-proxy) run by ``python -m msjob_operator.localcluster.processnode run``."""
+    """The node agent (kubelet + kube-proxy) run by ``python -m msjob_localcluster.processnode run``."""
 
     def __init__(self, kube: Kube, name: str, root: Path, prefix: str, subnet: str, capacity: dict,
                  labels: dict | None = None):
@@ -1328,7 +1328,7 @@ def _is_agent(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
     except OSError:
         return False
-    return state not in "ZX" and "msjob_operator.localcluster.processnode" in argv and "run" in argv
+    return state not in "ZX" and "msjob_localcluster.processnode" in argv and "run" in argv
 
 
 class ProcessNode:
@@ -1388,7 +1388,7 @@ class ProcessNode:
             self.root = Path(tempfile.mkdtemp(prefix=f"msjob-{self.name}-"))
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "ready").unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "msjob_operator.localcluster.processnode", "run",
+        cmd = [sys.executable, "-m", "msjob_localcluster.processnode", "run",
                "--kubeconfig", str(self.kubeconfig), "--name", self.name, "--root", str(self.root),
                "--prefix", self.prefix, "--subnet", self.subnet, "--capacity", json.dumps(self.capacity),
                "--labels", json.dumps(self.labels)]
@@ -1523,7 +1523,7 @@ class ProcessNode:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msjob_operator.localcluster.processnode",
+    parser = argparse.ArgumentParser(prog="python -m msjob_localcluster.processnode",
                                      description="Run a process node (pods as local processes) for a cluster.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the node agent in the foreground")

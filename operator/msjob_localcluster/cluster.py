@@ -287,7 +287,7 @@ class LocalCluster:
                 "--node-lease-duration-seconds", str(NODE_LEASE_SECONDS),
             ])
             # Deleted pods on fake nodes go away, as a kubelet would end them: by UID (see podreaper).
-            self._launch("pod-reaper", [sys.executable, "-m", "msjob_operator.localcluster.podreaper", "--kubeconfig", kc])
+            self._launch("pod-reaper", [sys.executable, "-m", "msjob_localcluster.podreaper", "--kubeconfig", kc])
             if self.volcano:
                 vc_conf = run / "volcano-scheduler.conf"
                 vc_conf.write_text(volcano_support.SCHEDULER_CONF)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..controller.kube import Kube
+from msjob_operator.controller.kube import Kube
 from . import footprint, many_jobs, recovery
 from .sizes import HEADER, run_sizes
 
@@ -97,7 +97,7 @@ def _ints(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msjob_operator.bench", description=__doc__.splitlines()[0],
+    parser = argparse.ArgumentParser(prog="python -m msjob_localcluster.bench", description=__doc__.splitlines()[0],
                                      epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from the list below")
     parser.add_argument("--sizes", default="8,128,512,1024", help="sizes: worker counts, comma-separated")
@@ -121,13 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                       job_workers=args.job_workers, resident=sorted(_ints(args.resident)), new_jobs=args.new_jobs,
                       timeout=args.timeout)
 
-    from ..localcluster.operator_process import OperatorProcess
+    from ..operator_process import OperatorProcess
 
     with tempfile.TemporaryDirectory(prefix="msjob-bench-") as scratch:  # the operator's log
         cluster = None
         kubeconfig = args.kubeconfig
         if not kubeconfig:
-            from ..localcluster.cluster import LocalCluster
+            from ..cluster import LocalCluster
 
             capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8", "nvidia.com/gpu": "8"}
             cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
