@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from . import __version__
-from .settings import SCHEDULER_PLUGINS, VOLCANO, GangSettings, Settings
+from .config import Config, GangMode, GangScheduler, LogFormat
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -18,36 +17,21 @@ def _run(args: argparse.Namespace) -> int:
     sys.modules.setdefault("kubernetes", None)
     import kopf
 
-    if args.kubeconfig:
-        # kopf's login handler and our client both read this file.
-        os.environ["MSJOB_KUBECONFIG"] = os.path.abspath(args.kubeconfig)
+    config = Config.from_args(args)
     kopf.configure(
-        verbose=args.verbose,
-        log_format=kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN,
+        verbose=config.verbose,
+        log_format=kopf.LogFormat.JSON if config.log_format == LogFormat.JSON.value else kopf.LogFormat.PLAIN,
     )
-    logging.getLogger("msjob_operator").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    logging.getLogger("msjob_operator").setLevel(logging.DEBUG if config.verbose else logging.INFO)
     from .controller import handlers  # noqa: F401  (registers the handlers)
 
-    options = {
-        "kubeconfig": os.environ.get("MSJOB_KUBECONFIG"),
-        "namespaces": args.namespace or None,
-        "metrics_port": args.metrics_port,
-        "workers": args.workers,
-        "max_in_flight": args.max_in_flight,
-        "settings": Settings(gang=GangSettings(scheduler=args.gang_scheduler, mode=args.gang_scheduling,
-                                               scheduler_name=args.gang_scheduler_name),
-                             reporter_image=args.reporter_image, max_pods_per_job=args.max_replicas_per_job),
-    }
-    if args.peering:
-        namespace = args.peering_namespace or os.environ.get("POD_NAMESPACE") or "default"
-        options["peering"] = {"namespace": namespace, "lease_seconds": args.peering_lease_seconds}
-    liveness = f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None
+    liveness = f"http://0.0.0.0:{config.health_port}/healthz" if config.health_port else None
     kopf.run(
         # kopf's own peering would pause its watches, not our informers and workers: a Lease does that.
         standalone=True,
-        clusterwide=not args.namespace,
-        namespaces=args.namespace or (),
-        memo=kopf.Memo(options=options),
+        clusterwide=not config.namespaces,
+        namespaces=config.namespaces,
+        memo=kopf.Memo(config=config),
         liveness_endpoint=liveness,
     )
     return 0
@@ -61,14 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable); default: all")
     run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then $KUBECONFIG / ~/.kube/config)")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 disables)")
+    run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics endpoint listens on")
     run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness port for /healthz (0 disables)")
     run.add_argument("--workers", type=int, default=16, help="jobs reconciled concurrently")
     run.add_argument("--max-in-flight", type=int, default=64, help="API requests in flight at once (creates and deletes)")
     run.add_argument("--max-replicas-per-job", type=int, default=4096,
                      help="a job asking for more pods in total fails with condition TooManyReplicas, creating none")
-    run.add_argument("--gang-scheduler", choices=[VOLCANO, SCHEDULER_PLUGINS], default=VOLCANO,
+    run.add_argument("--gang-scheduler", choices=[g.value for g in GangScheduler], default=GangScheduler.VOLCANO.value,
                      help="whose PodGroup gang-scheduled jobs get")
-    run.add_argument("--gang-scheduling", choices=["auto", "always", "never"], default="auto",
+    run.add_argument("--gang-scheduling", choices=[m.value for m in GangMode], default=GangMode.AUTO.value,
                      help="auto: jobs that set runPolicy.schedulingPolicy; always: every job")
     run.add_argument("--gang-scheduler-name", help="schedulerName of gang-scheduled pods (default: per gang scheduler)")
     run.add_argument("--reporter-image", default=f"msjob-operator:{__version__}",
@@ -76,9 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--peering", action="store_true",
                      help="several replicas (HA): the holder of a Lease reconciles, the others stand by")
     run.add_argument("--peering-namespace", help="namespace of the Lease (default: $POD_NAMESPACE, else default)")
+    run.add_argument("--peering-name", default="msjob-operator", help="name of the Lease (default: %(default)s)")
     run.add_argument("--peering-lease-seconds", type=float, default=15.0,
                      help="a standby takes over when the leader has not renewed for this long")
-    run.add_argument("--log-format", choices=["plain", "json"], default="plain")
+    run.add_argument("--log-format", choices=[f.value for f in LogFormat], default=LogFormat.PLAIN.value)
     run.add_argument("--verbose", "-v", action="store_true")
     run.set_defaults(func=_run)
     return parser

@@ -10,7 +10,7 @@ from typing import Callable
 
 from kubernetes.client import CoreV1Api
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
 
 from ..helpers import wait_for

@@ -12,7 +12,7 @@ import re
 import signal
 import time
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 
 from ..helpers import wait_for
 from .support import Stopwatch, losses, mindspore_lines, msjob

@@ -14,7 +14,8 @@ import sys
 import textwrap
 from datetime import datetime, timezone
 
-from msjob_operator.health import sidecar, status
+from msjob_operator.builders import reporter as sidecar
+from msjob_operator.reconcile import stall_clock as status
 from msjob_runtime import perf, reporter
 from msjob_runtime.progress import read_progress
 

@@ -6,7 +6,7 @@ import copy
 
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 
 from ..helpers import wait_for
 

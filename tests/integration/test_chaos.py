@@ -17,7 +17,7 @@ import pytest
 from kubernetes import config, watch
 from kubernetes.client import CoreV1Api
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_localcluster.operator_process import OperatorProcess
 
 from ..helpers import wait_for

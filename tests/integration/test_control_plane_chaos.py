@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from kubernetes import config
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_localcluster.cluster import LocalCluster
 from msjob_localcluster.operator_process import OperatorProcess
 

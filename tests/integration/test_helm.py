@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import uuid
 
 import pytest
@@ -85,7 +84,8 @@ def test_values_reach_the_operator_flags(helm):
     assert args.namespace == ["team-a", "team-b"] and args.peering and args.verbose
     assert (args.gang_scheduler, args.gang_scheduling, args.log_format) == ("scheduler-plugins", "always", "json")
     assert args.reporter_image == "reg.example/reporter:1"
-    assert container["env"][1:] == [{"name": "MSJOB_PEERING_NAME", "value": "t-msjob-operator"}]
+    assert [e["name"] for e in container["env"]] == ["POD_ID"]  # flags only: no configuration by environment
+    assert args.peering_name == "t-msjob-operator"
     assert (args.peering_namespace, args.peering_lease_seconds) == ("msjob-system", 15)  # the release's namespace
     # The Lease's Role lives in the release's namespace, whatever namespaces are watched.
     leases = [o for o in objects if o["kind"] in ("Role", "RoleBinding") and o["metadata"]["name"].endswith("-leader-election")]
@@ -225,15 +225,13 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
     container = AppsV1Api(kube).read_namespaced_deployment(name, namespace).spec.template.spec.containers[0]
     args = [a for a in container.args[1:] if not a.startswith(("--metrics-port", "--health-port"))]
     assert "--gang-scheduling=always" in args and "--peering" in args
-    peering_env = {e.name: e.value for e in container.env if e.value}
     kubeconfig, client = _as_service_account(cluster, core, namespace, name, tmp_path)
     client.close()  # the operators read the kubeconfig themselves
     running_operator.stop()  # only the chart-identity operators may act during this test
-    old_env = {k: os.environ.get(k) for k in peering_env}
-    os.environ.update(peering_env)  # MSJOB_PEERING_NAME, as the Deployment sets it
     assert f"--peering-namespace={namespace}" in args and "--peering-lease-seconds=5" in args
     replicas = [OperatorProcess(kubeconfig, tmp_path / f"replica-{i}", extra_args=args) for i in (0, 1)]
-    lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{peering_env['MSJOB_PEERING_NAME']}"
+    lease_name = next(a.split("=", 1)[1] for a in args if a.startswith("--peering-name="))
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease_name}"
 
     def holder() -> str | None:
         return (kube.call_api(lease, "GET", response_type="object", auth_settings=["BearerToken"],
@@ -299,8 +297,6 @@ def test_operator_with_the_chart_identity_completes_a_job(helm, cluster, kube, c
         for replica in replicas:
             replica.stop()
         device_plugin.stop()
-        for key, value in old_env.items():
-            os.environ.pop(key) if value is None else os.environ.__setitem__(key, value)
         running_operator.start()
 
 
@@ -318,9 +314,6 @@ def test_a_leader_that_cannot_renew_its_lease_stops_acting(helm, cluster, kube, 
     rbac.replace_namespaced_role(f"{name}-leader-election", namespace, role)
     kubeconfig, client = _as_service_account(cluster, core, namespace, name, tmp_path)
     client.close()
-    lease_name = {e.name: e.value for e in container.env if e.value}["MSJOB_PEERING_NAME"]
-    old = os.environ.get("MSJOB_PEERING_NAME")
-    os.environ["MSJOB_PEERING_NAME"] = lease_name
     replica = OperatorProcess(kubeconfig, tmp_path / "replica", extra_args=args)
     replica.log_path.parent.mkdir()
     try:
@@ -332,10 +325,6 @@ def test_a_leader_that_cannot_renew_its_lease_stops_acting(helm, cluster, kube, 
         assert "leadership lost: the Lease could not be renewed" in log, replica.tail()
     finally:
         replica.stop()
-        if old is None:
-            os.environ.pop("MSJOB_PEERING_NAME", None)
-        else:
-            os.environ["MSJOB_PEERING_NAME"] = old
 
 
 def _can(authz: AuthorizationV1Api, verb: str, resource: str, namespace: str | None = None, group: str = "",

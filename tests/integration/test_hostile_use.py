@@ -12,7 +12,7 @@ import uuid
 import pytest
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 
 from ..helpers import wait_for
 from .msjobs import EXIT, GROUP, KWOK_POD_SPEC, PLURAL, VERSION, msjob

@@ -3,7 +3,7 @@
 
 import pytest
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 
 from ..helpers import wait_for
 from .msjobs import EXIT, msjob

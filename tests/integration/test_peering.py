@@ -36,10 +36,10 @@ def pods_created(replica: OperatorProcess, namespace: str) -> float:
     return next((float(line[len(prefix):]) for line in replica.metrics().splitlines() if line.startswith(prefix)), 0.0)
 
 
-def test_only_the_lease_holder_acts_and_a_standby_takes_over(cluster, jobs, running_operator, tmp_path, monkeypatch):
+def test_only_the_lease_holder_acts_and_a_standby_takes_over(cluster, jobs, running_operator, tmp_path):
     lease = f"msjob-operator-{uuid.uuid4().hex[:6]}"
-    monkeypatch.setenv("MSJOB_PEERING_NAME", lease)  # this test's own Lease
-    args = ["--peering", "--peering-namespace", jobs.ns, "--peering-lease-seconds", str(LEASE_SECONDS)]
+    args = ["--peering", "--peering-namespace", jobs.ns, "--peering-name", lease,  # this test's own Lease
+            "--peering-lease-seconds", str(LEASE_SECONDS)]
     running_operator.stop()  # only the two replicas may act during this test
     first = OperatorProcess(cluster.kubeconfig, tmp_path / "a", extra_args=args)
     second = OperatorProcess(cluster.kubeconfig, tmp_path / "b", extra_args=args)

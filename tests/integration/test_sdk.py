@@ -3,7 +3,7 @@
 
 import pytest
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.sdk import (
     LogsUnavailableError, MSJob, MSJobFailedError, MSJobNotFoundError, MSJobStatus, MSJobTimeoutError,
     new_msjob, state_of, status_of,

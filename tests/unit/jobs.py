@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 
 NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.timezone.utc)
 

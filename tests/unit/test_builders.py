@@ -1,4 +1,4 @@
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.env import mindspore_env, scheduler_port
 from msjob_operator.builders.pods import build_pod

@@ -7,8 +7,12 @@ import datetime as dt
 
 import pytest
 
-from msjob_operator import naming
-from msjob_operator.health import REPORTER_CONTAINER, VOLUME_NAME, rbac, sidecar, status
+from msjob_operator.api import naming
+from msjob_operator.api.template_rules import REPORTER_CONTAINER
+from msjob_operator.builders import rbac
+from msjob_operator.builders import reporter as sidecar
+from msjob_operator.builders.reporter import VOLUME_NAME
+from msjob_operator.reconcile import stall_clock as status
 from msjob_runtime.progress import PERF_DIR, PROGRESS_FILE, RUN_DIR, format_time
 
 from .jobs import job
@@ -144,11 +148,11 @@ def test_run_volume_mount_and_env():
     assert PERF_DIR.startswith(RUN_DIR + "/") and PROGRESS_FILE.startswith(RUN_DIR + "/")
 
 
-def test_health_package_imports_neither_kubernetes_nor_mindspore():
+def test_the_health_builders_import_neither_kubernetes_nor_mindspore():
     import subprocess
     import sys
 
-    code = ("import sys, msjob_operator.health.status, msjob_operator.health.sidecar, msjob_operator.health.rbac; "
+    code = ("import sys, msjob_operator.reconcile.stall_clock, msjob_operator.builders.reporter, msjob_operator.builders.rbac; "
             "print(sorted(m for m in ('kubernetes', 'mindspore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

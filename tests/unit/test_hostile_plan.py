@@ -4,7 +4,7 @@ import datetime as dt
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.api import models
 from msjob_operator.controller.kube import merge_patch
 from msjob_operator.reconcile import backoff

@@ -1,6 +1,6 @@
 import json
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.devices import processes_per_pod, worker_devices
 from msjob_operator.builders.services import build_services

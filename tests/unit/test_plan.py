@@ -1,6 +1,6 @@
 import datetime as dt
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.reconcile import conditions as cond
 from msjob_operator.reconcile.plan import reconcile
 

@@ -1,7 +1,7 @@
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.podgroup import build_podgroup, join_gang, total_requests
 from msjob_operator.reconcile.plan import reconcile
-from msjob_operator.settings import SCHEDULER_PLUGINS, GangSettings, Settings
+from msjob_operator.config import SCHEDULER_PLUGINS, GangSettings, Config
 
 from .jobs import NOW, gang, job, owned, pod, services
 
@@ -64,9 +64,9 @@ def test_gang_job_creates_its_podgroup_before_any_pod():
 
 def test_jobs_without_scheduling_policy_get_no_gang_unless_configured():
     assert not reconcile(npu_job(), [], services(), NOW).create_podgroups
-    always = Settings(gang=GangSettings(mode="always"))
+    always = Config(gang=GangSettings(mode="always"))
     assert reconcile(npu_job(), [], services(), NOW, always).create_podgroups
-    off = Settings(gang=GangSettings(mode="always"), gang_available=False)
+    off = Config(gang=GangSettings(mode="always"), gang_available=False)
     assert not reconcile(npu_job(), [], services(), NOW, off).create_podgroups
 
 

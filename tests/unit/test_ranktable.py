@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.builders import ranktable as rt
 
 from .jobs import job

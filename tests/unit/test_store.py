@@ -1,4 +1,4 @@
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.controller.store import ChildStore, JobStore
 
 from .jobs import pod

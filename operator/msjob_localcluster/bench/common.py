@@ -10,7 +10,7 @@ from typing import Callable, Optional
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.api.models import GROUP, VERSION
 from msjob_operator.controller.kube import Kube, core_path, job_path
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube, core_path
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, seconds
 from .sizes import plain_pods, plain_services

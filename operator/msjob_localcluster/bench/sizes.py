@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from msjob_operator import naming
+from msjob_operator.api import naming
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.pods import build_pod
 from msjob_operator.builders.services import build_services

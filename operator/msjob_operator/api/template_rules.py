@@ -14,7 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 # Containers the operator adds to members; a template may not use these names.
-RESERVED_CONTAINER_NAMES = ("msjob-reporter", "msjob-runtime", "msjob-agent")
+REPORTER_CONTAINER = "msjob-reporter"  # the progress reporter sidecar of worker 0
+RUNTIME_CONTAINER = "msjob-runtime"  # the init container that copies msjob_runtime into a member
+AGENT_CONTAINER = "msjob-agent"  # reserved for the in-place restart agent
+RESERVED_CONTAINER_NAMES = (REPORTER_CONTAINER, RUNTIME_CONTAINER, AGENT_CONTAINER)
 MAX_CONTAINERS = 64
 MAX_LABELS = 128
 LABEL_NAME_MAX = 63

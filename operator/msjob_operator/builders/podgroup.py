@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from .. import naming
+from ..api import naming
 from ..api.models import MSJobSpec
-from ..settings import VOLCANO, GangSettings, Settings
+from ..config import VOLCANO, GangSettings, Config
 from . import quantity
 
 VOLCANO_GROUP, VOLCANO_VERSION = "scheduling.volcano.sh", "v1beta1"
@@ -17,9 +17,9 @@ VOLCANO_TASK_ANNOTATION = "volcano.sh/task-spec"
 COSCHEDULING_LABEL = "scheduling.x-k8s.io/pod-group"
 
 
-def gang_enabled(spec: MSJobSpec, settings: Settings) -> bool:
-    mode = settings.gang.mode
-    if mode == "never" or not settings.gang_available:
+def gang_enabled(spec: MSJobSpec, config: Config) -> bool:
+    mode = config.gang.mode
+    if mode == "never" or not config.gang_available:
         return False
     return mode == "always" or bool(spec.run_policy and spec.run_policy.scheduling_policy)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from .. import naming
+from ..api import naming
 from ..api.models import MSJobSpec, ReplicaSpec
 from .devices import request_devices, worker_devices
 from . import probes, ranktable

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping, Optional
 from msjob_runtime.ranktable_wait import (ANNOTATION, FILE_NAME, MOUNT_DIR, RANK_TABLE_FILE,  # noqa: F401
                                           STATUS_COMPLETED, STATUS_INITIALIZING, rank_count)
 
-from .. import naming
+from ..api import naming
 
 VOLUME_NAME = "msjob-ranktable"
 HOST_NIC_IP = "reserve"

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 from typing import Optional
 
-from ..health.sidecar import security_context
+from .reporter import security_context
 from .containers import main_container, volume_mount
 
 RUNTIME_VOLUME = "msjob-runtime"

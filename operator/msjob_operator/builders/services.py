@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import naming
+from ..api import naming
 from ..api.models import MSJobSpec
 from .env import SCHEDULER_PORT_NAME, launch_mode, needs_scheduler_service, scheduler_port
 

@@ -15,12 +15,12 @@ from typing import Optional
 
 from msjob_runtime.progress import parse_time
 
-from .. import naming
+from ..api import naming
 from ..builders.podgroup import podgroup_api
 from ..reconcile.context import PodDeletion
 from ..reconcile.plan import Plan, fmt_time
 from ..reconcile.waiting import Refusal
-from ..settings import Settings
+from ..config import Config
 from . import metrics
 from .events import EventRecorder
 from .informer import selected
@@ -53,12 +53,12 @@ def refused(exc: BaseException) -> bool:
 
 class Applier:
     def __init__(self, kube: Kube, jobs: JobStore, pods: ChildStore, services: ChildStore, podgroups: ChildStore,
-                 refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, settings: Settings):
+                 refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, config: Config):
         self.kube = kube
         self.jobs, self.pods, self.services, self.podgroups = jobs, pods, services, podgroups
         self.refusals, self.holders, self.events = refusals, holders, events
-        self.settings = settings
-        group, version = podgroup_api(settings.gang)
+        self.config = config
+        group, version = podgroup_api(config.gang)
         self.podgroup_base = f"/apis/{group}/{version}"
 
     def podgroup_path(self, namespace: Optional[str] = None, name: str = "") -> str:

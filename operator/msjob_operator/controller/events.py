@@ -15,7 +15,7 @@ import logging
 import time
 from typing import Optional
 
-from .. import naming
+from ..api import naming
 from .kube import Kube, core_path
 
 log = logging.getLogger("msjob_operator")

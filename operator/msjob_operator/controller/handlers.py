@@ -11,10 +11,10 @@ import kopf
 from prometheus_client import start_http_server
 
 from ..api.models import GROUP, PLURAL, VERSION
+from ..config import Config
 from . import metrics
 from .kube import Kube, load_configuration
 from .leader import LeaderElection
-from ..settings import Settings
 from .collector import JobStateCollector
 from .reconciler import Controller
 
@@ -22,9 +22,9 @@ log = logging.getLogger("msjob_operator")
 
 
 @kopf.on.login()
-async def login(**_) -> kopf.ConnectionInfo:
+async def login(memo: kopf.Memo, **_) -> kopf.ConnectionInfo:
     """kopf's own watches use the same credentials as our client (same file, same order)."""
-    configuration = await load_configuration(os.environ.get("MSJOB_KUBECONFIG"))
+    configuration = await load_configuration(_config(memo).kubeconfig)
     header = configuration.get_api_key_with_prefix("BearerToken")
     if inspect.isawaitable(header):
         header = await header
@@ -46,28 +46,29 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    options = memo.get("options") or {}
-    if options.get("namespaces"):
+    config = _config(memo)
+    if config.namespaces:
         # Namespaced mode needs no cluster-wide access: the namespaces are named exactly, so kopf need
         # not list namespaces nor watch CRDs (a CRD installed later needs an operator restart).
         settings.scanning.disabled = True
-    kube = await Kube.connect(options.get("kubeconfig"), max_in_flight=options.get("max_in_flight", 64))
+    kube = await Kube.connect(config.kubeconfig, max_in_flight=config.max_in_flight)
     leader = None
-    peering = options.get("peering")
-    if peering:
+    if config.peering:
         # Several replicas: kopf only feeds every replica's cache; our Lease decides who acts.
-        leader = LeaderElection(kube, peering["namespace"], os.environ.get("MSJOB_PEERING_NAME", "msjob-operator"),
-                                lease_seconds=peering["lease_seconds"])
-    controller = Controller(kube, namespaces=options.get("namespaces"), workers=options.get("workers", 16),
-                            settings=options.get("settings") or Settings(), leader=leader,
-                            on_leadership_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+        leader = LeaderElection(kube, config.peering_namespace, config.peering_name,
+                                lease_seconds=config.peering_lease_seconds)
+    controller = Controller(kube, config, leader=leader, on_leadership_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
     memo["controller"] = controller
     await controller.start()
-    port = options.get("metrics_port")
-    if port:
+    if config.metrics_port:
         metrics.REGISTRY.register(JobStateCollector(controller))
-        start_http_server(port, addr=options.get("metrics_address", "0.0.0.0"), registry=metrics.REGISTRY)
-        log.info("serving metrics on port %s", port)
+        start_http_server(config.metrics_port, addr=config.metrics_address, registry=metrics.REGISTRY)
+        log.info("serving metrics on port %s", config.metrics_port)
+
+
+def _config(memo: kopf.Memo) -> Config:
+    config = memo.get("config")
+    return config if isinstance(config, Config) else Config()
 
 
 @kopf.on.cleanup()

@@ -9,9 +9,9 @@ import logging
 import time
 from typing import Callable, Optional
 
-from .. import naming
+from ..api import naming
 from ..reconcile.plan import Plan, reconcile
-from ..settings import DEFAULT, Settings
+from ..config import DEFAULT, Config
 from . import metrics
 from .apply import Applier, StatusConflict
 from .events import EventRecorder
@@ -40,16 +40,15 @@ class JobLog(logging.LoggerAdapter):
 
 
 class Controller:
-    def __init__(self, kube: Kube, namespaces: Optional[list[str]] = None, workers: int = 16,
-                 settings: Settings = DEFAULT, leader: Optional[LeaderElection] = None,
+    def __init__(self, kube: Kube, config: Config = DEFAULT, leader: Optional[LeaderElection] = None,
                  on_leadership_lost: Optional[Callable[[], None]] = None):
         self.kube = kube
         # With several replicas only the Lease holder reconciles; the others keep warm caches.
         self.leader = leader
         self.on_leadership_lost = on_leadership_lost
-        self.namespaces = namespaces or []
-        self.workers = workers
-        self.settings = settings
+        self.namespaces = list(config.namespaces)
+        self.workers = config.workers
+        self.config = config
         self.jobs = JobStore()
         self.pods = ChildStore(keep_spec=("nodeName",))  # all the reconcile reads of a pod's spec
         self.services = ChildStore()
@@ -64,7 +63,7 @@ class Controller:
         self.last_success: Optional[float] = None
         self._tasks: list[asyncio.Task] = []
         self.applier = Applier(kube, self.jobs, self.pods, self.services, self.podgroups, self.refusals,
-                               self.holders, self.events, settings)
+                               self.holders, self.events, self.config)
         self.pod_informer = Informer(kube, self._paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add,
                                      "pods", on_unselected=self._maybe_stray)
         self.service_informer = Informer(kube, self._paths("services"), naming.CHILD_SELECTOR, self.services,
@@ -81,20 +80,20 @@ class Controller:
     @property
     def informers(self) -> list[Informer]:
         informers = [self.pod_informer, self.service_informer]
-        if self.settings.gang_available and self.settings.gang.mode != "never":
+        if self.config.gang_available and self.config.gang.mode != "never":
             informers.append(self.podgroup_informer)
         return informers
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
-        if self.settings.gang.mode != "never":
+        if self.config.gang.mode != "never":
             # Without the gang scheduler's CRD there is nothing to watch: jobs run without a gang.
             status, _ = await self.kube.request("GET", self.applier.podgroup_base, ok_statuses=(404,))
             if status == 404:
                 log.warning("%s is not served: gang scheduling is off until the operator restarts",
                             self.applier.podgroup_base)
-                self.settings = dataclasses.replace(self.settings, gang_available=False)
-                self.applier.settings = self.settings
+                self.config = dataclasses.replace(self.config, gang_available=False)
+                self.applier.config = self.config
         for informer in self.informers:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"{informer.what}-informer"))
         self._tasks.append(asyncio.create_task(self._scan_strays(), name="stray-scan"))
@@ -294,5 +293,5 @@ class Controller:
         strays = [pod for pod in self.strays.for_job(key) if pod["metadata"]["name"] not in known]
         holders = [obj for obj in self.holders.for_job(key) if obj["metadata"]["name"] not in known]
         return reconcile(job, [*pods, *strays], self.services.for_job(key),
-                         dt.datetime.now(dt.timezone.utc), self.settings, self.podgroups.for_job(key),
+                         dt.datetime.now(dt.timezone.utc), self.config, self.podgroups.for_job(key),
                          refusals=self.refusals.for_job(key), holders=holders)

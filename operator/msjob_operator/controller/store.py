@@ -6,7 +6,7 @@ import sys
 from collections import OrderedDict, defaultdict
 from typing import Optional
 
-from .. import naming
+from ..api import naming
 from ..api.models import GROUP, KIND
 from ..reconcile.observed import controller_owner
 

@@ -14,7 +14,7 @@ from typing import Mapping, Optional, Sequence
 from msjob_runtime.progress import parse_time
 
 from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
-from ..settings import DEFAULT, Settings
+from ..config import DEFAULT, Config
 from . import backoff
 from . import conditions as cond
 from .observed import PodView, controller_owner, view_pod
@@ -97,12 +97,12 @@ class PassContext:
     """State of one reconcile pass: what exists (members by ownership only), the status being
     built and the plan being filled."""
 
-    def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime, settings: Settings = DEFAULT,
+    def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime, config: Config = DEFAULT,
                  observed: Observed = Observed()):
         self.job = job
         self.spec = spec
         self.now = now
-        self.settings = settings
+        self.config = config
         uid = job["metadata"].get("uid")
         self.podgroups = [g for g in observed.podgroups if _owned(g, uid)]
         self.refusals: Mapping[tuple[str, str], Refusal] = observed.refusals

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from msjob_runtime.progress import parse_time, read_progress
 
-from .. import naming
+from ..api import naming
 from ..api.models import MSJobSpec
 from ..builders.containers import main_container
-from ..health import rbac, sidecar
-from ..health.status import stall_check
+from ..builders import rbac
+from ..builders import reporter as sidecar
+from .stall_clock import stall_check
 from . import conditions as cond
 
 

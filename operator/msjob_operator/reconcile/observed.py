@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Optional
 
-from .. import naming
+from ..api import naming
 from ..builders.env import MAIN_CONTAINER
 
 _DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated", "DeletionByTaintManager"}

@@ -19,7 +19,7 @@ from typing import Callable, Mapping, Optional, Sequence
 from pydantic import ValidationError
 
 from ..api.models import MSJobSpec
-from ..settings import DEFAULT, Settings
+from ..config import DEFAULT, Config
 from . import conditions as cond
 from .context import Gang, Observed, PassContext, Plan, PodDeletion, JobEvent, fmt_time  # noqa: F401 (re-exported)
 from .phases import failures, lifecycle, stall, startup
@@ -46,7 +46,7 @@ PHASES: tuple[Phase, ...] = (
 
 
 def reconcile(job: dict, pods: Sequence[dict], services: Sequence[dict], now: dt.datetime,
-              settings: Settings = DEFAULT, podgroups: Sequence[dict] = (), *,
+              config: Config = DEFAULT, podgroups: Sequence[dict] = (), *,
               refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict] = ()) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
                         refusals=dict(refusals or {}), holders=tuple(holders))
@@ -59,7 +59,7 @@ def reconcile(job: dict, pods: Sequence[dict], services: Sequence[dict], now: dt
         p.status["state"] = cond.state(p.conditions)
         return p.plan
 
-    p = PassContext(job, spec, now, settings, observed)
+    p = PassContext(job, spec, now, config, observed)
     gang = Gang.of(p)
     for phase in PHASES:
         if phase(p, gang):

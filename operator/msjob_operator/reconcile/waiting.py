@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Mapping, Optional
 
-from .. import naming
+from ..api import naming
 from ..api.models import REPLICA_TYPES
 from .observed import PodView
 

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional, Sequence, TextIO
 
 import yaml
 
-from .. import naming
+from ..api import naming
 from ..api.models import GROUP, KIND, MSJob
 from .client import (
     LogsUnavailableError, MSJobClient, MSJobError, MSJobTimeoutError, _api_message, condition_of, has_condition,

@@ -27,7 +27,7 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
-from .. import naming
+from ..api import naming
 from ..api.models import (
     API_VERSION, GROUP, KIND, PLURAL, REPLICA_TYPES, VERSION, Condition, ConditionType, MSJob, MSJobStatus, ReplicaType,
 )

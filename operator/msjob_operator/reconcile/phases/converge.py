@@ -13,7 +13,7 @@ from typing import Optional
 
 from msjob_runtime.progress import parse_time
 
-from ... import naming
+from ...api import naming
 from ...builders import ranktable
 from ...builders.env import launch_mode, needs_scheduler_service, replica_count
 from ...builders.podgroup import build_podgroup, gang_enabled, join_gang
@@ -154,9 +154,9 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
     for svc in build_services(p.job, spec, scheduler_ip=_pinned_address(p)):
         if svc["metadata"]["name"] not in taken_names:
             p.plan.create_services.append(svc)
-    gang_on = gang_enabled(spec, p.settings)
+    gang_on = gang_enabled(spec, p.config)
     if gang_on and not p.podgroups:
-        p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.settings.gang))
+        p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.config.gang))
     reporting = health.enabled(spec)
     if reporting and "progress" not in p.status:
         # The reporter's ServiceAccount and Role come before the pod that uses them.
@@ -198,9 +198,9 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
             continue
         pod = build_pod(p.job, spec, rtype, replicas[rtype], index, attempt=p.attempt, scheduler_ip=address)
         if gang_on:
-            join_gang(pod, spec, rtype, p.settings.gang)
+            join_gang(pod, spec, rtype, p.config.gang)
         if reporting and (rtype, index) == ("Worker", 0):
-            health.add_reporter(pod, spec, p.settings.reporter_image)
+            health.add_reporter(pod, spec, p.config.reporter_image)
         p.plan.create_pods.append(pod)
     if any(("Pod", naming.pod_name(p.name, *key)) in p.refusals for key in missing):
         p.plan.requeue(PREDECESSOR_RECHECK_SECONDS)

@@ -9,7 +9,7 @@ Each phase returns True when it decided the pass.
 
 from __future__ import annotations
 
-from ... import naming
+from ...api import naming
 from ...api.models import FailureAction
 from .. import conditions as cond
 from ..context import OUTPUT_IN_MESSAGE, Gang, PassContext, PodDeletion, deletions, truncate

@@ -41,11 +41,11 @@ def finished(p: PassContext, gang: Gang) -> bool:
 def over_the_cap(p: PassContext, gang: Gang) -> bool:
     """Over the operator's cap (--max-replicas-per-job): fail before any pod exists."""
     total = sum(replica_count(p.spec, rtype) for rtype, _ in p.spec.ms_replica_specs.items())
-    if total <= p.settings.max_pods_per_job:
+    if total <= p.config.max_pods_per_job:
         return False
     p.finish(False, "TooManyReplicas",
              f"the job asks for {total} pods (msReplicaSpecs), more than this operator allows per job "
-             f"({p.settings.max_pods_per_job}, --max-replicas-per-job)")
+             f"({p.config.max_pods_per_job}, --max-replicas-per-job)")
     return end_finished(p, gang)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from msjob_runtime.progress import parse_time
 
-from ... import naming
+from ...api import naming
 from .. import backoff, waiting
 from ..context import Gang, PassContext
 from .converge import restart

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ... import naming
+from ...api import naming
 from ...builders.env import replica_count
 from .. import conditions as cond
 from .. import waiting

@@ -23,8 +23,10 @@ from typing import Mapping, Optional
 
 from msjob_runtime.progress import PERF_DIR, PROGRESS_FILE, RUN_DIR
 
-from ..builders.containers import main_container, volume_mount
-from . import REPORTER_CONTAINER, VOLUME_NAME
+from ..api.template_rules import REPORTER_CONTAINER
+from .containers import main_container, volume_mount
+
+VOLUME_NAME = "msjob-run"  # the emptyDir worker 0's training container and the reporter share
 
 PERF_DUMP_CONFIG = "enable:true,steptime:true,dtpGroup:false"  # MindSpore 2.10 requires all three keys
 DEFAULT_INTERVAL = 10

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Optional
 
-from .. import naming
+from ..api import naming
 
 RBAC_API_VERSION = "rbac.authorization.k8s.io/v1"
 

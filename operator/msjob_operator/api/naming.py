@@ -6,7 +6,7 @@ what it created before instead of creating it again.
 
 from __future__ import annotations
 
-from .api.models import API_VERSION, GROUP, KIND, OPERATOR_NAME
+from .models import API_VERSION, GROUP, KIND, OPERATOR_NAME
 
 LABEL_PREFIX = "training.kubeflow.org"
 JOB_NAME_LABEL = f"{LABEL_PREFIX}/job-name"
