@@ -80,3 +80,17 @@ def gang(name="demo", workers=2, attempt=0, phase="Running") -> list[dict]:
     pods = [pod(name, "Scheduler", 0, attempt, phase)]
     pods += [pod(name, "Worker", i, attempt, phase) for i in range(workers)]
     return pods
+
+
+# Conditions of a plan's status (the dicts written to the API server).
+def condition(conditions: list[dict], ctype: str) -> dict | None:
+    return next((c for c in conditions if c.get("type") == ctype), None)
+
+
+def is_true(conditions: list[dict], ctype: str) -> bool:
+    found = condition(conditions, ctype)
+    return bool(found) and found.get("status") == "True"
+
+
+def finished(conditions: list[dict]) -> bool:
+    return is_true(conditions, "Succeeded") or is_true(conditions, "Failed")

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from msjob_operator.api import crd, models, podtemplate
+from msjob_operator.api.status import MSJobStatus
 from msjob_operator.api.template_rules import harden_template
 
 from .jobs import job
@@ -582,7 +583,7 @@ def test_defaulting_fills_replicas_and_port_protocol(root):
 
 
 def test_status_of_the_operator_survives_pruning(root):
-    status = models.MSJobStatus(
+    status = MSJobStatus(
         state="Running", workers="2/2", restart_count=1,
         conditions=[{"type": "Running", "status": "True", "reason": "AllPodsRunning"}],
         replica_statuses={"Worker": {"active": 2, "ready": 2, "selector": "a=b"}},

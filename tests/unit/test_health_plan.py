@@ -1,10 +1,9 @@
 import datetime as dt
 import json
 
-from msjob_operator.reconcile import conditions as cond
 from msjob_operator.reconcile.plan import reconcile
 
-from .jobs import NOW, gang, job, services
+from .jobs import NOW, gang, job, services, condition, finished, is_true
 from .test_plan import running_status
 
 
@@ -24,8 +23,7 @@ def test_reporter_rbac_comes_first_then_worker_zero_gets_the_sidecar():
     assert [o["kind"] for o in plan.create_objects] == ["ServiceAccount", "Role", "RoleBinding"]
     role = plan.create_objects[1]
     assert role["rules"][0]["resourceNames"] == ["demo-worker-0"] and set(role["rules"][0]["verbs"]) == {"get", "patch"}
-    assert plan.waiting_for_prerequisites and not plan.create_pods
-    plan = reconcile(health_job(status=plan.status), [], services(), NOW)
+    # In the same plan as the pods, applied before them.
     pods = {p["metadata"]["name"]: p for p in plan.create_pods}
     worker0, worker1 = pods["demo-worker-0"], pods["demo-worker-1"]
     assert [c["name"] for c in worker0["spec"]["initContainers"]] == ["msjob-reporter"]
@@ -58,9 +56,9 @@ def test_no_step_for_too_long_marks_stalled_and_restarts_the_gang():
     pods = gang()
     report(pods[1], 40, "2026-11-22T11:55:00Z")  # five minutes ago
     fresh = reconcile(health_job(status=status, stallTimeoutSeconds=600), pods, services(), NOW)
-    assert not cond.is_true(fresh.status["conditions"], "Stalled") and fresh.requeue_after <= 300
+    assert not is_true(fresh.status["conditions"], "Stalled") and fresh.requeue_after <= 300
     plan = reconcile(health_job(status=status, stallTimeoutSeconds=120), pods, services(), NOW)
-    stalled = cond.get(plan.status["conditions"], "Stalled")
+    stalled = condition(plan.status["conditions"], "Stalled")
     assert stalled["status"] == "True" and "no training step" in stalled["message"]
     assert plan.status["restartCount"] == 1 and plan.status["backoffCount"] == 1
     assert "stalled" in plan.transitions and len(plan.delete_pods) == 3
@@ -71,14 +69,14 @@ def test_stall_can_fail_the_job():
     pods = gang()
     report(pods[1], 40, "2026-11-22T11:55:00Z")
     plan = reconcile(health_job(status=status, stallTimeoutSeconds=60, stallAction="FailJob"), pods, services(), NOW)
-    assert cond.get(plan.status["conditions"], "Failed")["reason"] == "Stalled"
+    assert condition(plan.status["conditions"], "Failed")["reason"] == "Stalled"
 
 
 def test_a_slow_start_is_not_a_stall():
     status = running_status(progress={"pod": "demo-worker-0"})
     status["conditions"][1]["lastTransitionTime"] = "2026-11-22T11:58:00Z"  # running for two minutes, no step yet
     plan = reconcile(health_job(status=status, stallTimeoutSeconds=300), gang(), services(), NOW)
-    assert not cond.is_true(plan.status["conditions"], "Stalled") and plan.status.get("restartCount") == 0
+    assert not is_true(plan.status["conditions"], "Stalled") and plan.status.get("restartCount") == 0
     later = NOW + dt.timedelta(minutes=5)
     plan = reconcile(health_job(status=status, stallTimeoutSeconds=300), gang(), services(), later)
-    assert cond.is_true(plan.status["conditions"], "Stalled")
+    assert is_true(plan.status["conditions"], "Stalled")

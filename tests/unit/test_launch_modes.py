@@ -75,7 +75,8 @@ def test_msrun_master_service_selects_worker_zero():
 
 def test_msrun_job_waits_for_the_master_service_then_creates_workers():
     plan = reconcile(msrun_job(), [], [], NOW)
-    assert plan.waiting_for_prerequisites and not plan.create_pods
+    assert not plan.create_pods and plan.requeue_after == 0 and "demo-scheduler" in [
+        s["metadata"]["name"] for s in plan.create_services]
     plan = reconcile(msrun_job(), [], services(), NOW)
     assert sorted(p["metadata"]["name"] for p in plan.create_pods) == ["demo-worker-0", "demo-worker-1"]
 
@@ -94,7 +95,7 @@ def annotated(p: dict, server: str) -> dict:
 
 def test_rank_table_configmap_comes_before_the_pods_and_completes_with_them():
     first = reconcile(ranktable_job(), [], services(), NOW)
-    assert first.waiting_for_prerequisites and not first.create_pods
+    assert len(first.create_pods) == 2  # applied after the ConfigMap they mount (prerequisites go first)
     (cm,) = first.apply_configmaps
     assert cm["metadata"]["name"] == "demo-ranktable" and '"status": "initializing"' in cm["data"]["hccl.json"]
     status = first.status

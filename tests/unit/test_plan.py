@@ -1,10 +1,9 @@
 import datetime as dt
 
 from msjob_operator.api import naming
-from msjob_operator.reconcile import conditions as cond
 from msjob_operator.reconcile.plan import reconcile
 
-from .jobs import NOW, gang, job, pod, services
+from .jobs import NOW, gang, job, pod, services, condition, finished, is_true
 
 
 def names(objs):
@@ -27,7 +26,8 @@ def running_status(**extra):
 def test_new_job_creates_services_first_then_all_pods():
     plan = reconcile(job(), [], [], NOW)
     assert names(plan.create_services) == ["demo", "demo-scheduler"]
-    assert plan.waiting_for_prerequisites and not plan.create_pods
+    # The members' env needs the scheduler Service's ClusterIP: their pass comes right after.
+    assert not plan.create_pods and plan.requeue_after == 0
     assert conds(plan)["Created"]["status"] == "True"
     assert "created" in plan.transitions
 
@@ -86,9 +86,9 @@ def test_all_workers_success_policy_waits_for_every_worker():
     pods = gang()
     pods[1] = pod("demo", "Worker", 0, phase="Succeeded", exit_code=0)
     j = job(status=running_status(), successPolicy="AllWorkers")
-    assert not cond.finished(reconcile(j, pods, services(), NOW).status["conditions"])
+    assert not finished(reconcile(j, pods, services(), NOW).status["conditions"])
     pods[2] = pod("demo", "Worker", 1, phase="Succeeded", exit_code=0)
-    assert cond.is_true(reconcile(j, pods, services(), NOW).status["conditions"], "Succeeded")
+    assert is_true(reconcile(j, pods, services(), NOW).status["conditions"], "Succeeded")
 
 
 def test_member_failure_restarts_the_whole_gang_and_counts():
@@ -173,7 +173,7 @@ def test_exit_code_policy():
     j["spec"]["msReplicaSpecs"]["Worker"]["restartPolicy"] = "ExitCode"
     pods = gang()
     pods[2] = pod("demo", "Worker", 1, phase="Failed", exit_code=3)
-    assert cond.is_true(reconcile(j, pods, services(), NOW).status["conditions"], "Failed")
+    assert is_true(reconcile(j, pods, services(), NOW).status["conditions"], "Failed")
     pods[2] = pod("demo", "Worker", 1, phase="Failed", exit_code=139)
     assert reconcile(j, pods, services(), NOW).status["restartCount"] == 1
 
@@ -225,7 +225,7 @@ def test_ignore_needs_dynamic_workers():
     assert plan.status["restartCount"] == 1  # the rule does not apply: default gang restart
     plan = reconcile(job(status=running_status(), failurePolicy={"rules": rules}, enableDynamicWorker=True),
                      pods, services(), NOW)
-    assert plan.status["restartCount"] == 0 and not cond.finished(plan.status["conditions"])
+    assert plan.status["restartCount"] == 0 and not finished(plan.status["conditions"])
 
 
 def test_member_deleted_by_hand_restarts_the_gang():
@@ -243,7 +243,7 @@ def test_startup_deadline_fails_with_pending_reasons():
     pods[2] = pod("demo", "Worker", 1, phase="Pending", waiting="ImagePullBackOff")
     j = job(status=status, failurePolicy={"startupDeadlineSeconds": 60})
     early = reconcile(j, pods, services(), dt.datetime(2026, 11, 22, 11, 50, 30, tzinfo=dt.timezone.utc))
-    assert not cond.finished(early.status["conditions"]) and 25 < early.requeue_after <= 30
+    assert not finished(early.status["conditions"]) and 25 < early.requeue_after <= 30
     plan = reconcile(j, pods, services(), NOW)
     failed = conds(plan)["Failed"]
     assert failed["reason"] == "StartupDeadlineExceeded" and "ImagePullBackOff" in failed["message"]
@@ -271,7 +271,7 @@ def test_resume_while_suspended_pods_still_terminate_is_not_a_failure():
     terminating = [pod("demo", "Worker", 0, deleting=True), pod("demo", "Worker", 1, deleting=True)]
     resumed = reconcile(job(status=suspended), terminating, services(), NOW)
     assert resumed.status["attempt"] == 1 and resumed.status["restartCount"] == 0
-    assert not resumed.status.get("backoffCount") and not cond.is_true(resumed.status["conditions"], "Restarting")
+    assert not resumed.status.get("backoffCount") and not is_true(resumed.status["conditions"], "Restarting")
     assert not resumed.create_pods  # the new gang waits for the old pods to go
     gone = reconcile(job(status=resumed.status), [], services(), NOW)
     assert all(p["metadata"]["labels"][naming.ATTEMPT_LABEL] == "1" for p in gone.create_pods)

@@ -51,8 +51,9 @@ def test_coscheduling_podgroup_and_pod_label():
 def test_gang_job_creates_its_podgroup_before_any_pod():
     j = npu_job(runPolicy={"schedulingPolicy": {"queue": "default"}})
     plan = reconcile(j, [], services(), NOW)
-    assert [g["kind"] for g in plan.create_podgroups] == ["PodGroup"]
-    assert plan.waiting_for_prerequisites and not plan.create_pods
+    # One plan: the PodGroup and the pods, applied in that order (the applier creates no pod when the
+    # PodGroup could not be created).
+    assert [g["kind"] for g in plan.create_podgroups] == ["PodGroup"] and len(plan.create_pods) == 3
     group = dict(plan.create_podgroups[0], status={"phase": "Pending"})
     plan = reconcile(j, [], services(), NOW, podgroups=[group])
     assert len(plan.create_pods) == 3 and not plan.create_podgroups

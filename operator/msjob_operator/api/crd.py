@@ -28,6 +28,7 @@ import yaml
 
 from . import models
 from .podtemplate import pod_template_schema
+from .status import MSJobStatus
 from .template_rules import harden_template
 
 CRD_NAME = f"{models.PLURAL}.{models.GROUP}"
@@ -220,7 +221,7 @@ def _root_schema() -> dict[str, Any]:
     spec = structural_schema(models.MSJobSpec)
     spec["description"] = "Desired state of the MSJob: the replicas of its MindSpore cluster and how the job is run."
     _document_one_template(spec)
-    status = structural_schema(models.MSJobStatus)
+    status = structural_schema(MSJobStatus)
     status["description"] = "Observed state of the MSJob; written by the operator."
     return {
         "type": "object",

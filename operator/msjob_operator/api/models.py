@@ -10,10 +10,14 @@ what to do, because it is what a person sees from ``kubectl apply``.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .enums import (  # noqa: F401  (the spec's enums, also imported from here)
+    MS_ROLES, REPLICA_TYPES, CleanPodPolicy, ConditionType, ExitCodeOperator, FailureAction, LaunchMode, ReplicaType,
+    RestartPolicy, RestartStrategy, StallAction, StartupDeadlineAction, SuccessPolicy,
+)
 
 GROUP = "mindspore.gitee.com"
 VERSION = "v1"
@@ -59,65 +63,6 @@ class _Model(BaseModel):
     # Unknown fields are ignored when reading objects from the API server, so an operator
     # older than its CRD keeps working.
     model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True)
-
-
-class ReplicaType(str, enum.Enum):
-    SCHEDULER = "Scheduler"
-    PS = "PS"
-    WORKER = "Worker"
-
-
-# The order in which replica types are listed, created and reported.
-REPLICA_TYPES = [ReplicaType.SCHEDULER.value, ReplicaType.PS.value, ReplicaType.WORKER.value]
-MS_ROLES = {"Scheduler": "MS_SCHED", "PS": "MS_PSERVER", "Worker": "MS_WORKER"}
-
-
-class RestartPolicy(str, enum.Enum):
-    """What a member's failure means when no failurePolicy rule matches it.
-
-    Pods themselves always run with ``restartPolicy: Never``: restarting one container in place
-    leaves a MindSpore cluster with a hole, so the operator restarts the whole gang instead.
-    """
-
-    ALWAYS = "Always"  # same as OnFailure for a training job: the gang is restarted
-    ON_FAILURE = "OnFailure"  # restart the gang, counted against runPolicy.backoffLimit
-    NEVER = "Never"  # fail the job
-    EXIT_CODE = "ExitCode"  # exit codes 1-127 fail the job; 128+ (signals) restart the gang
-
-
-class CleanPodPolicy(str, enum.Enum):
-    RUNNING = "Running"
-    ALL = "All"
-    NONE = "None"
-
-
-class SuccessPolicy(str, enum.Enum):
-    DEFAULT = ""  # worker 0 succeeded, as in ms-operator
-    ALL_WORKERS = "AllWorkers"
-
-
-class FailureAction(str, enum.Enum):
-    FAIL_JOB = "FailJob"
-    RESTART_JOB = "RestartJob"  # delete and recreate every pod; counts against backoffLimit
-    RESTART_JOB_IGNORE_BUDGET = "RestartJobIgnoreBudget"  # same, not counted
-    RESTART_REPLICA = "RestartReplica"  # recreate only the failed pod; counts against backoffLimit
-    IGNORE = "Ignore"  # leave the failed pod; the job goes on (elastic or best-effort members)
-
-
-class StartupDeadlineAction(str, enum.Enum):
-    FAIL_JOB = "FailJob"
-    RESTART_JOB = "RestartJob"
-
-
-class ExitCodeOperator(str, enum.Enum):
-    IN = "In"
-    NOT_IN = "NotIn"
-
-
-class LaunchMode(str, enum.Enum):
-    DYNAMIC = "Dynamic"  # one MindSpore process per pod, cluster formed through the scheduler
-    MSRUN = "Msrun"  # msrun in every worker pod starts one process per device; pod 0 hosts the scheduler
-    RANK_TABLE = "RankTable"  # Ascend HCCL rank table (hccl.json) built from the device plugin's annotations
 
 
 class DeviceSettings(_Model):
@@ -250,11 +195,6 @@ _REPLICA_RULES = rules(
         "template.spec.containers must list at least one container (the one named 'mindspore', or the first, runs MindSpore).",
         field_path=".template"),
 )
-
-
-class StallAction(str, enum.Enum):
-    RESTART_JOB = "RestartJob"
-    FAIL_JOB = "FailJob"
 
 
 class HealthSettings(_Model):
@@ -405,126 +345,3 @@ class MSJob(_Model):
 
 
 ROOT_VALIDATIONS = _ROOT_RULES
-
-
-# ----------------------------------------------------------------------------------------------
-# Status: written only by the operator.
-
-
-class ConditionType(str, enum.Enum):
-    STALLED = "Stalled"
-    WAITING = "Waiting"  # pods of the current attempt are not running yet, and the reason is known
-    CREATED = "Created"
-    RUNNING = "Running"
-    RESTARTING = "Restarting"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-    SUSPENDED = "Suspended"
-
-
-class Condition(_Model):
-    type: str
-    status: str = Field(description="True, False or Unknown.")
-    reason: Optional[str] = None
-    message: Optional[str] = None
-    last_update_time: Optional[str] = Field(None, alias="lastUpdateTime")
-    last_transition_time: Optional[str] = Field(None, alias="lastTransitionTime")
-
-
-class ReplicaStatus(_Model):
-    active: Optional[int] = Field(None, description="Pods pending or running.")
-    ready: Optional[int] = Field(None, description="Pods running and ready.")
-    succeeded: Optional[int] = None
-    failed: Optional[int] = None
-    restarts: Optional[int] = Field(None, description="Pods of this type recreated alone (action RestartReplica).")
-    selector: Optional[str] = Field(None, description="Label selector of this type's pods (for the scale subresource).")
-
-
-class MemberFailure(_Model):
-    pod: str
-    replica_type: Optional[str] = Field(None, alias="replicaType")
-    index: Optional[int] = None
-    container: Optional[str] = None
-    exit_code: Optional[int] = Field(None, alias="exitCode")
-    reason: Optional[str] = Field(None, description="Container or pod reason, e.g. Error, OOMKilled, Evicted.")
-    message: Optional[str] = Field(None, description="Termination message or the last lines of the container's log.")
-    node: Optional[str] = None
-    time: Optional[str] = None
-    action: Optional[str] = Field(None, description="What the operator did about it.")
-
-
-class WaitingReplicas(_Model):
-    reason: Optional[str] = None
-    message: Optional[str] = None
-    pods: Optional[int] = Field(None, description="Pods of this type held up by this cause.")
-
-
-class WaitingStatus(_Model):
-    reason: Optional[str] = Field(
-        None, description="Why pods of the current attempt are not running, for programs: PodCreateRefused, PodNameTaken, "
-                          "Unschedulable, ImagePullBackOff, CreateContainerConfigError, GangNotScheduled, RestartBackoff, ...")
-    message: Optional[str] = Field(None, description="The same, for people: the API server's, scheduler's or kubelet's words.")
-    since: Optional[str] = Field(None, description="When this cause was first seen.")
-    replica_types: Optional[dict[str, WaitingReplicas]] = Field(None, alias="replicaTypes")
-
-
-class PodGroupStatus(_Model):
-    name: Optional[str] = None
-    phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown.")
-    message: Optional[str] = Field(None, description="Why the gang is not scheduled yet, from the scheduler.")
-
-
-class RankTableStatus(_Model):
-    status: Optional[str] = Field(None, description="initializing until every Worker pod's devices are known, then completed.")
-    servers: Optional[int] = None
-    ranks: Optional[int] = None
-    hash: Optional[str] = Field(None, description="Digest of the hccl.json last written to the ConfigMap.")
-
-
-class ProgressStatus(_Model):
-    pod: Optional[str] = None
-    step: Optional[int] = None
-    epoch: Optional[int] = None
-    loss: Optional[float] = None
-    step_time_ms: Optional[float] = Field(None, alias="stepTimeMs")
-    steps_per_second: Optional[float] = Field(None, alias="stepsPerSecond")
-    heartbeat: Optional[str] = Field(None, description="Time of the last training step.")
-    reported_at: Optional[str] = Field(None, alias="reportedAt")
-
-
-class MSJobStatus(_Model):
-    state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
-    workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
-    conditions: Optional[list[Condition]] = Field(
-        None, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
-    )
-    replica_statuses: Optional[dict[str, ReplicaStatus]] = Field(None, alias="replicaStatuses")
-    start_time: Optional[str] = Field(None, alias="startTime")
-    completion_time: Optional[str] = Field(None, alias="completionTime")
-    last_reconcile_time: Optional[str] = Field(None, alias="lastReconcileTime")
-    attempt_start_time: Optional[str] = Field(None, alias="attemptStartTime",
-                                              description="When the current gang attempt began: its pods are created from then on (a restart's backoff puts it ahead).")
-    observed_generation: Optional[int] = Field(None, alias="observedGeneration")
-    restart_count: Optional[int] = Field(None, alias="restartCount",
-                                         description="Restarts so far: gang restarts and members recreated alone.")
-    attempt: Optional[int] = Field(
-        None, description="Gang attempt the current pods belong to: bumped by every gang restart and every resume.")
-    backoff_count: Optional[int] = Field(None, alias="backoffCount", description="Restarts counted against runPolicy.backoffLimit.")
-    world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
-    consecutive_restarts: Optional[int] = Field(
-        None, alias="consecutiveRestarts",
-        description="Gang restarts in a row without 10 minutes of the whole gang running; sets the backoff before the next gang.")
-    consecutive_uncounted_restarts: Optional[int] = Field(
-        None, alias="consecutiveUncountedRestarts",
-        description="Of those, the ones not counted against backoffLimit (see failurePolicy.uncountedRestartLimit).")
-    scheduler_address: Optional[str] = Field(
-        None, alias="schedulerAddress",
-        description="The ClusterIP of <job>-scheduler the members were given as MS_SCHED_HOST; a deleted Service gets it back.")
-    waiting: Optional[WaitingStatus] = Field(None, description="Why pods of the current attempt are not running yet, while they are not.")
-    last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
-    pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
-    rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable", description="The HCCL rank table (launchMode RankTable).")
-    progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 (spec.health.reportProgress).")
-    handled_failures: Optional[list[str]] = Field(
-        None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
-    )

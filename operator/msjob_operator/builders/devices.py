@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from ..api.enums import LaunchMode, ReplicaType
 from ..api.models import MSJobSpec
 from .containers import main_container
 
@@ -35,7 +36,7 @@ def worker_devices(spec: MSJobSpec) -> Devices:
     settings = spec.mindspore.devices if spec.mindspore else None
     if settings:
         return Devices(settings.resource, settings.per_pod)
-    worker = dict(spec.ms_replica_specs.items()).get("Worker")
+    worker = dict(spec.ms_replica_specs.items()).get(ReplicaType.WORKER.value)
     container = main_container((worker.template.get("spec") or {})) if worker else None
     for name, value in ((container or {}).get("resources") or {}).get("limits", {}).items():
         if _is_device(name):
@@ -48,8 +49,8 @@ def worker_devices(spec: MSJobSpec) -> Devices:
 
 def processes_per_pod(spec: MSJobSpec) -> int:
     """One MindSpore process per pod in Dynamic mode; per device (or as set) with msrun or a rank table."""
-    mode = (spec.mindspore.launch_mode if spec.mindspore else None) or "Dynamic"
-    if mode == "Dynamic":
+    mode = (spec.mindspore.launch_mode if spec.mindspore else None) or LaunchMode.DYNAMIC.value
+    if mode == LaunchMode.DYNAMIC.value:
         return 1
     if spec.mindspore and spec.mindspore.processes_per_pod:
         return spec.mindspore.processes_per_pod

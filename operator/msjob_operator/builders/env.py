@@ -7,6 +7,7 @@ exists before any pod is created and survives a scheduler restart.
 
 from __future__ import annotations
 
+from ..api.enums import LaunchMode, ReplicaType
 from ..api.models import DEFAULT_SCHEDULER_PORT, MS_ROLES, MSJobSpec
 from .containers import MAIN_CONTAINER, main_container  # noqa: F401  (re-exported)
 from .devices import processes_per_pod, worker_devices
@@ -17,13 +18,13 @@ DEFAULT_MSRUN_CLUSTER_TIMEOUT = 600
 
 
 def launch_mode(spec: MSJobSpec) -> str:
-    return (spec.mindspore.launch_mode if spec.mindspore else None) or "Dynamic"
+    return (spec.mindspore.launch_mode if spec.mindspore else None) or LaunchMode.DYNAMIC.value
 
 
 def needs_scheduler_service(spec: MSJobSpec) -> bool:
     """Dynamic mode with a Scheduler replica, or msrun (whose scheduler lives in worker 0)."""
     mode = launch_mode(spec)
-    return (mode == "Dynamic" and replica_count(spec, "Scheduler") > 0) or mode == "Msrun"
+    return (mode == LaunchMode.DYNAMIC.value and replica_count(spec, ReplicaType.SCHEDULER.value) > 0) or mode == LaunchMode.MSRUN.value
 
 
 def scheduler_port(spec: MSJobSpec) -> int:
@@ -56,7 +57,7 @@ def mindspore_env(
         {"name": "MSJOB_REPLICA_INDEX", "value": str(index)},
     ]
     devices = worker_devices(spec)
-    if replica_type == "Worker" and devices.resource:
+    if replica_type == ReplicaType.WORKER.value and devices.resource:
         env.append({"name": "MSJOB_DEVICE_RESOURCE", "value": devices.resource})
         env.append({"name": "MSJOB_DEVICES_PER_POD", "value": str(devices.per_pod)})
         timeout = spec.mindspore.cluster_timeout_seconds if spec.mindspore else None
@@ -64,37 +65,37 @@ def mindspore_env(
             # HCCL's own link set-up deadline should not be shorter than the cluster's.
             env.append({"name": "HCCL_CONNECT_TIMEOUT", "value": str(timeout)})
     mode = launch_mode(spec)
-    if mode == "Msrun":
+    if mode == LaunchMode.MSRUN.value:
         return env + msrun_env(spec, index=index, scheduler_ip=scheduler_ip)
-    if mode == "RankTable":
+    if mode == LaunchMode.RANK_TABLE.value:
         from .ranktable import rank_env
 
         per_pod = processes_per_pod(spec)
-        return env + rank_env(index, per_pod, per_pod * replica_count(spec, "Worker"))
-    has_scheduler = replica_count(spec, "Scheduler") > 0
+        return env + rank_env(index, per_pod, per_pod * replica_count(spec, ReplicaType.WORKER.value))
+    has_scheduler = replica_count(spec, ReplicaType.SCHEDULER.value) > 0
     if not has_scheduler:
         # Without a scheduler there is no dynamic-networking cluster to join.
         return env
     env.append({"name": "MS_ROLE", "value": MS_ROLES[replica_type]})
-    if replica_type == "Scheduler":
+    if replica_type == ReplicaType.SCHEDULER.value:
         env.append({"name": "MS_SCHED_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}})
     else:
         if not scheduler_ip:
             raise ValueError("the scheduler Service's ClusterIP is needed before non-scheduler pods can be built")
         env.append({"name": "MS_SCHED_HOST", "value": scheduler_ip})
     env.append({"name": "MS_SCHED_PORT", "value": str(scheduler_port(spec))})
-    env.append({"name": "MS_WORKER_NUM", "value": str(replica_count(spec, "Worker") * processes_per_pod(spec))})
-    servers = replica_count(spec, "PS")
+    env.append({"name": "MS_WORKER_NUM", "value": str(replica_count(spec, ReplicaType.WORKER.value) * processes_per_pod(spec))})
+    servers = replica_count(spec, ReplicaType.PS.value)
     if servers:
         env.append({"name": "MS_SERVER_NUM", "value": str(servers)})
-    if servers and replica_type in ("Worker", "PS"):
+    if servers and replica_type in (ReplicaType.WORKER.value, ReplicaType.PS.value):
         # With parameter servers, numeric ids cannot work on MindSpore 2.10: a numeric id is the rank
         # within its role, yet ids must be unique across roles (worker 0 and server 0 collide). Any
         # non-numeric id makes the scheduler reassign every rank by (host IP, id) once all have
         # registered, and workers that joined with numeric ids keep their old rank: collectives
         # then hang. Deterministic names are taken as ids, the reassigned ranks honoured.
         env.append({"name": "MS_NODE_ID", "value": f"{replica_type.lower()}-{index}"})
-    elif replica_type == "Worker":
+    elif replica_type == ReplicaType.WORKER.value:
         # A numeric MS_NODE_ID is the worker's rank: ranks then follow replica indexes.
         env.append({"name": "MS_NODE_ID", "value": str(index)})
     settings = spec.mindspore
@@ -112,7 +113,7 @@ def msrun_env(spec: MSJobSpec, *, index: int, scheduler_ip: str | None) -> list[
     pod IP, every other pod the ClusterIP of the Service in front of worker 0.
     """
     per_pod = processes_per_pod(spec)
-    total = per_pod * replica_count(spec, "Worker")
+    total = per_pod * replica_count(spec, ReplicaType.WORKER.value)
     timeout = (spec.mindspore.cluster_timeout_seconds if spec.mindspore else None) or DEFAULT_MSRUN_CLUSTER_TIMEOUT
     if index == 0:
         master = {"name": "MS_SCHED_HOST", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}

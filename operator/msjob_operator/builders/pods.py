@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 
+from ..api.enums import LaunchMode, ReplicaType
 from ..api import naming
 from ..api.models import MSJobSpec, ReplicaSpec
 from .devices import request_devices, worker_devices
@@ -40,9 +41,9 @@ def build_pod(
         container.setdefault("terminationMessagePolicy", "FallbackToLogsOnError")
         probes.tolerate_slow_start(container, grace)
     container = main_container(pod_spec)
-    if container is not None and replica_type == "Worker":
+    if container is not None and replica_type == ReplicaType.WORKER.value:
         request_devices(container, worker_devices(spec))
-        if launch_mode(spec) == "RankTable":
+        if launch_mode(spec) == LaunchMode.RANK_TABLE.value:
             # The ConfigMap volume (not a subPath) so the kubelet updates hccl.json in place.
             pod_spec.setdefault("volumes", []).append(ranktable.volume(name))
             container.setdefault("volumeMounts", []).append(ranktable.volume_mount())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..api.enums import LaunchMode, ReplicaType
 from ..api import naming
 from ..api.models import MSJobSpec
 from .env import SCHEDULER_PORT_NAME, launch_mode, needs_scheduler_service, scheduler_port
@@ -38,13 +39,13 @@ def build_services(job: dict, spec: MSJobSpec, scheduler_ip: str | None = None) 
     if needs_scheduler_service(spec):
         # The stable literal IP that every member uses as MS_SCHED_HOST: in front of the Scheduler
         # pod, or of worker 0 where msrun runs the scheduler.
-        if launch_mode(spec) == "Msrun":
-            selector = {**naming.replica_labels(name, "Worker"), naming.REPLICA_INDEX_LABEL: "0"}
+        if launch_mode(spec) == LaunchMode.MSRUN.value:
+            selector = {**naming.replica_labels(name, ReplicaType.WORKER.value), naming.REPLICA_INDEX_LABEL: "0"}
         else:
-            selector = naming.replica_labels(name, "Scheduler")
+            selector = naming.replica_labels(name, ReplicaType.SCHEDULER.value)
         pinned = {"clusterIP": scheduler_ip} if scheduler_ip else {}
         services.append(_service(
-            job, naming.scheduler_service_name(name), naming.replica_labels(name, "Scheduler"), selector, port,
+            job, naming.scheduler_service_name(name), naming.replica_labels(name, ReplicaType.SCHEDULER.value), selector, port,
             type="ClusterIP", **pinned,
         ))
     return services

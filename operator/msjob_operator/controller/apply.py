@@ -132,28 +132,32 @@ class Applier:
         return any(ref.get("controller") and ref.get("uid") == job["metadata"]["uid"]
                    for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
-    async def create_prerequisites(self, key: Key, job: dict, plan: Plan) -> None:
+    async def create_prerequisites(self, key: Key, job: dict, plan: Plan) -> bool:
         """Services (members need the scheduler's ClusterIP), PodGroups (pods go after their gang),
-        ConfigMaps (rank tables are mounted) and RBAC objects (the reporter's identity)."""
+        ConfigMaps (rank tables are mounted) and RBAC objects (the reporter's identity). False when one the
+        pods need is not there (the scheduler Service is not one: pods needing its ClusterIP wait for it)."""
         namespace = key[0]
         await asyncio.gather(*(self._create(key, job, "Service", core_path("services", namespace), svc, self.services)
                                for svc in plan.create_services))
+        ready = True
         for group in plan.create_podgroups:
-            await self._create(key, job, "PodGroup", self.podgroup_path(namespace), group, self.podgroups)
+            ready &= await self._create(key, job, "PodGroup", self.podgroup_path(namespace), group, self.podgroups)
         for body in plan.apply_configmaps:
-            await self._apply_configmap(key, job, body)
+            ready &= await self._apply_configmap(key, job, body)
         for body in plan.create_objects:
             group_version, kind = body["apiVersion"], body["kind"]
             base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-            await self._create(key, job, kind, f"{base}/namespaces/{namespace}/{_PLURALS[kind]}", body, None)
+            ready &= await self._create(key, job, kind, f"{base}/namespaces/{namespace}/{_PLURALS[kind]}", body, None)
+        return ready
 
-    async def _apply_configmap(self, key: Key, job: dict, body: dict) -> None:
+    async def _apply_configmap(self, key: Key, job: dict, body: dict) -> bool:
         """Write a ConfigMap whole: replace its data, or create it."""
         path = core_path("configmaps", key[0], body["metadata"]["name"])
         status, _ = await self.kube.request("PATCH", path, {"data": body["data"]},
                                             content_type="application/merge-patch+json", ok_statuses=(404,))
         if status == 404:
-            await self._create(key, job, "ConfigMap", core_path("configmaps", key[0]), body, None)
+            return await self._create(key, job, "ConfigMap", core_path("configmaps", key[0]), body, None)
+        return True
 
     # -- the plan -------------------------------------------------------------------------------
     async def apply(self, key: Key, job: dict, plan: Plan, jlog: logging.LoggerAdapter) -> bool:
@@ -162,7 +166,9 @@ class Applier:
         if not await self.write_status(key, job, plan):
             return False  # the job is gone
         self.record(namespace, plan)
-        await self.create_prerequisites(key, job, plan)
+        if not await self.create_prerequisites(key, job, plan):
+            # A PodGroup, ConfigMap or RBAC object the pods need is not there: no pod this pass.
+            plan.create_pods.clear()
         for name in plan.delete_podgroups:
             await self.kube.request("DELETE", self.podgroup_path(namespace, name), ok_statuses=(404,))
             jlog.info("deleted PodGroup %s", name)

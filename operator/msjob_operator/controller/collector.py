@@ -6,7 +6,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from msjob_runtime.progress import parse_time
 
-from ..reconcile import conditions as cond
+from ..api.enums import ConditionType
 
 
 class JobStateCollector:
@@ -28,7 +28,7 @@ class JobStateCollector:
         counts: dict[tuple[str, str], int] = {}
         for job in list(self.controller.jobs.values()):
             status = job.get("status") or {}
-            state = cond.state(status.get("conditions") or [])
+            state = status.get("state") or ConditionType.CREATED.value  # the reconcile's own summary of its conditions
             key = (job["metadata"]["namespace"], state)
             counts[key] = counts.get(key, 0) + 1
             progress = status.get("progress") or {}

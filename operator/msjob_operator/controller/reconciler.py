@@ -251,13 +251,7 @@ class Controller:
         started = time.monotonic()
         jlog = JobLog(log, {"job": "/".join(key)})
         await self._refresh(key)
-        plan = self._plan(job, key)
-        if plan.waiting_for_prerequisites and (plan.create_services or plan.create_podgroups or plan.apply_configmaps
-                                               or plan.create_objects):
-            # Non-scheduler pods need the scheduler Service's ClusterIP in their env, gang-scheduled
-            # pods their PodGroup, and rank-table pods the ConfigMap they mount.
-            await self.applier.create_prerequisites(key, job, plan)
-            plan = self._plan(job, key)
+        plan = self._plan(job, key)  # one plan per pass, applied in order (prerequisites first)
         refused = await self.applier.apply(key, job, plan, jlog)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after + 0.05)

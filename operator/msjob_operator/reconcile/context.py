@@ -6,14 +6,15 @@ controller applies in order (one status write, then creates and deletes).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime as dt
 from typing import Mapping, Optional, Sequence
 
 from msjob_runtime.progress import parse_time
 
+from ..api.enums import CleanPodPolicy, ConditionType
 from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
+from ..api.status import Condition, MSJobStatus
 from ..config import DEFAULT, Config
 from . import backoff
 from . import conditions as cond
@@ -59,9 +60,6 @@ class Plan:
     transitions: list[str] = dataclasses.field(default_factory=list)
     delete_job: bool = False
     requeue_after: Optional[float] = None
-    # Pods wait for the scheduler Service's ClusterIP or for their PodGroup: apply
-    # create_services and create_podgroups, then reconcile again.
-    waiting_for_prerequisites: bool = False
 
     def requeue(self, seconds: float) -> None:
         seconds = min(max(seconds, 0.0), MAX_REQUEUE_SECONDS)
@@ -119,19 +117,26 @@ class PassContext:
         self.foreign_services = {s["metadata"]["name"]: s for s in services if not _owned(s, uid)}
         self.now_text = fmt_time(now)
         self.name = job["metadata"]["name"]
-        # A deep copy: the job dict belongs to the operator's cache and must stay as observed.
-        self.status: dict = copy.deepcopy(job.get("status") or {})
-        self.status["conditions"] = self.status.get("conditions") or []
-        # Jobs written before `attempt` existed used restartCount as their attempt.
-        self.status.setdefault("attempt", self.status.get("restartCount") or 0)
-        self.plan = Plan(status=self.status)
+        # A parsed copy: the job dict belongs to the operator's cache and must stay as observed.
+        self.status = MSJobStatus.read(job.get("status"))
+        self.status.conditions = self.status.conditions or []
+        if self.status.attempt is None:
+            # Jobs written before `attempt` existed used restartCount as their attempt.
+            self.status.attempt = self.status.restart_count or 0
+        self.plan = Plan(status={})
+
+    def done(self) -> Plan:
+        """The plan, with the status to write."""
+        self.plan.status = self.status.dump()
+        return self.plan
 
     # -- conditions and events ------------------------------------------------------------
     @property
-    def conditions(self) -> list[dict]:
-        return self.status["conditions"]
+    def conditions(self) -> list[Condition]:
+        assert self.status.conditions is not None
+        return self.status.conditions
 
-    def condition(self, ctype: str, status: str, reason: str, message: str) -> bool:
+    def condition(self, ctype: ConditionType, status: str, reason: str, message: str) -> bool:
         return cond.set_condition(self.conditions, ctype, status, reason, message, self.now_text)
 
     def event(self, etype: str, reason: str, message: str) -> None:
@@ -139,18 +144,18 @@ class PassContext:
 
     # -- terminal transitions ----------------------------------------------------------------
     def finish(self, succeeded: bool, reason: str, message: str) -> None:
-        ctype = "Succeeded" if succeeded else "Failed"
+        ctype = ConditionType.SUCCEEDED if succeeded else ConditionType.FAILED
         if self.condition(ctype, cond.TRUE, reason, truncate(message)):
             self.event("Normal" if succeeded else "Warning", reason, message)
             self.plan.transitions.append("succeeded" if succeeded else f"failed:{reason}")
-        self.condition("Running", cond.FALSE, reason, message)
-        self.condition("Restarting", cond.FALSE, reason, message)
+        self.condition(ConditionType.RUNNING, cond.FALSE, reason, message)
+        self.condition(ConditionType.RESTARTING, cond.FALSE, reason, message)
         self.stop_waiting(reason, "the job has finished")
-        self.status.setdefault("completionTime", self.now_text)
+        self.status.completion_time = self.status.completion_time or self.now_text
 
     def stop_waiting(self, reason: str, message: str) -> None:
-        self.status.pop("waiting", None)
-        self.condition("Waiting", cond.FALSE, reason, message)
+        self.status.waiting = None
+        self.condition(ConditionType.WAITING, cond.FALSE, reason, message)
 
     # -- restarts -----------------------------------------------------------------------------
     @property
@@ -159,10 +164,14 @@ class PassContext:
         return run.backoff_limit if run and run.backoff_limit is not None else DEFAULT_BACKOFF_LIMIT
 
     def budget_left(self) -> bool:
-        return (self.status.get("backoffCount") or 0) < self.backoff_limit
+        return (self.status.backoff_count or 0) < self.backoff_limit
 
     def count_restart(self) -> None:
-        self.status["backoffCount"] = (self.status.get("backoffCount") or 0) + 1
+        self.status.backoff_count = (self.status.backoff_count or 0) + 1
+
+    def count_any_restart(self) -> None:
+        """RESTARTS (restartCount) counts every restart: gang restarts and members recreated alone."""
+        self.status.restart_count = (self.status.restart_count or 0) + 1
 
     @property
     def uncounted_restart_limit(self) -> int:
@@ -179,7 +188,7 @@ class PassContext:
             self.finish(False, "BackoffLimitExceeded",
                         f"{message}; the restart budget (runPolicy.backoffLimit={self.backoff_limit}) is used up")
             return False
-        uncounted = (self.status.get("consecutiveUncountedRestarts") or 0) + (0 if counted or not streak else 1)
+        uncounted = (self.status.consecutive_uncounted_restarts or 0) + (0 if counted or not streak else 1)
         if uncounted > self.uncounted_restart_limit:
             self.finish(False, "UncountedRestartLimitExceeded",
                         f"{message}; {uncounted - 1} restarts not counted against backoffLimit came in a row without the "
@@ -190,35 +199,35 @@ class PassContext:
             self.count_restart()
         delay = 0.0
         if streak:
-            consecutive = (self.status.get("consecutiveRestarts") or 0) + 1
-            self.status["consecutiveRestarts"] = consecutive
+            consecutive = (self.status.consecutive_restarts or 0) + 1
+            self.status.consecutive_restarts = consecutive
             if uncounted:
-                self.status["consecutiveUncountedRestarts"] = uncounted
+                self.status.consecutive_uncounted_restarts = uncounted
             delay = backoff.delay(consecutive)
-        self.status["restartCount"] = (self.status.get("restartCount") or 0) + 1
+        self.count_any_restart()
         self.new_attempt(delay)
-        when = f"; the new gang starts in {delay:.0f} s (restart {self.status['consecutiveRestarts']} in a row)" if delay else ""
-        self.condition("Restarting", cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
-        self.condition("Running", cond.FALSE, reason, "the gang is restarting")
-        self.event("Warning", reason, f"restarting all pods (attempt {self.status['attempt']}{when}): {message}")
+        when = f"; the new gang starts in {delay:.0f} s (restart {self.status.consecutive_restarts} in a row)" if delay else ""
+        self.condition(ConditionType.RESTARTING, cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
+        self.condition(ConditionType.RUNNING, cond.FALSE, reason, "the gang is restarting")
+        self.event("Warning", reason, f"restarting all pods (attempt {self.attempt}{when}): {message}")
         self.plan.transitions.append(f"restarted:{reason}")
         return True
 
     @property
     def attempt(self) -> int:
-        return self.status["attempt"]
+        return self.status.attempt or 0
 
     def new_attempt(self, delay: float = 0.0) -> None:
         """Pods of earlier attempts become stale: they are deleted before the next gang is created,
         from ``attemptStartTime`` on (``delay`` seconds from now: a restart's backoff)."""
-        self.status["attempt"] = self.attempt + 1
-        self.status["attemptStartTime"] = fmt_time(backoff.after(self.now, delay))
+        self.status.attempt = self.attempt + 1
+        self.status.attempt_start_time = fmt_time(backoff.after(self.now, delay))
 
     def remember_handled(self, uid: str) -> None:
-        handled = list(self.status.get("handledFailures") or [])
+        handled = list(self.status.handled_failures or [])
         if uid not in handled:
             handled.append(uid)
-        self.status["handledFailures"] = handled[-HANDLED_FAILURES_KEPT:]
+        self.status.handled_failures = handled[-HANDLED_FAILURES_KEPT:]
 
 
 @dataclasses.dataclass
@@ -278,10 +287,10 @@ def release_gang(p: PassContext) -> None:
 
 def clean_pods(p: PassContext, pods: list[PodView]) -> None:
     release_gang(p)
-    policy = (p.spec.run_policy.clean_pod_policy if p.spec.run_policy else None) or "Running"
-    if policy == "None":
+    policy = (p.spec.run_policy.clean_pod_policy if p.spec.run_policy else None) or CleanPodPolicy.RUNNING.value
+    if policy == CleanPodPolicy.NONE.value:
         return
-    doomed = [pod for pod in pods if policy == "All" or pod.active or (pod.deleting and not pod.finished)]
+    doomed = [pod for pod in pods if policy == CleanPodPolicy.ALL.value or pod.active or (pod.deleting and not pod.finished)]
     p.plan.delete_pods.extend(deletions(doomed, p.now))
     if any(pod.deleting for pod in doomed):
         p.plan.requeue(FORCE_DELETE_AFTER.total_seconds())

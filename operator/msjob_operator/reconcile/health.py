@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from msjob_runtime.progress import parse_time, read_progress
 
+from ..api.enums import ConditionType
+from ..api.status import ProgressStatus
 from ..api import naming
 from ..api.models import MSJobSpec
 from ..builders.containers import main_container
@@ -56,19 +58,19 @@ def update(p, spec: MSJobSpec, raw_pods: dict) -> tuple[bool, str]:
     name = reporter_pod(p.name)
     progress = read_progress(raw_pods[name]) if name in raw_pods else None
     if progress is not None:
-        p.status["progress"] = {"pod": name, **progress}
+        p.status.progress = ProgressStatus.model_validate({"pod": name, **progress})
     timeout = spec.health.stall_timeout_seconds if spec.health else None
-    running = cond.get(p.conditions, "Running")
-    if not timeout or not running or running.get("status") != cond.TRUE:
+    running = cond.get(p.conditions, ConditionType.RUNNING)
+    if not timeout or not running or running.status != cond.TRUE:
         return False, ""
-    running_since = parse_time(running.get("lastTransitionTime"))
+    running_since = parse_time(running.last_transition_time)
     stalled, remaining, message = stall_check(progress, running_since=running_since, now=p.now, timeout_s=timeout,
                                               startup_s=spec.health.startup_grace_seconds)
     if stalled:
         return True, message
     if remaining is not None:
         p.plan.requeue(remaining)
-    if cond.is_true(p.conditions, "Stalled"):
-        p.condition("Stalled", cond.FALSE, "Progressing", "training steps are being made again")
+    if cond.is_true(p.conditions, ConditionType.STALLED):
+        p.condition(ConditionType.STALLED, cond.FALSE, "Progressing", "training steps are being made again")
     return False, ""
 

@@ -56,13 +56,11 @@ def reconcile(job: dict, pods: Sequence[dict], services: Sequence[dict], now: dt
         # The CRD rejects this at admission; an object stored before a stricter CRD can still get here.
         p = PassContext(job, MSJobSpec.model_construct(), now)
         p.finish(False, "InvalidSpec", f"the MSJob spec is invalid: {exc.errors()[0]['msg']}")
-        p.status["state"] = cond.state(p.conditions)
-        return p.plan
+        p.status.state = cond.state(p.conditions)
+        return p.done()
 
     p = PassContext(job, spec, now, config, observed)
     gang = Gang.of(p)
-    for phase in PHASES:
-        if phase(p, gang):
-            return p.plan
-    converge(p, gang)
-    return p.plan
+    if not any(phase(p, gang) for phase in PHASES):  # the first phase that decides the pass ends it
+        converge(p, gang)
+    return p.done()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
+from ..api.enums import ReplicaType
 from ..api.models import FailureAction, MSJobSpec, RestartPolicy
 from .observed import PodView
 
@@ -58,13 +59,13 @@ def decide(spec: MSJobSpec, pod: PodView) -> Decision:
     for position, rule in enumerate((policy.rules if policy else None) or []):
         if _rule_matches(rule, pod):
             action = rule.action
-            if action == FailureAction.IGNORE.value and pod.replica_type == "Worker" and not spec.enable_dynamic_worker:
+            if action == FailureAction.IGNORE.value and pod.replica_type == ReplicaType.WORKER.value and not spec.enable_dynamic_worker:
                 # Ignoring a lost worker only makes sense for elastic jobs; otherwise the cluster has a hole.
                 continue
             return Decision(action, rule.name or f"failurePolicy.rules[{position}]", pod)
 
     restart_policy = _replica_restart_policy(spec, pod.replica_type)
-    if pod.replica_type == "Scheduler" and spec.mindspore and spec.mindspore.enable_recovery:
+    if pod.replica_type == ReplicaType.SCHEDULER.value and spec.mindspore and spec.mindspore.enable_recovery:
         # With MS_ENABLE_RECOVERY the workers re-register with a new scheduler at the same Service address.
         return Decision(FailureAction.RESTART_REPLICA.value, "scheduler recovery (spec.mindspore.enableRecovery)", pod)
     if restart_policy == RestartPolicy.NEVER.value:

@@ -4,7 +4,8 @@
 Needs the official ``kubernetes`` client (the ``local`` extra, or ``pip install kubernetes``).
 """
 
-from ..api.models import Condition, MSJob, MSJobStatus, ReplicaStatus
+from ..api.models import MSJob
+from ..api.status import Condition, MSJobStatus, ReplicaStatus
 from .client import (
     LogsUnavailableError,
     MSJobClient,

@@ -29,8 +29,9 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import naming
 from ..api.models import (
-    API_VERSION, GROUP, KIND, PLURAL, REPLICA_TYPES, VERSION, Condition, ConditionType, MSJob, MSJobStatus, ReplicaType,
+    API_VERSION, GROUP, KIND, PLURAL, REPLICA_TYPES, VERSION, ConditionType, MSJob, ReplicaType,
 )
+from ..api.status import Condition, MSJobStatus
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class LogsUnavailableError(MSJobError):
 def status_of(job: JobLike) -> MSJobStatus:
     """The job's status as an ``MSJobStatus`` (empty when the operator has not written one yet)."""
     raw = job.status if isinstance(job, MSJob) else job.get("status")
-    return MSJobStatus.model_validate(raw or {})
+    return MSJobStatus.read(raw or {})
 
 
 def conditions_of(job: JobLike) -> list[Condition]:

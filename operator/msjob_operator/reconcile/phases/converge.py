@@ -13,6 +13,8 @@ from typing import Optional
 
 from msjob_runtime.progress import parse_time
 
+from ...api.enums import ConditionType, LaunchMode, ReplicaType
+from ...api.status import RankTableStatus
 from ...api import naming
 from ...builders import ranktable
 from ...builders.env import launch_mode, needs_scheduler_service, replica_count
@@ -55,8 +57,8 @@ def restart(p: PassContext, gang: Gang) -> None:
 
 def _may_be_scheduler(p: PassContext, pod: PodView) -> bool:
     # A member whose labels were taken off may be the old scheduler: assume it is.
-    return pod.replica_type == "Scheduler" or (pod.replica_type is None
-                                               and pod.name == naming.pod_name(p.name, "Scheduler", 0))
+    scheduler = ReplicaType.SCHEDULER.value
+    return pod.replica_type == scheduler or (pod.replica_type is None and pod.name == naming.pod_name(p.name, scheduler, 0))
 
 
 def _running_condition(p: PassContext, gang: Gang) -> None:
@@ -64,26 +66,27 @@ def _running_condition(p: PassContext, gang: Gang) -> None:
     all_running = bool(current) and all(
         key in current and (current[key].running or current[key].succeeded) for key in expected)
     if all_running:
-        if p.condition("Running", cond.TRUE, "MSJobRunning", f"all {len(expected)} pods are running"):
+        if p.condition(ConditionType.RUNNING, cond.TRUE, "MSJobRunning", f"all {len(expected)} pods are running"):
             p.event("Normal", "MSJobRunning", f"all {len(expected)} pods are running")
             p.plan.transitions.append("running")
-        if cond.is_true(p.conditions, "Restarting"):
-            p.condition("Restarting", cond.FALSE, "MSJobRestarted", "the restarted gang is running")
+        if cond.is_true(p.conditions, ConditionType.RESTARTING):
+            p.condition(ConditionType.RESTARTING, cond.FALSE, "MSJobRestarted", "the restarted gang is running")
         _end_restart_streak(p)
-    elif not cond.is_true(p.conditions, "Restarting"):
-        p.condition("Running", cond.FALSE, "PodsNotRunning",
+    elif not cond.is_true(p.conditions, ConditionType.RESTARTING):
+        p.condition(ConditionType.RUNNING, cond.FALSE, "PodsNotRunning",
                     f"{sum(1 for k in expected if k in current and current[k].running)} of {len(expected)} pods are running")
 
 
 def _end_restart_streak(p: PassContext) -> None:
     """A gang that has run for HEALTHY_SECONDS ends the streak of restarts that sets the backoff."""
-    if not (p.status.get("consecutiveRestarts") or p.status.get("consecutiveUncountedRestarts")):
+    if not (p.status.consecutive_restarts or p.status.consecutive_uncounted_restarts):
         return
-    since = parse_time((cond.get(p.conditions, "Running") or {}).get("lastTransitionTime")) or p.now
+    running = cond.get(p.conditions, ConditionType.RUNNING)
+    since = parse_time(running.last_transition_time if running else None) or p.now
     left = backoff.remaining(since, backoff.HEALTHY_SECONDS, p.now)
     if left <= 0:
-        p.status.pop("consecutiveRestarts", None)
-        p.status.pop("consecutiveUncountedRestarts", None)
+        p.status.consecutive_restarts = None
+        p.status.consecutive_uncounted_restarts = None
     else:
         p.plan.requeue(left)
 
@@ -91,33 +94,30 @@ def _end_restart_streak(p: PassContext) -> None:
 def _rank_table(p: PassContext, current: dict[tuple[str, int], PodView]) -> None:
     """Keep the job's hccl.json in step with the devices the device plugin gave its Worker pods."""
     spec = p.spec
-    if launch_mode(spec) != "RankTable":
+    if launch_mode(spec) != LaunchMode.RANK_TABLE.value:
         return
-    workers = [p.raw_pods[pod.name] for key, pod in sorted(current.items()) if key[0] == "Worker"]
+    workers = [p.raw_pods[pod.name] for key, pod in sorted(current.items()) if key[0] == ReplicaType.WORKER.value]
     try:
-        table = ranktable.build_rank_table(workers, expected_pods=replica_count(spec, "Worker"))
+        table = ranktable.build_rank_table(workers, expected_pods=replica_count(spec, ReplicaType.WORKER.value))
     except ranktable.RankTableError as exc:
         p.event("Warning", "RankTableInvalid", str(exc))
         return
     digest = hashlib.sha256(ranktable.render(table).encode()).hexdigest()[:16]
-    previous = p.status.get("rankTable") or {}
-    if previous.get("hash") != digest:
+    previous = p.status.rank_table
+    if previous is None or previous.hash != digest:
+        # Applied before the pods that mount it (the plan's prerequisites go first).
         p.plan.apply_configmaps.append(ranktable.configmap(p.job, table))
         if table["status"] == ranktable.STATUS_COMPLETED:
             p.event("Normal", "RankTableCompleted",
                     f"hccl.json completed: {table['server_count']} servers, {ranktable.rank_count(table)} ranks")
-    if not previous:
-        # The pods mount the ConfigMap: it must exist before them.
-        p.plan.waiting_for_prerequisites = True
-        p.plan.create_pods.clear()
-    p.status["rankTable"] = {"status": table["status"], "servers": int(table["server_count"]),
-                             "ranks": ranktable.rank_count(table), "hash": digest}
+    p.status.rank_table = RankTableStatus(status=table["status"], servers=int(table["server_count"]),
+                                          ranks=ranktable.rank_count(table), hash=digest)
 
 
 def _overlaps_restarts(p: PassContext) -> bool:
     """Whether a new gang may be created while the old one drains: only where the MindSpore scheduler
     is a member of its own (Dynamic mode with a Scheduler replica)."""
-    return launch_mode(p.spec) == "Dynamic" and replica_count(p.spec, "Scheduler") > 0
+    return launch_mode(p.spec) == LaunchMode.DYNAMIC.value and replica_count(p.spec, ReplicaType.SCHEDULER.value) > 0
 
 
 def scheduler_ip(p: PassContext) -> tuple[Optional[str], Optional[waiting.Cause]]:
@@ -144,7 +144,7 @@ def _pinned_address(p: PassContext) -> Optional[str]:
     since = parse_time(refused.since) if refused is not None else None
     if refused is not None and (since is None or backoff.remaining(since, PIN_GRACE_SECONDS, p.now) <= 0):
         return None
-    return p.status.get("schedulerAddress")
+    return p.status.scheduler_address
 
 
 def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> waiting.JobBlockers:
@@ -155,42 +155,37 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
         if svc["metadata"]["name"] not in taken_names:
             p.plan.create_services.append(svc)
     gang_on = gang_enabled(spec, p.config)
-    if gang_on and not p.podgroups:
-        p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.config.gang))
-    reporting = health.enabled(spec)
-    if reporting and "progress" not in p.status:
-        # The reporter's ServiceAccount and Role come before the pod that uses them.
-        p.plan.create_objects.extend(health.prerequisites(p.job, spec))
-        p.status["progress"] = {"pod": health.reporter_pod(p.name)}
-        p.plan.waiting_for_prerequisites = True
-        return waiting.JobBlockers()
     missing = [key for key in gang.expected if key not in gang.current]
+    if gang_on and not p.podgroups:
+        # Before any pod of the gang (the plan's prerequisites are applied first): pods created
+        # before their PodGroup would be scheduled one by one.
+        p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.config.gang))
     if not missing:
         return waiting.JobBlockers()
-    begins = parse_time(p.status.get("attemptStartTime"))
+    begins = parse_time(p.status.attempt_start_time)
     if begins is not None and begins > p.now:
         p.plan.requeue((begins - p.now).total_seconds())
         return waiting.JobBlockers(backoff=waiting.Cause(
-            waiting.RESTART_BACKOFF, f"the gang of attempt {p.attempt} starts at {p.status['attemptStartTime']} "
-                                     f"(backoff after {p.status.get('consecutiveRestarts') or 1} restarts in a row)"))
-    if gang_on and not p.podgroups:
-        # Pods created before their PodGroup would be scheduled one by one.
-        p.plan.waiting_for_prerequisites = True
-        return waiting.JobBlockers()
+            waiting.RESTART_BACKOFF, f"the gang of attempt {p.attempt} starts at {p.status.attempt_start_time} "
+                                     f"(backoff after {p.status.consecutive_restarts or 1} restarts in a row)"))
     address = None
     if needs_scheduler_service(spec):
         address, blocked = scheduler_ip(p)
         if address is None:
-            p.plan.waiting_for_prerequisites = blocked is None
-            if blocked is not None:
-                p.plan.requeue(PREDECESSOR_RECHECK_SECONDS)
+            # The members' env needs the Service's ClusterIP: the next pass creates them, at once
+            # once the Service exists (its create is in this plan), later if it was refused.
+            p.plan.requeue(PREDECESSOR_RECHECK_SECONDS if blocked is not None else 0.0)
             return waiting.JobBlockers(service=blocked)
-        p.status["schedulerAddress"] = address
+        p.status.scheduler_address = address
+    reporting = health.enabled(spec)
+    if reporting and (ReplicaType.WORKER.value, 0) in missing:
+        # The reporter's ServiceAccount and Role, before the pod that uses them (AlreadyExists is fine).
+        p.plan.create_objects.extend(health.prerequisites(p.job, spec))
     # A pod of the same name may still be going away (a replaced member), or be someone else's.
     taken = {v.name for v in p.members} | set(p.holders)
     replicas = dict(spec.ms_replica_specs.items())
     for rtype, index in missing:
-        if hold_scheduler and rtype == "Scheduler":
+        if hold_scheduler and rtype == ReplicaType.SCHEDULER.value:
             continue  # created in the pass that finds the old gang gone
         name = naming.pod_name(p.name, rtype, index)
         if name in taken:
@@ -199,7 +194,7 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
         pod = build_pod(p.job, spec, rtype, replicas[rtype], index, attempt=p.attempt, scheduler_ip=address)
         if gang_on:
             join_gang(pod, spec, rtype, p.config.gang)
-        if reporting and (rtype, index) == ("Worker", 0):
+        if reporting and (rtype, index) == (ReplicaType.WORKER.value, 0):
             health.add_reporter(pod, spec, p.config.reporter_image)
         p.plan.create_pods.append(pod)
     if any(("Pod", naming.pod_name(p.name, *key)) in p.refusals for key in missing):

@@ -9,8 +9,10 @@ Each phase returns True when it decided the pass.
 
 from __future__ import annotations
 
+from ...api.enums import ConditionType, ReplicaType
 from ...api import naming
 from ...api.models import FailureAction
+from ...api.status import MemberFailure, ReplicaStatus
 from .. import conditions as cond
 from ..context import OUTPUT_IN_MESSAGE, Gang, PassContext, PodDeletion, deletions, truncate
 from ..observed import PodView
@@ -45,34 +47,33 @@ def describe_failure(pod: PodView) -> str:
     return text
 
 
-def failure_record(decision: Decision, now: str) -> dict:
+def failure_record(decision: Decision, now: str) -> MemberFailure:
     pod = decision.pod
-    record = {
-        "pod": pod.name, "replicaType": pod.replica_type, "index": pod.index, "container": pod.container,
-        "exitCode": None if pod.stopped_by_deletion else pod.exit_code,
-        "reason": pod.disruption_reason or ("Deleted" if pod.stopped_by_deletion else pod.reason),
-        "message": truncate(pod.message.strip()) if pod.message else None, "node": pod.node,
-        "time": pod.finished_at or now, "action": f"{decision.action} ({decision.rule})",
-    }
-    return {k: v for k, v in record.items() if v is not None}
+    return MemberFailure(
+        pod=pod.name, replicaType=pod.replica_type, index=pod.index, container=pod.container,
+        exitCode=None if pod.stopped_by_deletion else pod.exit_code,
+        reason=pod.disruption_reason or ("Deleted" if pod.stopped_by_deletion else pod.reason),
+        message=truncate(pod.message.strip()) if pod.message else None, node=pod.node,
+        time=pod.finished_at or now, action=f"{decision.action} ({decision.rule})",
+    )
 
 
 def lost_members(p: PassContext, gang: Gang) -> bool:
     """A member of a gang that was all running is gone, and the operator never saw it fail or terminate.
     A new pod alone would join a MindSpore cluster that has broken up: restart the gang; not counted,
     as no fault is known."""
-    if not cond.is_true(p.conditions, "Running"):
+    if not cond.is_true(p.conditions, ConditionType.RUNNING):
         return False
     lost = [key for key in gang.expected if key not in gang.current]
     if p.spec.mindspore and p.spec.mindspore.enable_recovery:
         # With MS_ENABLE_RECOVERY a new scheduler alone is a real recovery: it is just recreated.
-        lost = [key for key in lost if key[0] != "Scheduler"]
+        lost = [key for key in lost if key[0] != ReplicaType.SCHEDULER.value]
     if not lost:
         return False
     pod_names = [naming.pod_name(p.name, *key) for key in lost]
-    p.status["lastFailure"] = {"pod": pod_names[0], "replicaType": lost[0][0], "index": lost[0][1],
-                               "reason": "Lost", "time": p.now_text,
-                               "action": f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (member lost)"}
+    p.status.last_failure = MemberFailure(pod=pod_names[0], replicaType=lost[0][0], index=lost[0][1], reason="Lost",
+                                          time=p.now_text,
+                                          action=f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (member lost)")
     more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
     message = f"pod {', '.join(pod_names[:3])}{more} vanished without being seen to fail or terminate"
     return _restart_uncounted(p, gang, "MemberLost", message)
@@ -92,7 +93,7 @@ def scheduler_address(p: PassContext, gang: Gang) -> bool:
     address, _ = scheduler_ip(p)
     if address is None:
         return False
-    p.status["schedulerAddress"] = address
+    p.status.scheduler_address = address
     astray = [pod for pod in gang.current.values()
               if pod.scheduler_address and pod.scheduler_address != address and not pod.finished]
     if not astray:
@@ -105,7 +106,7 @@ def scheduler_address(p: PassContext, gang: Gang) -> bool:
 def failures(p: PassContext, gang: Gang) -> bool:
     """Failed members, and members deleted while the job ran, by the failure policy."""
     spec, current = p.spec, gang.current
-    handled = set(p.status.get("handledFailures") or [])
+    handled = set(p.status.handled_failures or [])
     for v in current.values():
         # A member whose replacement was decided but whose deletion did not happen (operator died).
         if v.uid in handled and v.failed and not v.deleting and decide(spec, v).action == FailureAction.RESTART_REPLICA.value:
@@ -117,7 +118,7 @@ def failures(p: PassContext, gang: Gang) -> bool:
     decisions = [decide(spec, v) for v in troubled]
     first = decisions[0]  # the earliest failure is the likely cause; report it
     strongest = max(decisions, key=lambda d: severity(d.action))
-    p.status["lastFailure"] = failure_record(first, p.now_text)
+    p.status.last_failure = failure_record(first, p.now_text)
     message = describe_failure(first.pod)
     action = strongest.action
     if action == FailureAction.FAIL_JOB.value:
@@ -145,13 +146,13 @@ def _restart_replicas(p: PassContext, gang: Gang, replaced: list[Decision], mess
                  f"{message}; the restart budget (runPolicy.backoffLimit={p.backoff_limit}) is used up")
         return
     p.count_restart()
-    statuses = p.status.setdefault("replicaStatuses", {})
+    statuses = p.status.replica_statuses = p.status.replica_statuses or {}
     for decision in replaced:
         pod = decision.pod
         p.remember_handled(pod.uid)
-        p.status["restartCount"] = (p.status.get("restartCount") or 0) + 1
-        entry = statuses.setdefault(pod.replica_type, {})
-        entry["restarts"] = (entry.get("restarts") or 0) + 1
+        p.count_any_restart()
+        entry = statuses.setdefault(pod.replica_type or "", ReplicaStatus())
+        entry.restarts = (entry.restarts or 0) + 1
         p.event("Warning", "MemberRestarted", f"recreating {describe_failure(pod)} ({decision.rule})")
         p.plan.transitions.append("restarted:MemberRestarted")
         gang.current.pop(pod.key, None)

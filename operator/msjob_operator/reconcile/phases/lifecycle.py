@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from msjob_runtime.progress import parse_time
 
+from ...api.enums import ConditionType, ReplicaType
 from ...builders.env import replica_count
 from .. import backoff
 from .. import conditions as cond
@@ -28,7 +29,7 @@ def finished(p: PassContext, gang: Gang) -> bool:
     if not cond.finished(p.conditions):
         return False
     ttl = p.spec.run_policy.ttl_seconds_after_finished if p.spec.run_policy else None
-    completed = parse_time(p.status.get("completionTime"))
+    completed = parse_time(p.status.completion_time)
     if ttl is not None and completed is not None:
         remaining = backoff.remaining(completed, ttl, p.now)
         if remaining <= 0:
@@ -54,19 +55,19 @@ def suspended(p: PassContext, gang: Gang) -> bool:
     run = p.spec.run_policy
     if run and run.suspend:
         p.plan.delete_pods.extend(deletions(gang.members, p.now))
-        if p.condition("Suspended", cond.TRUE, "MSJobSuspended", "the job is suspended; its pods are deleted"):
+        if p.condition(ConditionType.SUSPENDED, cond.TRUE, "MSJobSuspended", "the job is suspended; its pods are deleted"):
             p.event("Normal", "MSJobSuspended", "job suspended: deleting its pods")
             p.plan.transitions.append("suspended")
-        p.condition("Running", cond.FALSE, "MSJobSuspended", "the job is suspended")
-        p.condition("Restarting", cond.FALSE, "MSJobSuspended", "the job is suspended")
+        p.condition(ConditionType.RUNNING, cond.FALSE, "MSJobSuspended", "the job is suspended")
+        p.condition(ConditionType.RESTARTING, cond.FALSE, "MSJobSuspended", "the job is suspended")
         p.stop_waiting("MSJobSuspended", "the job is suspended")
         # As for batch Jobs, the active deadline counts from the (next) resume.
-        p.status.pop("startTime", None)
+        p.status.start_time = None
         release_gang(p)
         summarize(p, gang)
         return True
-    if cond.is_true(p.conditions, "Suspended"):
-        p.condition("Suspended", cond.FALSE, "MSJobResumed", "the job was resumed")
+    if cond.is_true(p.conditions, ConditionType.SUSPENDED):
+        p.condition(ConditionType.SUSPENDED, cond.FALSE, "MSJobResumed", "the job was resumed")
         p.event("Normal", "MSJobResumed", "job resumed: recreating its pods")
         p.plan.transitions.append("resumed")
         # Pods of the suspended attempt may still be terminating: a new attempt makes them stale.
@@ -77,10 +78,10 @@ def suspended(p: PassContext, gang: Gang) -> bool:
 
 def started(p: PassContext, gang: Gang) -> bool:
     """The first pass that will create pods (again, after a resume)."""
-    if not p.status.get("startTime"):
-        p.status["startTime"] = p.now_text
-        p.status.setdefault("attemptStartTime", p.now_text)
-    if p.condition("Created", cond.TRUE, "MSJobCreated", f"MSJob {p.name} is created"):
+    if not p.status.start_time:
+        p.status.start_time = p.now_text
+        p.status.attempt_start_time = p.status.attempt_start_time or p.now_text
+    if p.condition(ConditionType.CREATED, cond.TRUE, "MSJobCreated", f"MSJob {p.name} is created"):
         p.event("Normal", "MSJobCreated", f"MSJob {p.name} is created")
         p.plan.transitions.append("created")
     return False
@@ -91,7 +92,7 @@ def active_deadline(p: PassContext, gang: Gang) -> bool:
     deadline = run.active_deadline_seconds if run else None
     if not deadline:
         return False
-    started_at = parse_time(p.status["startTime"]) or p.now
+    started_at = parse_time(p.status.start_time) or p.now
     remaining = backoff.remaining(started_at, deadline, p.now)
     if remaining > 0:
         p.plan.requeue(remaining)
@@ -102,9 +103,9 @@ def active_deadline(p: PassContext, gang: Gang) -> bool:
 
 def resized(p: PassContext, gang: Gang) -> bool:
     """Resized (e.g. `kubectl scale msjob`): MindSpore's world size is fixed, so restart the gang."""
-    workers = replica_count(p.spec, "Worker")
-    world = p.status.get("worldSize")
-    p.status["worldSize"] = workers
+    workers = replica_count(p.spec, ReplicaType.WORKER.value)
+    world = p.status.world_size
+    p.status.world_size = workers
     if world is None or world == workers or not gang.current:
         return False
     p.restart_gang("Resized", f"Worker replicas changed from {world} to {workers}", counted=False, streak=False)
@@ -113,8 +114,8 @@ def resized(p: PassContext, gang: Gang) -> bool:
 
 
 def succeeded(p: PassContext, gang: Gang) -> bool:
-    workers = replica_count(p.spec, "Worker")
-    worker_pods = [gang.current.get(("Worker", i)) for i in range(workers)]
+    workers = replica_count(p.spec, ReplicaType.WORKER.value)
+    worker_pods = [gang.current.get((ReplicaType.WORKER.value, i)) for i in range(workers)]
     if (p.spec.success_policy or "") == "AllWorkers":
         done = all(pod is not None and pod.succeeded for pod in worker_pods)
         how = "all workers succeeded"

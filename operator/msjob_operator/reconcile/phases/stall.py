@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...api.enums import ConditionType, StallAction
 from .. import conditions as cond
 from .. import health
 from ..context import Gang, PassContext
@@ -15,10 +16,10 @@ def stalled(p: PassContext, gang: Gang) -> bool:
     is_stalled, message = health.update(p, p.spec, p.raw_pods)
     if not is_stalled:
         return False
-    action = (p.spec.health.stall_action if p.spec.health else None) or "RestartJob"
-    if p.condition("Stalled", cond.TRUE, "NoProgress", message):
+    action = (p.spec.health.stall_action if p.spec.health else None) or StallAction.RESTART_JOB.value
+    if p.condition(ConditionType.STALLED, cond.TRUE, "NoProgress", message):
         p.plan.transitions.append("stalled")
-    if action == "FailJob":
+    if action == StallAction.FAIL_JOB.value:
         p.finish(False, "Stalled", message)
     elif p.restart_gang("Stalled", message, counted=True):
         restart(p, gang)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from msjob_runtime.progress import parse_time
 
+from ...api.enums import StartupDeadlineAction
 from ...api import naming
 from .. import backoff, waiting
 from ..context import Gang, PassContext
@@ -20,7 +21,7 @@ def startup_deadline(p: PassContext, gang: Gang) -> bool:
     not_started = gang.not_started()
     if not deadline or not not_started:
         return False
-    began = parse_time(p.status.get("attemptStartTime")) or p.now
+    began = parse_time(p.status.attempt_start_time) or p.now
     remaining = backoff.remaining(began, deadline, p.now)
     if remaining > 0:
         p.plan.requeue(remaining)
@@ -40,7 +41,7 @@ def startup_deadline(p: PassContext, gang: Gang) -> bool:
     more = f" and {len(not_started) - SHOWN} more" if len(not_started) > SHOWN else ""
     message = (f"{len(not_started)} of {len(gang.expected)} pods not running after "
                f"failurePolicy.startupDeadlineSeconds={deadline}: {'; '.join(details)}{more}")
-    if (policy.startup_deadline_action or "FailJob") == "RestartJob":
+    if (policy.startup_deadline_action or StartupDeadlineAction.FAIL_JOB.value) == StartupDeadlineAction.RESTART_JOB.value:
         if p.restart_gang("StartupDeadlineExceeded", message, counted=True):
             restart(p, gang)
             return True

@@ -1,0 +1,143 @@
+"""The MSJob's status: written only by the operator, read by the SDK and the CLI.
+
+The reconcile builds it as these typed models (``MSJobStatus``) and writes ``MSJobStatus.dump()``;
+``MSJobStatus.read()`` takes what the API server holds without ever failing on it (a hand-edited or
+older status loses the fields that do not parse, nothing else).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field, ValidationError
+
+from .models import _Model
+
+
+class Condition(_Model):
+    type: str
+    status: str = Field(description="True, False or Unknown.")
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    last_update_time: Optional[str] = Field(None, alias="lastUpdateTime")
+    last_transition_time: Optional[str] = Field(None, alias="lastTransitionTime")
+
+
+class ReplicaStatus(_Model):
+    active: Optional[int] = Field(None, description="Pods pending or running.")
+    ready: Optional[int] = Field(None, description="Pods running and ready.")
+    succeeded: Optional[int] = None
+    failed: Optional[int] = None
+    restarts: Optional[int] = Field(None, description="Pods of this type recreated alone (action RestartReplica).")
+    selector: Optional[str] = Field(None, description="Label selector of this type's pods (for the scale subresource).")
+
+
+class MemberFailure(_Model):
+    pod: str
+    replica_type: Optional[str] = Field(None, alias="replicaType")
+    index: Optional[int] = None
+    container: Optional[str] = None
+    exit_code: Optional[int] = Field(None, alias="exitCode")
+    reason: Optional[str] = Field(None, description="Container or pod reason, e.g. Error, OOMKilled, Evicted.")
+    message: Optional[str] = Field(None, description="Termination message or the last lines of the container's log.")
+    node: Optional[str] = None
+    time: Optional[str] = None
+    action: Optional[str] = Field(None, description="What the operator did about it.")
+
+
+class WaitingReplicas(_Model):
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    pods: Optional[int] = Field(None, description="Pods of this type held up by this cause.")
+
+
+class WaitingStatus(_Model):
+    reason: Optional[str] = Field(
+        None, description="Why pods of the current attempt are not running, for programs: PodCreateRefused, PodNameTaken, "
+                          "Unschedulable, ImagePullBackOff, CreateContainerConfigError, GangNotScheduled, RestartBackoff, ...")
+    message: Optional[str] = Field(None, description="The same, for people: the API server's, scheduler's or kubelet's words.")
+    since: Optional[str] = Field(None, description="When this cause was first seen.")
+    replica_types: Optional[dict[str, WaitingReplicas]] = Field(None, alias="replicaTypes")
+
+
+class PodGroupStatus(_Model):
+    name: Optional[str] = None
+    phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown.")
+    message: Optional[str] = Field(None, description="Why the gang is not scheduled yet, from the scheduler.")
+
+
+class RankTableStatus(_Model):
+    status: Optional[str] = Field(None, description="initializing until every Worker pod's devices are known, then completed.")
+    servers: Optional[int] = None
+    ranks: Optional[int] = None
+    hash: Optional[str] = Field(None, description="Digest of the hccl.json last written to the ConfigMap.")
+
+
+class ProgressStatus(_Model):
+    pod: Optional[str] = None
+    step: Optional[int] = None
+    epoch: Optional[int] = None
+    loss: Optional[float] = None
+    step_time_ms: Optional[float] = Field(None, alias="stepTimeMs")
+    steps_per_second: Optional[float] = Field(None, alias="stepsPerSecond")
+    heartbeat: Optional[str] = Field(None, description="Time of the last training step.")
+    reported_at: Optional[str] = Field(None, alias="reportedAt")
+
+
+class MSJobStatus(_Model):
+    state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
+    workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
+    conditions: Optional[list[Condition]] = Field(
+        None, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+    )
+    replica_statuses: Optional[dict[str, ReplicaStatus]] = Field(None, alias="replicaStatuses")
+    start_time: Optional[str] = Field(None, alias="startTime")
+    completion_time: Optional[str] = Field(None, alias="completionTime")
+    last_reconcile_time: Optional[str] = Field(None, alias="lastReconcileTime")
+    attempt_start_time: Optional[str] = Field(None, alias="attemptStartTime",
+                                              description="When the current gang attempt began: its pods are created from then on (a restart's backoff puts it ahead).")
+    observed_generation: Optional[int] = Field(None, alias="observedGeneration")
+    restart_count: Optional[int] = Field(None, alias="restartCount",
+                                         description="Restarts so far: gang restarts and members recreated alone.")
+    attempt: Optional[int] = Field(
+        None, description="Gang attempt the current pods belong to: bumped by every gang restart and every resume.")
+    backoff_count: Optional[int] = Field(None, alias="backoffCount", description="Restarts counted against runPolicy.backoffLimit.")
+    world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
+    consecutive_restarts: Optional[int] = Field(
+        None, alias="consecutiveRestarts",
+        description="Gang restarts in a row without 10 minutes of the whole gang running; sets the backoff before the next gang.")
+    consecutive_uncounted_restarts: Optional[int] = Field(
+        None, alias="consecutiveUncountedRestarts",
+        description="Of those, the ones not counted against backoffLimit (see failurePolicy.uncountedRestartLimit).")
+    scheduler_address: Optional[str] = Field(
+        None, alias="schedulerAddress",
+        description="The ClusterIP of <job>-scheduler the members were given as MS_SCHED_HOST; a deleted Service gets it back.")
+    waiting: Optional[WaitingStatus] = Field(None, description="Why pods of the current attempt are not running yet, while they are not.")
+    last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
+    pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
+    rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable", description="The HCCL rank table (launchMode RankTable).")
+    progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 (spec.health.reportProgress).")
+    handled_failures: Optional[list[str]] = Field(
+        None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
+    )
+
+    @classmethod
+    def read(cls, data: Any) -> "MSJobStatus":
+        """The status as stored, keeping every field that parses: never an exception."""
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            return cls.model_validate(data)
+        except ValidationError:
+            kept: dict[str, Any] = {}
+            for key, value in data.items():
+                try:
+                    cls.model_validate({key: value})
+                except ValidationError:
+                    continue
+                kept[key] = value
+            return cls.model_validate(kept)
+
+    def dump(self) -> dict[str, Any]:
+        """The status as written: camelCase keys, unset fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
