@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from . import models
+from .enums import ReplicaType
 from .podtemplate import pod_template_schema
 from .status import MSJobStatus
 from .template_rules import harden_template
@@ -43,7 +44,7 @@ QUANTITY_SCHEMA: dict[str, Any] = {
 
 # The replica type whose pod template carries the Kubernetes field documentation (see
 # _document_one_template).
-DOCUMENTED_TEMPLATE = models.ReplicaType.WORKER.value
+DOCUMENTED_TEMPLATE = ReplicaType.WORKER.value
 
 PODTEMPLATE_MARKER = "x-msjob-podtemplate"
 QUANTITY_MAP_MARKER = "x-msjob-quantity-map"
@@ -131,7 +132,7 @@ class _Structuralizer:
             if key == "properties":
                 out[key] = {name: self.convert(sub, stack, f"{where}.{name}") for name, sub in value.items()}
             elif key == "items":
-                if not isinstance(value, dict):
+                if not isinstance(value, dict[str, Any]):
                     raise SchemaError(f"{where}: tuple items are not supported")
                 out[key] = self.convert(value, stack, f"{where}[]")
             elif key == "additionalProperties":
@@ -186,7 +187,7 @@ def structural_schema(model: type, *, mode: str = "validation") -> dict[str, Any
 
 
 def _strip_descriptions(node: Any) -> None:
-    if isinstance(node, dict):
+    if isinstance(node, dict[str, Any]):
         node.pop("description", None)
         for key, value in node.items():
             if key == "properties":

@@ -15,8 +15,19 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from .enums import (  # noqa: F401  (the spec's enums, also imported from here)
-    MS_ROLES, REPLICA_TYPES, CleanPodPolicy, ConditionType, ExitCodeOperator, FailureAction, LaunchMode, ReplicaType,
-    RestartPolicy, RestartStrategy, StallAction, StartupDeadlineAction, SuccessPolicy,
+    MS_ROLES,
+    REPLICA_TYPES,
+    CleanPodPolicy,
+    ConditionType,
+    ExitCodeOperator,
+    FailureAction,
+    LaunchMode,
+    ReplicaType,
+    RestartPolicy,
+    RestartStrategy,
+    StallAction,
+    StartupDeadlineAction,
+    SuccessPolicy,
 )
 
 GROUP = "mindspore.gitee.com"
@@ -43,7 +54,7 @@ OPERATOR_NAME = "msjob-operator"
 
 
 def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None,
-        optional_old_self: bool = False) -> dict:
+        optional_old_self: bool = False) -> dict[str, Any]:
     """One CEL admission rule, in the shape of ``x-kubernetes-validations`` items."""
     item: dict[str, Any] = {"rule": rule, "message": message}
     if field_path:
@@ -55,7 +66,7 @@ def cel(rule: str, message: str, *, field_path: str | None = None, reason: str |
     return item
 
 
-def rules(*items: dict) -> dict:
+def rules(*items: dict[str, Any]) -> dict[str, Any]:
     return {"x-kubernetes-validations": list(items)}
 
 

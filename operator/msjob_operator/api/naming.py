@@ -6,7 +6,10 @@ what it created before instead of creating it again.
 
 from __future__ import annotations
 
-from .models import API_VERSION, GROUP, KIND, OPERATOR_NAME
+from typing import Any
+
+from .models import API_VERSION, GROUP, KIND
+from .models import OPERATOR_NAME as OPERATOR_NAME  # part of the names API
 
 LABEL_PREFIX = "training.kubeflow.org"
 JOB_NAME_LABEL = f"{LABEL_PREFIX}/job-name"
@@ -51,7 +54,7 @@ def selector_string(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
-def owner_reference(job: dict) -> dict:
+def owner_reference(job: dict[str, Any]) -> dict[str, Any]:
     meta = job["metadata"]
     return {
         "apiVersion": API_VERSION,

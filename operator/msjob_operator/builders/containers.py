@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 MAIN_CONTAINER = "mindspore"
 
 
-def main_container(pod_spec: dict) -> dict | None:
+def main_container(pod_spec: dict[str, Any]) -> dict[str, Any] | None:
     """The container named 'mindspore', else the first."""
     containers = pod_spec.get("containers") or []
     for container in containers:
@@ -14,8 +16,8 @@ def main_container(pod_spec: dict) -> dict | None:
     return containers[0] if containers else None
 
 
-def volume_mount(name: str, path: str, read_only: bool = False) -> dict:
-    mount: dict = {"name": name, "mountPath": path}
+def volume_mount(name: str, path: str, read_only: bool = False) -> dict[str, Any]:
+    mount: dict[str, Any] = {"name": name, "mountPath": path}
     if read_only:
         mount["readOnly"] = True
     return mount

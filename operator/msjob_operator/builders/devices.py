@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 from ..api.enums import LaunchMode, ReplicaType
 from ..api.models import MSJobSpec
@@ -57,7 +57,7 @@ def processes_per_pod(spec: MSJobSpec) -> int:
     return worker_devices(spec).per_pod
 
 
-def request_devices(container: dict, devices: Devices) -> None:
+def request_devices(container: dict[str, Any], devices: Devices) -> None:
     """Add the device limit when the user named devices but did not request them."""
     if not devices.resource:
         return

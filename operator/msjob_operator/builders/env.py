@@ -7,9 +7,11 @@ exists before any pod is created and survives a scheduler restart.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..api.enums import LaunchMode, ReplicaType
-from ..api.models import DEFAULT_SCHEDULER_PORT, MS_ROLES, MSJobSpec
-from .containers import MAIN_CONTAINER, main_container  # noqa: F401  (re-exported)
+from ..api.enums import MS_ROLES
+from ..api.models import DEFAULT_SCHEDULER_PORT, MSJobSpec
 from .devices import processes_per_pod, worker_devices
 
 SCHEDULER_PORT_NAME = "msjob-port"
@@ -48,9 +50,9 @@ def replica_count(spec: MSJobSpec, replica_type: str) -> int:
 
 def mindspore_env(
     spec: MSJobSpec, *, job: str, namespace: str, replica_type: str, index: int, scheduler_ip: str | None
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Env entries for one member, in a stable order."""
-    env: list[dict] = [
+    env: list[dict[str, Any]] = [
         {"name": "MSJOB_NAME", "value": job},
         {"name": "MSJOB_NAMESPACE", "value": namespace},
         {"name": "MSJOB_REPLICA_TYPE", "value": replica_type},
@@ -106,7 +108,7 @@ def mindspore_env(
     return env
 
 
-def msrun_env(spec: MSJobSpec, *, index: int, scheduler_ip: str | None) -> list[dict]:
+def msrun_env(spec: MSJobSpec, *, index: int, scheduler_ip: str | None) -> list[dict[str, Any]]:
     """What `msrun` needs in worker pod `index`; MSRUN_ARGS holds them as msrun flags.
 
     msrun starts the scheduler itself where --master_addr is a local address: worker 0 gets its own
@@ -137,7 +139,7 @@ def msrun_env(spec: MSJobSpec, *, index: int, scheduler_ip: str | None) -> list[
     ]
 
 
-def merge_env(container: dict, injected: list[dict]) -> None:
+def merge_env(container: dict[str, Any], injected: list[dict[str, Any]]) -> None:
     """Add injected variables the user has not set; the user's own values always win."""
     existing = container.setdefault("env", [])
     taken = {item.get("name") for item in existing}

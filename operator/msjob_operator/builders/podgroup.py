@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from ..api import naming
 from ..api.models import MSJobSpec
-from ..config import VOLCANO, GangSettings, Config
+from ..config import VOLCANO, Config, GangSettings
 from . import quantity
 
 VOLCANO_GROUP, VOLCANO_VERSION = "scheduling.volcano.sh", "v1beta1"
@@ -48,13 +49,13 @@ def total_requests(spec: MSJobSpec) -> dict[str, str]:
     return {name: quantity.format(value) for name, value in sorted(totals.items())}
 
 
-def build_podgroup(job: dict, spec: MSJobSpec, gang: GangSettings) -> dict:
+def build_podgroup(job: dict[str, Any], spec: MSJobSpec, gang: GangSettings) -> dict[str, Any]:
     name = job["metadata"]["name"]
     policy = (spec.run_policy.scheduling_policy if spec.run_policy else None)
     group, version = podgroup_api(gang)
     min_member = (policy.min_available if policy and policy.min_available else None) or pod_count(spec)
     min_resources = (policy.min_resources if policy and policy.min_resources else None) or total_requests(spec)
-    body: dict = {"minMember": min_member}
+    body: dict[str, Any] = {"minMember": min_member}
     if min_resources:
         body["minResources"] = {k: str(v) for k, v in min_resources.items()}
     if gang.scheduler == VOLCANO:
@@ -77,7 +78,7 @@ def build_podgroup(job: dict, spec: MSJobSpec, gang: GangSettings) -> dict:
     }
 
 
-def join_gang(pod: dict, spec: MSJobSpec, replica_type: str, gang: GangSettings) -> None:
+def join_gang(pod: dict[str, Any], spec: MSJobSpec, replica_type: str, gang: GangSettings) -> None:
     """Point a pod at its job's PodGroup and at the gang scheduler."""
     job = pod["metadata"]["labels"][naming.JOB_NAME_LABEL]
     pod["spec"]["schedulerName"] = gang.pod_scheduler_name

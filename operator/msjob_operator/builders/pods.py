@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
-from ..api.enums import LaunchMode, ReplicaType
 from ..api import naming
+from ..api.enums import LaunchMode, ReplicaType
 from ..api.models import MSJobSpec, ReplicaSpec
-from .devices import request_devices, worker_devices
 from . import probes, ranktable
-from .env import launch_mode, main_container, merge_env, mindspore_env
+from .devices import request_devices, worker_devices
+from .containers import main_container
+from .env import launch_mode, merge_env, mindspore_env
 
 
 def build_pod(
-    job: dict, spec: MSJobSpec, replica_type: str, replica: ReplicaSpec, index: int, *,
+    job: dict[str, Any], spec: MSJobSpec, replica_type: str, replica: ReplicaSpec, index: int, *,
     attempt: int, scheduler_ip: str | None,
-) -> dict:
+) -> dict[str, Any]:
     name = job["metadata"]["name"]
     namespace = job["metadata"]["namespace"]
     template = copy.deepcopy(replica.template or {})

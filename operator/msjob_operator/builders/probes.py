@@ -13,6 +13,7 @@ reconcile/health.py, which also knows that a step may take minutes).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from ..api.models import MSJobSpec
 
@@ -26,7 +27,7 @@ def startup_grace(spec: MSJobSpec) -> int:
     return DEFAULT_STARTUP_GRACE_SECONDS if configured is None else int(configured)
 
 
-def tolerate_slow_start(container: dict, grace_seconds: int) -> None:
+def tolerate_slow_start(container: dict[str, Any], grace_seconds: int) -> None:
     """Give ``container`` a startupProbe derived from its livenessProbe (see the module doc)."""
     liveness = container.get("livenessProbe")
     if not liveness or container.get("startupProbe"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
+from typing import Any
 
 _SUFFIXES = {
     "": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18,
@@ -31,6 +32,6 @@ def format(value: Decimal) -> str:
     return f"{int((value * 1000).to_integral_value(rounding='ROUND_CEILING'))}m"
 
 
-def add(totals: dict[str, Decimal], resources: dict) -> None:
+def add(totals: dict[str, Decimal], resources: dict[str, Any]) -> None:
     for name, value in (resources or {}).items():
         totals[name] = totals.get(name, Decimal(0)) + parse(value)

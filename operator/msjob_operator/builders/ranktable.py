@@ -31,8 +31,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
-from msjob_runtime.ranktable_wait import (ANNOTATION, FILE_NAME, MOUNT_DIR, RANK_TABLE_FILE,  # noqa: F401
-                                          STATUS_COMPLETED, STATUS_INITIALIZING, rank_count)
+# The rank table's file format and places, shared with the in-pod wait (re-exported for the operator's use).
+from msjob_runtime.ranktable_wait import ANNOTATION as ANNOTATION
+from msjob_runtime.ranktable_wait import FILE_NAME as FILE_NAME
+from msjob_runtime.ranktable_wait import MOUNT_DIR as MOUNT_DIR
+from msjob_runtime.ranktable_wait import RANK_TABLE_FILE as RANK_TABLE_FILE
+from msjob_runtime.ranktable_wait import STATUS_COMPLETED as STATUS_COMPLETED
+from msjob_runtime.ranktable_wait import STATUS_INITIALIZING as STATUS_INITIALIZING
+from msjob_runtime.ranktable_wait import rank_count as rank_count
 
 from ..api import naming
 
@@ -171,7 +177,7 @@ def pod_allocation(pod: Mapping) -> Optional[Allocation]:
     return alloc if alloc.pod_name else Allocation(name, alloc.server_id, alloc.devices, alloc.super_pod_id)
 
 
-def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict:
+def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict[str, Any]:
     """HCCL's rank table for the job whose pods (API objects as dicts) are ``pods``.
 
     Servers are ordered by the pods' replica index (label, else the name's ``-<index>`` suffix);
@@ -195,7 +201,7 @@ def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict:
         if missing:
             raise RankTableError(f"pods with SuperPoD devices lacking super_device_id: {missing}")
 
-    servers: dict[str, dict] = {}
+    servers: dict[str, dict[str, Any]] = {}
     server_pod: dict[str, Optional[str]] = {}
     rank = 0
     for alloc, _ in allocations:
@@ -224,7 +230,7 @@ def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict:
         "status": STATUS_COMPLETED if complete else STATUS_INITIALIZING,
     }
     if v12:
-        pods_by_sp: dict[str, list[dict]] = {}
+        pods_by_sp: dict[str, list[dict[str, Any]]] = {}
         for server_id, sp in server_pod.items():
             pods_by_sp.setdefault(sp if sp is not None else "0", []).append({"server_id": server_id})
         table["super_pod_list"] = [{"super_pod_id": sp, "server_list": lst} for sp, lst in pods_by_sp.items()]
@@ -235,7 +241,7 @@ def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict:
 # What the pods get: env, the ConfigMap and its mount.
 
 
-def rank_env(pod_index: int, devices_per_pod: int, total: int) -> list[dict]:
+def rank_env(pod_index: int, devices_per_pod: int, total: int) -> list[dict[str, Any]]:
     """Env of pod ``pod_index`` in rank-table mode (``total`` = ranks in the job = RANK_SIZE).
 
     With one device per pod the pod is one rank: ``RANK_ID`` and ``DEVICE_ID`` are set here
@@ -269,7 +275,7 @@ def render(table: Mapping) -> str:
     return json.dumps(table, indent=2, sort_keys=True) + "\n"
 
 
-def configmap(job: Mapping, table: Mapping) -> dict:
+def configmap(job: Mapping, table: Mapping) -> dict[str, Any]:
     """The ConfigMap ``<job>-ranktable`` holding ``hccl.json``, owned by the job."""
     meta = job["metadata"]
     body: dict[str, Any] = {
@@ -287,10 +293,10 @@ def configmap(job: Mapping, table: Mapping) -> dict:
     return body
 
 
-def volume(job_name: str) -> dict:
+def volume(job_name: str) -> dict[str, Any]:
     return {"name": VOLUME_NAME, "configMap": {"name": configmap_name(job_name)}}
 
 
-def volume_mount() -> dict:
+def volume_mount() -> dict[str, Any]:
     # A whole-directory mount (no subPath): the kubelet swaps the file in place when the ConfigMap changes.
     return {"name": VOLUME_NAME, "mountPath": MOUNT_DIR, "readOnly": True}

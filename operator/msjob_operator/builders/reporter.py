@@ -19,7 +19,7 @@ that user out for ``reporter_container(..., run_as_user=, run_as_group=)``.
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from msjob_runtime.progress import PERF_DIR, PROGRESS_FILE, RUN_DIR
 
@@ -36,17 +36,17 @@ REPORTER_MODULE = "msjob_runtime.reporter"
 REPORTER_RESOURCES = {"requests": {"cpu": "10m", "memory": "96Mi"}, "limits": {"memory": "256Mi"}}
 
 
-def run_volume() -> dict:
+def run_volume() -> dict[str, Any]:
     """The emptyDir shared by the training container and the reporter (no size limit: a limit
     reached would evict the training pod; the files grow by about 40 bytes a step)."""
     return {"name": VOLUME_NAME, "emptyDir": {}}
 
 
-def run_mount(read_only: bool = False) -> dict:
+def run_mount(read_only: bool = False) -> dict[str, Any]:
     return volume_mount(VOLUME_NAME, RUN_DIR, read_only)
 
 
-def perf_env() -> list[dict]:
+def perf_env() -> list[dict[str, Any]]:
     """Env of the training container: MindSpore's step-time files in ``PERF_DIR``, and the
     progress file of ``ProgressCallback``."""
     return [
@@ -77,11 +77,11 @@ def reporter_user(pod_spec: Mapping) -> tuple[Optional[int], Optional[int]]:
     return 0, (int(gid) if gid is not None else None)
 
 
-def security_context(run_as_user: Optional[int] = None, run_as_group: Optional[int] = None) -> dict:
+def security_context(run_as_user: Optional[int] = None, run_as_group: Optional[int] = None) -> dict[str, Any]:
     """As restricted as the reporter can be: no privilege escalation, no capabilities, the
     runtime's seccomp profile, a read-only root file system; non-root unless it must read a
     root training container's files (``run_as_user=0``)."""
-    sc: dict = {
+    sc: dict[str, Any] = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
@@ -101,7 +101,7 @@ def reporter_command(interval: int, perf_dir: str = PERF_DIR, progress_file: str
 
 
 def reporter_container(image: str, interval: int = DEFAULT_INTERVAL, *, run_as_user: Optional[int] = None,
-                       run_as_group: Optional[int] = None) -> dict:
+                       run_as_group: Optional[int] = None) -> dict[str, Any]:
     """The reporter sidecar, for the pod's ``initContainers`` (``restartPolicy: Always``).
 
     ``image``: one with ``msjob_runtime`` installed (the operator's own image); ``interval``: seconds

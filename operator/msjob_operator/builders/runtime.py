@@ -21,10 +21,10 @@ otherwise (an image whose own ``ENV PYTHONPATH`` matters must repeat it in the t
 from __future__ import annotations
 
 import copy
-from typing import Optional
+from typing import Any, Optional
 
-from .reporter import security_context
 from .containers import main_container, volume_mount
+from .reporter import security_context
 
 RUNTIME_VOLUME = "msjob-runtime"
 RUNTIME_DIR = "/opt/msjob/runtime"
@@ -35,11 +35,11 @@ PATH_ENV = "MSJOB_RUNTIME_PATH"
 INSTALL_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
 
 
-def runtime_volume() -> dict:
+def runtime_volume() -> dict[str, Any]:
     return {"name": RUNTIME_VOLUME, "emptyDir": {}}
 
 
-def runtime_mount(read_only: bool = True) -> dict:
+def runtime_mount(read_only: bool = True) -> dict[str, Any]:
     return volume_mount(RUNTIME_VOLUME, RUNTIME_DIR, read_only)
 
 
@@ -47,7 +47,7 @@ def install_command(directory: str = RUNTIME_DIR) -> list[str]:
     return ["python", "-m", INSTALL_MODULE, directory]
 
 
-def install_container(image: str, *, run_as_user: Optional[int] = None, run_as_group: Optional[int] = None) -> dict:
+def install_container(image: str, *, run_as_user: Optional[int] = None, run_as_group: Optional[int] = None) -> dict[str, Any]:
     """A regular init container (it runs to completion before the others start) that copies the
     package from ``image`` (one with ``msjob_runtime`` installed: the operator's) into the volume."""
     return {
@@ -62,7 +62,7 @@ def install_container(image: str, *, run_as_user: Optional[int] = None, run_as_g
     }
 
 
-def runtime_env(container: dict) -> list[dict]:
+def runtime_env(container: dict[str, Any]) -> list[dict[str, Any]]:
     """The container's env with ``MSJOB_RUNTIME_PATH`` and RUNTIME_DIR on ``PYTHONPATH`` (see the module)."""
     env = [dict(e) for e in container.get("env") or [] if e.get("name") != PATH_ENV]
     env.insert(0, {"name": PATH_ENV, "value": RUNTIME_DIR})
@@ -77,8 +77,8 @@ def runtime_env(container: dict) -> list[dict]:
     return env
 
 
-def with_runtime(pod_spec: dict, image: str, *, run_as_user: Optional[int] = None,
-                 run_as_group: Optional[int] = None) -> dict:
+def with_runtime(pod_spec: dict[str, Any], image: str, *, run_as_user: Optional[int] = None,
+                 run_as_group: Optional[int] = None) -> dict[str, Any]:
     """A copy of ``pod_spec`` whose main container can import ``msjob_runtime`` (idempotent)."""
     spec = copy.deepcopy(pod_spec)
     volumes = spec.setdefault("volumes", [])

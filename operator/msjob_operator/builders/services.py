@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from ..api.enums import LaunchMode, ReplicaType
+from typing import Any
+
 from ..api import naming
+from ..api.enums import LaunchMode, ReplicaType
 from ..api.models import MSJobSpec
 from .env import SCHEDULER_PORT_NAME, launch_mode, needs_scheduler_service, scheduler_port
 
 
-def _service(job: dict, name: str, labels: dict, selector: dict, port: int, **spec) -> dict:
+def _service(job: dict[str, Any], name: str, labels: dict[str, Any], selector: dict[str, Any], port: int, **spec) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -26,7 +28,7 @@ def _service(job: dict, name: str, labels: dict, selector: dict, port: int, **sp
     }
 
 
-def build_services(job: dict, spec: MSJobSpec, scheduler_ip: str | None = None) -> list[dict]:
+def build_services(job: dict[str, Any], spec: MSJobSpec, scheduler_ip: str | None = None) -> list[dict[str, Any]]:
     """The job's Services; ``scheduler_ip`` pins the scheduler Service's ClusterIP (the address the
     running members were given, when the Service must be created again)."""
     name = job["metadata"]["name"]

@@ -11,16 +11,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from typing import Optional
+from typing import Any, Optional
 
 from msjob_runtime.progress import parse_time
 
 from ..api import naming
 from ..builders.podgroup import podgroup_api
-from ..reconcile.context import PodDeletion
-from ..reconcile.plan import Plan, fmt_time
-from ..reconcile.waiting import Refusal
 from ..config import Config
+from ..reconcile.context import PodDeletion
+from ..reconcile.context import Plan, fmt_time
+from ..reconcile.waiting import Refusal
 from . import metrics
 from .events import EventRecorder
 from .informer import selected
@@ -41,7 +41,7 @@ class StatusConflict(Exception):
     """The job changed since the pass read it: the pass is planned again from the new job."""
 
 
-def status_changed(old: dict, new: dict) -> bool:
+def status_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     strip = lambda s: {k: v for k, v in s.items() if k not in _VOLATILE}  # noqa: E731
     return strip(old or {}) != strip(new)
 
@@ -67,7 +67,7 @@ class Applier:
         return f"{path}/{name}" if name else path
 
     # -- the status ---------------------------------------------------------------------------
-    async def write_status(self, key: Key, job: dict, plan: Plan) -> bool:
+    async def write_status(self, key: Key, job: dict[str, Any], plan: Plan) -> bool:
         """The status goes first: a gang restart is recorded (restartCount) before any pod is deleted,
         so an operator that dies in between resumes the same restart, not a new one. False: the job is gone."""
         old = job.get("status") or {}
@@ -98,7 +98,7 @@ class Applier:
         return True
 
     # -- creates ------------------------------------------------------------------------------
-    async def _create(self, key: Key, job: dict, kind: str, path: str, body: dict, store: Optional[ChildStore]) -> bool:
+    async def _create(self, key: Key, job: dict[str, Any], kind: str, path: str, body: dict[str, Any], store: Optional[ChildStore]) -> bool:
         """Create one child; True when it exists now as the job's own."""
         name = body["metadata"]["name"]
         try:
@@ -106,8 +106,8 @@ class Applier:
         except KubeError as exc:
             if not refused(exc):
                 raise
-            message = (exc.body.get("message") if isinstance(exc.body, dict) else None) or str(exc)
-            reason = (exc.body.get("reason") if isinstance(exc.body, dict) else None) or str(exc.status)
+            message = (exc.body.get("message") if isinstance(exc.body, dict[str, Any]) else None) or str(exc)
+            reason = (exc.body.get("reason") if isinstance(exc.body, dict[str, Any]) else None) or str(exc.status)
             now = fmt_time(dt.datetime.now(dt.timezone.utc))
             if self.refusals.add(key, Refusal(kind, name, exc.status, reason, message, since=now)):
                 log.warning("[%s/%s] the API server refused %s %s: %s", key[0], key[1], kind, name, message)
@@ -117,22 +117,22 @@ class Applier:
             return True  # named after the job (its reporter's identity, its rank table): taken as is
         if status == 409:
             status, created = await self.kube.request("GET", f"{path}/{name}", ok_statuses=(404,))
-            if status == 404 or not isinstance(created, dict):
+            if status == 404 or not isinstance(created, dict[str, Any]):
                 return False  # gone again in between: the next pass tries anew
             if not self._ours(created, job):
                 self.holders.put(key, {**created, "kind": kind})
                 return False
             self.holders.drop(key, kind, name)
-        if store is not None and isinstance(created, dict) and selected(created, naming.CHILD_SELECTOR):
+        if store is not None and isinstance(created, dict[str, Any]) and selected(created, naming.CHILD_SELECTOR):
             store.upsert(created)
         return True
 
     @staticmethod
-    def _ours(obj: dict, job: dict) -> bool:
+    def _ours(obj: dict[str, Any], job: dict[str, Any]) -> bool:
         return any(ref.get("controller") and ref.get("uid") == job["metadata"]["uid"]
                    for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
-    async def create_prerequisites(self, key: Key, job: dict, plan: Plan) -> bool:
+    async def create_prerequisites(self, key: Key, job: dict[str, Any], plan: Plan) -> bool:
         """Services (members need the scheduler's ClusterIP), PodGroups (pods go after their gang),
         ConfigMaps (rank tables are mounted) and RBAC objects (the reporter's identity). False when one the
         pods need is not there (the scheduler Service is not one: pods needing its ClusterIP wait for it)."""
@@ -150,7 +150,7 @@ class Applier:
             ready &= await self._create(key, job, kind, f"{base}/namespaces/{namespace}/{_PLURALS[kind]}", body, None)
         return ready
 
-    async def _apply_configmap(self, key: Key, job: dict, body: dict) -> bool:
+    async def _apply_configmap(self, key: Key, job: dict[str, Any], body: dict[str, Any]) -> bool:
         """Write a ConfigMap whole: replace its data, or create it."""
         path = core_path("configmaps", key[0], body["metadata"]["name"])
         status, _ = await self.kube.request("PATCH", path, {"data": body["data"]},
@@ -160,7 +160,7 @@ class Applier:
         return True
 
     # -- the plan -------------------------------------------------------------------------------
-    async def apply(self, key: Key, job: dict, plan: Plan, jlog: logging.LoggerAdapter) -> bool:
+    async def apply(self, key: Key, job: dict[str, Any], plan: Plan, jlog: logging.LoggerAdapter) -> bool:
         """Apply everything; True while some create of the job stands refused (its backoff decides the next look)."""
         namespace = key[0]
         if not await self.write_status(key, job, plan):
@@ -173,7 +173,7 @@ class Applier:
             await self.kube.request("DELETE", self.podgroup_path(namespace, name), ok_statuses=(404,))
             jlog.info("deleted PodGroup %s", name)
 
-        async def create_pod(pod: dict) -> bool:
+        async def create_pod(pod: dict[str, Any]) -> bool:
             created = await self._create(key, job, "Pod", core_path("pods", namespace), pod, self.pods)
             if created:
                 metrics.PODS_CREATED.labels(namespace).inc()

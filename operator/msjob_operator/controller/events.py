@@ -13,7 +13,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from typing import Optional
+from typing import Any, Optional
 
 from ..api import naming
 from .kube import Kube, core_path
@@ -42,12 +42,12 @@ class EventRecorder:
         self._tasks: set[asyncio.Task] = set()
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
-    def post(self, job: dict, etype: str, reason: str, message: str) -> None:
+    def post(self, job: dict[str, Any], etype: str, reason: str, message: str) -> None:
         task = asyncio.create_task(self._post(job, etype, reason, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _post(self, job: dict, etype: str, reason: str, message: str) -> None:
+    async def _post(self, job: dict[str, Any], etype: str, reason: str, message: str) -> None:
         meta = job["metadata"]
         key = (meta["uid"], etype, reason)
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -75,7 +75,7 @@ class EventRecorder:
         series.seen = time.monotonic()
         return True
 
-    async def _create(self, job: dict, etype: str, reason: str, message: str) -> _Series:
+    async def _create(self, job: dict[str, Any], etype: str, reason: str, message: str) -> _Series:
         meta = job["metadata"]
         now = _now()
         body = {

@@ -6,6 +6,7 @@ import inspect
 import logging
 import os
 import signal
+from typing import Any
 
 import kopf
 from prometheus_client import start_http_server
@@ -13,9 +14,9 @@ from prometheus_client import start_http_server
 from ..api.models import GROUP, PLURAL, VERSION
 from ..config import Config
 from . import metrics
+from .collector import JobStateCollector
 from .kube import Kube, load_configuration
 from .leader import LeaderElection
-from .collector import JobStateCollector
 from .reconciler import Controller
 
 log = logging.getLogger("msjob_operator")
@@ -87,7 +88,7 @@ def msjob_changed(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
 
 
 @kopf.on.probe(id="reconcile")
-def reconcile_health(memo: kopf.Memo, **_) -> dict:
+def reconcile_health(memo: kopf.Memo, **_) -> dict[str, Any]:
     """Readiness that shows work flows: caches synced and the time of the last reconcile."""
     controller: Controller | None = memo.get("controller")
     if controller is None or not controller.synced:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from .kube import Kube, KubeError
 from .store import ChildStore, Key
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 class Informer:
     def __init__(self, kube: Kube, paths: Iterable[str], selector: str, store: ChildStore,
-                 notify: Callable[[Key], None], what: str, on_unselected: Optional[Callable[[dict], None]] = None):
+                 notify: Callable[[Key], None], what: str, on_unselected: Optional[Callable[[dict[str, Any]], None]] = None):
         self.kube = kube
         # Called with an object the watch reports DELETED without a deletionTimestamp: deleted at once
         # (a forced delete), or still there and only no longer selected (its labels were changed: the
@@ -58,7 +58,7 @@ class Informer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    def _replace(self, path: str, items: list[dict]) -> set[Key]:
+    def _replace(self, path: str, items: list[dict[str, Any]]) -> set[Key]:
         if self._stores is None:
             return self.store.replace_all(items)
         # With several namespaces, a relist of one must not forget the others' children.
@@ -99,7 +99,7 @@ class _Expired(Exception):
     pass
 
 
-def selected(obj: dict, selector: str) -> bool:
+def selected(obj: dict[str, Any], selector: str) -> bool:
     """Whether the object's labels match an equality selector ``k=v,k2=v2``."""
     labels = (obj.get("metadata") or {}).get("labels") or {}
     for term in filter(None, selector.split(",")):

@@ -28,7 +28,7 @@ class KubeError(Exception):
     def __init__(self, status: int, body: Any, what: str):
         self.status = status
         self.body = body
-        message = body.get("message") if isinstance(body, dict) else str(body)[:300]
+        message = body.get("message") if isinstance(body, dict[str, Any]) else str(body)[:300]
         super().__init__(f"{what}: HTTP {status}: {message}")
 
 
@@ -77,13 +77,13 @@ def _count(method: str, path: str, watch: bool = False) -> None:
     metrics.API_REQUESTS.labels(*request_kind(method, path, watch)).inc()
 
 
-def merge_patch(old: dict, new: dict) -> dict:
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``: removed keys become null,
     objects are patched key by key, lists and scalars are replaced whole."""
     patch: dict[str, Any] = {key: None for key in old if key not in new}
     for key, value in new.items():
         before = old.get(key, _ABSENT)
-        if isinstance(value, dict) and isinstance(before, dict):
+        if isinstance(value, dict[str, Any]) and isinstance(before, dict[str, Any]):
             inner = merge_patch(before, value)
             if inner:
                 patch[key] = inner
@@ -129,7 +129,7 @@ class Kube:
     async def close(self) -> None:
         await self.api.close()
 
-    async def request(self, method: str, path: str, body: Any = None, *, query: Optional[dict] = None,
+    async def request(self, method: str, path: str, body: Any = None, *, query: Optional[dict[str, Any]] = None,
                       content_type: str = "application/json", ok_statuses: tuple[int, ...] = (),
                       timeout: float = 60) -> tuple[int, Any]:
         headers = {"Accept": "application/json", "Content-Type": content_type}
@@ -154,16 +154,16 @@ class Kube:
         raise KubeError(status, data, f"{method} {path}")
 
     # -- children ---------------------------------------------------------------------------
-    async def create(self, plural: str, namespace: str, body: dict) -> Optional[dict]:
+    async def create(self, plural: str, namespace: str, body: dict[str, Any]) -> Optional[dict[str, Any]]:
         """Create a core object; returns it, or None if it already existed (409)."""
         status, data = await self.request("POST", core_path(plural, namespace), body, ok_statuses=(409,))
         return None if status == 409 else data
 
-    async def get(self, plural: str, namespace: str, name: str) -> Optional[dict]:
+    async def get(self, plural: str, namespace: str, name: str) -> Optional[dict[str, Any]]:
         status, data = await self.request("GET", core_path(plural, namespace, name), ok_statuses=(404,))
         return None if status == 404 else data
 
-    async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: Optional[int] = None) -> Optional[dict]:
+    async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: Optional[int] = None) -> Optional[dict[str, Any]]:
         """Delete one pod (only the incarnation with this UID); None when it is already gone."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         if grace_seconds is not None:
@@ -172,11 +172,11 @@ class Kube:
         status, data = await self.request("DELETE", core_path("pods", namespace, name), body, ok_statuses=(404, 409))
         if status in (404, 409):
             return None
-        return data if isinstance(data, dict) and data.get("kind") == "Pod" else None
+        return data if isinstance(data, dict[str, Any]) and data.get("kind") == "Pod" else None
 
-    async def list(self, path: str, label_selector: Optional[str] = None, limit: int = 500) -> tuple[list[dict], str]:
+    async def list(self, path: str, label_selector: Optional[str] = None, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
         """All items (paginated) and the list's resourceVersion."""
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         token = None
         while True:
             _, data = await self.request("GET", path, query={"labelSelector": label_selector, "limit": limit, "continue": token})
@@ -186,7 +186,7 @@ class Kube:
                 return items, data["metadata"]["resourceVersion"]
 
     async def watch(self, path: str, resource_version: str, label_selector: Optional[str] = None,
-                    timeout_seconds: int = 300) -> AsyncIterator[dict]:
+                    timeout_seconds: int = 300) -> AsyncIterator[dict[str, Any]]:
         """Watch events as dicts ({type, object}), until the server ends the stream."""
         params = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
                   ("timeoutSeconds", timeout_seconds)]
@@ -207,8 +207,8 @@ class Kube:
             response.release()
 
     # -- the MSJob itself --------------------------------------------------------------------
-    async def patch_job_status(self, namespace: str, name: str, old: dict, new: dict,
-                               resource_version: Optional[str]) -> Optional[dict]:
+    async def patch_job_status(self, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any],
+                               resource_version: Optional[str]) -> Optional[dict[str, Any]]:
         """Make the job's status exactly ``new``, knowing it is ``old`` at ``resource_version``.
 
         A JSON merge patch of the difference, with null for every key ``new`` drops, so nothing stale
@@ -225,7 +225,7 @@ class Kube:
         )
         return None if code == 404 else data
 
-    async def get_job(self, namespace: str, name: str) -> Optional[dict]:
+    async def get_job(self, namespace: str, name: str) -> Optional[dict[str, Any]]:
         code, data = await self.request("GET", job_path(namespace, name), ok_statuses=(404,))
         return None if code == 404 else data
 

@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Optional
+from typing import Any, Optional
 
 from .kube import Kube
 
@@ -44,7 +44,7 @@ class LeaderElection:
         self._observed: tuple = ()  # the other holder's (holder, renewTime) as last seen...
         self._observed_at = 0.0  # ...and when, on our monotonic clock
 
-    def _spec(self, acquire_time: str, transitions: int) -> dict:
+    def _spec(self, acquire_time: str, transitions: int) -> dict[str, Any]:
         return {"holderIdentity": self.identity, "leaseDurationSeconds": max(int(self.lease_seconds), 1),
                 "acquireTime": acquire_time, "renewTime": _micro_time(), "leaseTransitions": transitions}
 

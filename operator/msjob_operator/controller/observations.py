@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
+from typing import Any
 
 from ..reconcile.waiting import Refusal
 from .store import Key
@@ -18,7 +19,7 @@ from .store import Key
 
 class _PerJob:
     def __init__(self) -> None:
-        self._by_job: dict[Key, dict] = defaultdict(dict)
+        self._by_job: dict[Key, dict[str, Any]] = defaultdict(dict)
 
     def drop(self, key: Key, kind: str, name: str) -> None:
         found = self._by_job.get(key)
@@ -52,10 +53,10 @@ class Refusals(_PerJob):
 class ObjectsByJob(_PerJob):
     """Objects kept by job and (kind, name): the holders of a child's name, or stray members."""
 
-    def put(self, key: Key, obj: dict) -> None:
+    def put(self, key: Key, obj: dict[str, Any]) -> None:
         self._by_job[key][(obj.get("kind") or "Pod", obj["metadata"]["name"])] = obj
 
-    def for_job(self, key: Key) -> list[dict]:
+    def for_job(self, key: Key) -> list[dict[str, Any]]:
         return list((self._by_job.get(key) or {}).values())
 
     def __len__(self) -> int:

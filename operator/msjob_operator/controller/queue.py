@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Hashable
 
-
 RETRY_BASE_SECONDS = 0.4
 RETRY_MAX_SECONDS = 30.0
 

@@ -7,11 +7,12 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from ..api import naming
-from ..reconcile.plan import Plan, reconcile
 from ..config import DEFAULT, Config
+from ..reconcile.context import Plan
+from ..reconcile.plan import reconcile
 from . import metrics
 from .apply import Applier, StatusConflict
 from .events import EventRecorder
@@ -29,7 +30,7 @@ log = logging.getLogger("msjob_operator")
 RECHECK_SECONDS = 5.0
 
 
-def ours(job: dict) -> bool:
+def ours(job: dict[str, Any]) -> bool:
     managed_by = (((job.get("spec") or {}).get("runPolicy") or {}).get("managedBy")) or ""
     return managed_by in ("", naming.MANAGED_BY)
 
@@ -139,7 +140,7 @@ class Controller:
     def synced(self) -> bool:
         return all(informer.synced.is_set() for informer in self.informers) and self.strays_scanned.is_set()
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         return {
             "synced": self.synced,
             "leader": self.leader is None or self.leader.leading,
@@ -149,7 +150,7 @@ class Controller:
         }
 
     # -- inputs -------------------------------------------------------------------------------
-    def job_event(self, event_type: Optional[str], job: dict) -> None:
+    def job_event(self, event_type: Optional[str], job: dict[str, Any]) -> None:
         key = (job["metadata"]["namespace"], job["metadata"]["name"])
         if event_type == "DELETED":
             self.jobs.remove(key)
@@ -162,7 +163,7 @@ class Controller:
         self.jobs.upsert(job)
         self.queue.add(key)
 
-    def _stray(self, pod: dict) -> None:
+    def _stray(self, pod: dict[str, Any]) -> None:
         """A member whose labels were changed so that the pod watch no longer sees it: it is still the
         job's (its ownerReference says so), so it is kept here and handled as a stale member."""
         key = job_owner(pod)
@@ -170,7 +171,7 @@ class Controller:
             self.strays.put(key, {**pod, "kind": "Pod"})
             self.queue.add(key)
 
-    def _maybe_stray(self, pod: dict) -> None:
+    def _maybe_stray(self, pod: dict[str, Any]) -> None:
         """The pod watch dropped a member without seeing it being deleted: read it, and keep it as a stray
         if it is still there. The job's next pass waits for the answer."""
         key = job_owner(pod)
@@ -275,13 +276,13 @@ class Controller:
                 else:
                     found.put(key, {**fresh, "kind": kind})
 
-    def _owned_by(self, obj: dict, key: Key) -> bool:
+    def _owned_by(self, obj: dict[str, Any], key: Key) -> bool:
         job = self.jobs.get(key)
         uid = job["metadata"].get("uid") if job else None
         return any(ref.get("controller") and ref.get("uid") == uid
                    for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
 
-    def _plan(self, job: dict, key: Key) -> Plan:
+    def _plan(self, job: dict[str, Any], key: Key) -> Plan:
         pods = self.pods.for_job(key)
         known = {pod["metadata"]["name"] for pod in pods}
         strays = [pod for pod in self.strays.for_job(key) if pod["metadata"]["name"] not in known]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict, defaultdict
-from typing import Optional
+from typing import Any, Optional
 
 from ..api import naming
 from ..api.models import GROUP, KIND
@@ -13,7 +13,7 @@ from ..reconcile.observed import controller_owner
 Key = tuple[str, str]  # (namespace, job name)
 
 
-def job_owner(obj: dict) -> Optional[Key]:
+def job_owner(obj: dict[str, Any]) -> Optional[Key]:
     """(namespace, name) of the MSJob that is the object's controller, if one is."""
     meta = obj.get("metadata") or {}
     ref = controller_owner(meta)
@@ -22,14 +22,14 @@ def job_owner(obj: dict) -> Optional[Key]:
     return None
 
 
-def _rv(obj: dict) -> int:
+def _rv(obj: dict[str, Any]) -> int:
     try:
         return int(obj["metadata"].get("resourceVersion") or 0)
     except (TypeError, ValueError):
         return 0
 
 
-def newer(candidate: dict, known: Optional[dict]) -> bool:
+def newer(candidate: dict[str, Any], known: Optional[dict[str, Any]]) -> bool:
     """True when candidate is at least as new as known.
 
     resourceVersions are opaque by contract, but on every etcd-backed API server they are
@@ -47,7 +47,7 @@ def compact(value):
     json.loads makes new strings for every watch event, and thousands of pods repeat the same keys,
     labels and reasons: sharing them takes a cached pod from about 9 KB to about 4 KB.
     """
-    if isinstance(value, dict):
+    if isinstance(value, dict[str, Any]):
         return {sys.intern(k): compact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [compact(v) for v in value]
@@ -67,7 +67,7 @@ class ChildStore:
         # Only these spec fields are kept (None: the whole spec). A pod's spec is most of its size and the
         # reconcile reads only nodeName: with thousands of pods cached, that is most of the operator's memory.
         self.keep_spec = keep_spec
-        self._by_job: dict[Key, dict[str, dict]] = defaultdict(dict)
+        self._by_job: dict[Key, dict[str, dict[str, Any]]] = defaultdict(dict)
         self._tombstones: OrderedDict[str, None] = OrderedDict()
 
     def _bury(self, uid: Optional[str]) -> None:
@@ -77,7 +77,7 @@ class ChildStore:
                 self._tombstones.popitem(last=False)
 
     @staticmethod
-    def job_key(obj: dict) -> Optional[Key]:
+    def job_key(obj: dict[str, Any]) -> Optional[Key]:
         """The job the object belongs to: its controller, else (for objects no MSJob owns, such as the
         orphans of an earlier job of the same name) its job-name label."""
         owner = job_owner(obj)
@@ -87,7 +87,7 @@ class ChildStore:
         job = (meta.get("labels") or {}).get(naming.JOB_NAME_LABEL)
         return (meta.get("namespace"), job) if job else None
 
-    def upsert(self, obj: dict) -> Optional[Key]:
+    def upsert(self, obj: dict[str, Any]) -> Optional[Key]:
         key = self.job_key(obj)
         if key is None:
             return None
@@ -102,7 +102,7 @@ class ChildStore:
         self._by_job[key][name] = self._slim(obj)
         return key
 
-    def _slim(self, obj: dict) -> dict:
+    def _slim(self, obj: dict[str, Any]) -> dict[str, Any]:
         """A compact copy without what the reconcile never reads (managedFields, most of a pod's spec)."""
         meta = obj["metadata"]
         if "managedFields" in meta:
@@ -111,7 +111,7 @@ class ChildStore:
             obj = {**obj, "spec": {k: v for k, v in obj["spec"].items() if k in self.keep_spec}}
         return compact(obj)
 
-    def remove(self, obj: dict) -> Optional[Key]:
+    def remove(self, obj: dict[str, Any]) -> Optional[Key]:
         key = self.job_key(obj)
         if key is None:
             return None
@@ -126,7 +126,7 @@ class ChildStore:
                 del self._by_job[key]
         return key
 
-    def replace_all(self, objects: list[dict]) -> set[Key]:
+    def replace_all(self, objects: list[dict[str, Any]]) -> set[Key]:
         """After a (re)list: the list is the truth.  Returns every job key touched."""
         before = set(self._by_job)
         self._by_job = defaultdict(dict)
@@ -134,7 +134,7 @@ class ChildStore:
             self.upsert(obj)
         return before | set(self._by_job)
 
-    def for_job(self, key: Key) -> list[dict]:
+    def for_job(self, key: Key) -> list[dict[str, Any]]:
         return list(self._by_job.get(key, {}).values())
 
     def count(self) -> int:
@@ -143,9 +143,9 @@ class ChildStore:
 
 class JobStore:
     def __init__(self) -> None:
-        self._jobs: dict[Key, dict] = {}
+        self._jobs: dict[Key, dict[str, Any]] = {}
 
-    def upsert(self, job: dict) -> Key:
+    def upsert(self, job: dict[str, Any]) -> Key:
         key = (job["metadata"]["namespace"], job["metadata"]["name"])
         known = self._jobs.get(key)
         if known is None or known["metadata"].get("uid") != job["metadata"].get("uid") or newer(job, known):
@@ -155,7 +155,7 @@ class JobStore:
     def remove(self, key: Key) -> None:
         self._jobs.pop(key, None)
 
-    def get(self, key: Key) -> Optional[dict]:
+    def get(self, key: Key) -> Optional[dict[str, Any]]:
         return self._jobs.get(key)
 
     def __len__(self) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from msjob_runtime.progress import parse_time
 
@@ -46,14 +46,14 @@ class JobEvent:
 
 @dataclasses.dataclass
 class Plan:
-    status: dict
-    create_services: list[dict] = dataclasses.field(default_factory=list)
-    create_pods: list[dict] = dataclasses.field(default_factory=list)
+    status: dict[str, Any]
+    create_services: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    create_pods: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     delete_pods: list[PodDeletion] = dataclasses.field(default_factory=list)
-    create_podgroups: list[dict] = dataclasses.field(default_factory=list)
-    apply_configmaps: list[dict] = dataclasses.field(default_factory=list)
+    create_podgroups: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    apply_configmaps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # Other namespaced objects to create if missing (the progress reporter's RBAC).
-    create_objects: list[dict] = dataclasses.field(default_factory=list)
+    create_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
     events: list[JobEvent] = dataclasses.field(default_factory=list)
     # For metrics: "created", "running", "succeeded", "failed:<reason>", "restarted:<reason>", ...
@@ -78,16 +78,16 @@ def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
 class Observed:
     """What exists now, as the controller's caches and the API server's answers show it."""
 
-    pods: Sequence[dict] = ()
-    services: Sequence[dict] = ()
-    podgroups: Sequence[dict] = ()
+    pods: Sequence[dict[str, Any]] = ()
+    services: Sequence[dict[str, Any]] = ()
+    podgroups: Sequence[dict[str, Any]] = ()
     # Creates the API server refused, by (kind, name): quota, admission, invalid objects.
     refusals: Mapping[tuple[str, str], Refusal] = dataclasses.field(default_factory=dict)
     # Objects found under a child's name that the job does not own (AlreadyExists on create).
-    holders: Sequence[dict] = ()
+    holders: Sequence[dict[str, Any]] = ()
 
 
-def _owned(obj: dict, uid: Optional[str]) -> bool:
+def _owned(obj: dict[str, Any], uid: Optional[str]) -> bool:
     return bool(uid) and (controller_owner(obj.get("metadata") or {}) or {}).get("uid") == uid
 
 
@@ -95,7 +95,7 @@ class PassContext:
     """State of one reconcile pass: what exists (members by ownership only), the status being
     built and the plan being filled."""
 
-    def __init__(self, job: dict, spec: MSJobSpec, now: dt.datetime, config: Config = DEFAULT,
+    def __init__(self, job: dict[str, Any], spec: MSJobSpec, now: dt.datetime, config: Config = DEFAULT,
                  observed: Observed = Observed()):
         self.job = job
         self.spec = spec
@@ -259,7 +259,7 @@ def expected_keys(spec: MSJobSpec) -> list[tuple[str, int]]:
             for index in range(replica.replicas if replica.replicas is not None else 1)]
 
 
-def classify(views: list[PodView], attempt: int, expected: set) -> tuple[dict, list[PodView]]:
+def classify(views: list[PodView], attempt: int, expected: set) -> tuple[dict[str, Any], list[PodView]]:
     """Pods of the current attempt by (type, index), and stale pods (older attempts, extra indexes)."""
     current = {v.key: v for v in views if v.attempt == attempt and v.key in expected}
     stale = [v for v in views if v.attempt != attempt or v.key not in expected]

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from msjob_runtime.progress import parse_time, read_progress
 
-from ..api.enums import ConditionType
-from ..api.status import ProgressStatus
 from ..api import naming
+from ..api.enums import ConditionType
 from ..api.models import MSJobSpec
-from ..builders.containers import main_container
+from ..api.status import ProgressStatus
 from ..builders import rbac
 from ..builders import reporter as sidecar
-from .stall_clock import stall_check
+from ..builders.containers import main_container
 from . import conditions as cond
+from .stall_clock import stall_check
 
 
 def enabled(spec: MSJobSpec) -> bool:
@@ -23,7 +25,7 @@ def reporter_pod(job_name: str) -> str:
     return naming.pod_name(job_name, "Worker", 0)
 
 
-def prerequisites(job: dict, spec: MSJobSpec) -> list[dict]:
+def prerequisites(job: dict[str, Any], spec: MSJobSpec) -> list[dict[str, Any]]:
     """The reporter's identity: it may read and annotate its own pod, nothing else."""
     name = job["metadata"]["name"]
     user_account = (dict(spec.ms_replica_specs.items())["Worker"].template.get("spec") or {}).get("serviceAccountName")
@@ -34,7 +36,7 @@ def prerequisites(job: dict, spec: MSJobSpec) -> list[dict]:
     return [rbac.service_account(job), role, rbac.role_binding(job)]
 
 
-def add_reporter(pod: dict, spec: MSJobSpec, image: str) -> None:
+def add_reporter(pod: dict[str, Any], spec: MSJobSpec, image: str) -> None:
     """Worker 0 dumps step times into a shared emptyDir; a sidecar publishes them."""
     pod_spec = pod["spec"]
     interval = (spec.health.interval_seconds if spec.health else None) or sidecar.DEFAULT_INTERVAL
@@ -53,7 +55,7 @@ def add_reporter(pod: dict, spec: MSJobSpec, image: str) -> None:
         pod_spec["serviceAccountName"] = rbac.reporter_name(pod["metadata"]["labels"][naming.JOB_NAME_LABEL])
 
 
-def update(p, spec: MSJobSpec, raw_pods: dict) -> tuple[bool, str]:
+def update(p, spec: MSJobSpec, raw_pods: dict[str, Any]) -> tuple[bool, str]:
     """Copy worker 0's report into status.progress; return (stalled, message) and schedule the next check."""
     name = reporter_pod(p.name)
     progress = read_progress(raw_pods[name]) if name in raw_pods else None

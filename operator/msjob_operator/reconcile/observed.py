@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Optional
+from typing import Any, Optional
 
 from ..api import naming
-from ..builders.env import MAIN_CONTAINER
+from ..builders.containers import MAIN_CONTAINER
 
 _DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated", "DeletionByTaintManager"}
 
@@ -95,7 +95,7 @@ def _time(value: Optional[str]) -> Optional[dt.datetime]:
         return None
 
 
-def _deletion_requested_at(meta: dict) -> Optional[str]:
+def _deletion_requested_at(meta: dict[str, Any]) -> Optional[str]:
     deadline = _time(meta.get("deletionTimestamp"))
     if deadline is None:
         return None
@@ -103,7 +103,7 @@ def _deletion_requested_at(meta: dict) -> Optional[str]:
     return (deadline - dt.timedelta(seconds=int(grace))).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def controller_owner(meta: dict) -> Optional[dict]:
+def controller_owner(meta: dict[str, Any]) -> Optional[dict[str, Any]]:
     for ref in meta.get("ownerReferences") or []:
         if ref.get("controller"):
             return ref
@@ -120,7 +120,7 @@ def _int(value) -> Optional[int]:
         return None
 
 
-def _pick_container_status(statuses: list[dict]) -> Optional[dict]:
+def _pick_container_status(statuses: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
     for status in statuses:
         if status.get("name") == MAIN_CONTAINER:
             return status
@@ -140,7 +140,7 @@ _VIEWS: dict[tuple[str, str], PodView] = {}
 _VIEWS_MAX = 16384
 
 
-def view_pod(pod: dict) -> PodView:
+def view_pod(pod: dict[str, Any]) -> PodView:
     meta = pod.get("metadata") or {}
     key = (meta.get("uid"), meta.get("resourceVersion"))
     if not (key[0] and key[1]):
@@ -153,7 +153,7 @@ def view_pod(pod: dict) -> PodView:
     return view
 
 
-def _view(pod: dict) -> PodView:
+def _view(pod: dict[str, Any]) -> PodView:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     owner = controller_owner(meta)

@@ -14,14 +14,14 @@ new gang is created as the old one goes (``phases.converge``).
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pydantic import ValidationError
 
 from ..api.models import MSJobSpec
 from ..config import DEFAULT, Config
 from . import conditions as cond
-from .context import Gang, Observed, PassContext, Plan, PodDeletion, JobEvent, fmt_time  # noqa: F401 (re-exported)
+from .context import Gang, JobEvent, Observed, PassContext, Plan, PodDeletion, fmt_time  # noqa: F401 (re-exported)
 from .phases import failures, lifecycle, stall, startup
 from .phases.converge import converge
 from .waiting import Refusal
@@ -45,9 +45,9 @@ PHASES: tuple[Phase, ...] = (
 )
 
 
-def reconcile(job: dict, pods: Sequence[dict], services: Sequence[dict], now: dt.datetime,
-              config: Config = DEFAULT, podgroups: Sequence[dict] = (), *,
-              refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict] = ()) -> Plan:
+def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Sequence[dict[str, Any]], now: dt.datetime,
+              config: Config = DEFAULT, podgroups: Sequence[dict[str, Any]] = (), *,
+              refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str, Any]] = ()) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
                         refusals=dict(refusals or {}), holders=tuple(holders))
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional
 
-from ..api.enums import ReplicaType
-from ..api.models import FailureAction, MSJobSpec, RestartPolicy
+from ..api.enums import FailureAction, ReplicaType, RestartPolicy
+from ..api.models import MSJobSpec
 from .observed import PodView
 
 # When several members fail in one pass, the strongest action wins.

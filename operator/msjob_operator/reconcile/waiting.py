@@ -9,10 +9,10 @@ of them and names the cause in ``status.waiting`` and the ``Waiting`` condition.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Mapping, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 from ..api import naming
-from ..api.models import REPLICA_TYPES
+from ..api.enums import REPLICA_TYPES
 from .observed import PodView
 
 # Causes, most telling first: when several hold, the first is the job's reason.
@@ -84,9 +84,9 @@ def pod_cause(name: str, pod: Optional[PodView], *, refusal: Optional[Refusal], 
     return None
 
 
-def summarize(causes: Mapping[str, list[Cause]], total: Mapping[str, int]) -> Optional[dict]:
+def summarize(causes: Mapping[str, list[Cause]], total: Mapping[str, int]) -> Optional[dict[str, Any]]:
     """``status.waiting`` from each replica type's causes (None when nothing holds the job up)."""
-    by_type: dict[str, dict] = {}
+    by_type: dict[str, dict[str, Any]] = {}
     for rtype in REPLICA_TYPES:
         found = causes.get(rtype) or []
         if not found:

@@ -13,9 +13,9 @@ from typing import Optional
 
 from msjob_runtime.progress import parse_time
 
+from ...api import naming
 from ...api.enums import ConditionType, LaunchMode, ReplicaType
 from ...api.status import RankTableStatus
-from ...api import naming
 from ...builders import ranktable
 from ...builders.env import launch_mode, needs_scheduler_service, replica_count
 from ...builders.podgroup import build_podgroup, gang_enabled, join_gang

@@ -9,9 +9,8 @@ Each phase returns True when it decided the pass.
 
 from __future__ import annotations
 
-from ...api.enums import ConditionType, ReplicaType
 from ...api import naming
-from ...api.models import FailureAction
+from ...api.enums import ConditionType, FailureAction, ReplicaType
 from ...api.status import MemberFailure, ReplicaStatus
 from .. import conditions as cond
 from ..context import OUTPUT_IN_MESSAGE, Gang, PassContext, PodDeletion, deletions, truncate

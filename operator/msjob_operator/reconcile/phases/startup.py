@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from msjob_runtime.progress import parse_time
 
-from ...api.enums import StartupDeadlineAction
 from ...api import naming
+from ...api.enums import StartupDeadlineAction
 from .. import backoff, waiting
 from ..context import Gang, PassContext
 from .converge import restart
