@@ -132,7 +132,7 @@ class _Structuralizer:
             if key == "properties":
                 out[key] = {name: self.convert(sub, stack, f"{where}.{name}") for name, sub in value.items()}
             elif key == "items":
-                if not isinstance(value, dict[str, Any]):
+                if not isinstance(value, dict):
                     raise SchemaError(f"{where}: tuple items are not supported")
                 out[key] = self.convert(value, stack, f"{where}[]")
             elif key == "additionalProperties":
@@ -187,7 +187,7 @@ def structural_schema(model: type, *, mode: str = "validation") -> dict[str, Any
 
 
 def _strip_descriptions(node: Any) -> None:
-    if isinstance(node, dict[str, Any]):
+    if isinstance(node, dict):
         node.pop("description", None)
         for key, value in node.items():
             if key == "properties":

@@ -124,7 +124,7 @@ class MSJobStatus(_Model):
     @classmethod
     def read(cls, data: Any) -> "MSJobStatus":
         """The status as stored, keeping every field that parses: never an exception."""
-        if not isinstance(data, dict[str, Any]):
+        if not isinstance(data, dict):
             return cls()
         try:
             return cls.model_validate(data)

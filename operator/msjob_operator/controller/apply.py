@@ -106,8 +106,8 @@ class Applier:
         except KubeError as exc:
             if not refused(exc):
                 raise
-            message = (exc.body.get("message") if isinstance(exc.body, dict[str, Any]) else None) or str(exc)
-            reason = (exc.body.get("reason") if isinstance(exc.body, dict[str, Any]) else None) or str(exc.status)
+            message = (exc.body.get("message") if isinstance(exc.body, dict) else None) or str(exc)
+            reason = (exc.body.get("reason") if isinstance(exc.body, dict) else None) or str(exc.status)
             now = fmt_time(dt.datetime.now(dt.timezone.utc))
             if self.refusals.add(key, Refusal(kind, name, exc.status, reason, message, since=now)):
                 log.warning("[%s/%s] the API server refused %s %s: %s", key[0], key[1], kind, name, message)
@@ -117,13 +117,13 @@ class Applier:
             return True  # named after the job (its reporter's identity, its rank table): taken as is
         if status == 409:
             status, created = await self.kube.request("GET", f"{path}/{name}", ok_statuses=(404,))
-            if status == 404 or not isinstance(created, dict[str, Any]):
+            if status == 404 or not isinstance(created, dict):
                 return False  # gone again in between: the next pass tries anew
             if not self._ours(created, job):
                 self.holders.put(key, {**created, "kind": kind})
                 return False
             self.holders.drop(key, kind, name)
-        if store is not None and isinstance(created, dict[str, Any]) and selected(created, naming.CHILD_SELECTOR):
+        if store is not None and isinstance(created, dict) and selected(created, naming.CHILD_SELECTOR):
             store.upsert(created)
         return True
 

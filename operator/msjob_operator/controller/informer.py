@@ -62,12 +62,8 @@ class Informer:
         if self._stores is None:
             return self.store.replace_all(items)
         # With several namespaces, a relist of one must not forget the others' children.
-        touched = set(self._stores[path].replace_all(items))
-        for key in touched:
-            for obj in self.store.for_job(key):
-                self.store.remove(obj)
-        for obj in items:
-            self.store.upsert(obj)
+        touched = self._stores[path].replace_all(items)
+        self.store.replace_jobs(touched, items)
         return touched
 
     async def _watch_once(self, path: str, rv: str) -> str:

@@ -28,7 +28,7 @@ class KubeError(Exception):
     def __init__(self, status: int, body: Any, what: str):
         self.status = status
         self.body = body
-        message = body.get("message") if isinstance(body, dict[str, Any]) else str(body)[:300]
+        message = body.get("message") if isinstance(body, dict) else str(body)[:300]
         super().__init__(f"{what}: HTTP {status}: {message}")
 
 
@@ -83,7 +83,7 @@ def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     patch: dict[str, Any] = {key: None for key in old if key not in new}
     for key, value in new.items():
         before = old.get(key, _ABSENT)
-        if isinstance(value, dict[str, Any]) and isinstance(before, dict[str, Any]):
+        if isinstance(value, dict) and isinstance(before, dict):
             inner = merge_patch(before, value)
             if inner:
                 patch[key] = inner
@@ -172,7 +172,7 @@ class Kube:
         status, data = await self.request("DELETE", core_path("pods", namespace, name), body, ok_statuses=(404, 409))
         if status in (404, 409):
             return None
-        return data if isinstance(data, dict[str, Any]) and data.get("kind") == "Pod" else None
+        return data if isinstance(data, dict) and data.get("kind") == "Pod" else None
 
     async def list(self, path: str, label_selector: Optional[str] = None, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
         """All items (paginated) and the list's resourceVersion."""

@@ -1,7 +1,7 @@
 from msjob_operator.api import naming
 from msjob_operator.controller.store import ChildStore, JobStore
 
-from .jobs import pod
+from ..jobs import OWNER, pod
 
 
 def with_rv(obj: dict, rv: int) -> dict:
@@ -82,3 +82,70 @@ def test_cached_objects_share_their_strings():
     assert key_a is key_b  # one string object for a key, however many pods carry it
     assert a["metadata"]["labels"][naming.JOB_NAME_LABEL] is b["metadata"]["labels"][naming.JOB_NAME_LABEL]
     assert a["metadata"]["uid"] == "u1" and b["metadata"]["uid"] == "u2"
+
+
+def test_a_late_watch_event_of_a_deleted_uid_never_resurrects_it():
+    store = ChildStore()
+    key = store.upsert(with_rv(pod(uid="u1"), 10))
+    store.remove(with_rv(pod(uid="u1"), 12))
+    store.upsert(with_rv(pod(uid="u1", phase="Running"), 11))
+    store.upsert(with_rv(pod(uid="u1", phase="Running"), 12))
+    assert store.for_job(key) == []
+    store.replace_all([with_rv(pod(uid="u1"), 11)])  # a relist honours tombstones too
+    assert store.for_job(key) == []
+
+
+def test_a_member_seen_again_after_its_removal_is_cached_again():
+    # The watch removes a member that lost its labels; once they are back it shows the pod again, newer.
+    store = ChildStore()
+    key = store.upsert(with_rv(pod(uid="u1"), 10))
+    store.remove(with_rv(pod(uid="u1"), 12))
+    store.upsert(with_rv(pod(uid="u1"), 15))
+    assert [p["metadata"]["uid"] for p in store.for_job(key)] == ["u1"]
+
+
+def test_newer_resource_version_wins_integer_not_text_order():
+    store = ChildStore()
+    key = store.upsert(with_rv(pod(uid="u1", phase="Pending"), 9))
+    store.upsert(with_rv(pod(uid="u1", phase="Running"), 10))  # "10" < "9" as text
+    assert store.for_job(key)[0]["status"]["phase"] == "Running"
+
+
+def test_replace_all_is_the_truth_and_returns_every_job_touched():
+    store = ChildStore()
+    store.upsert(with_rv(pod("old", uid="a"), 1))
+    store.upsert(with_rv(pod("kept", uid="b"), 1))
+    touched = store.replace_all([with_rv(pod("kept", uid="b"), 2), with_rv(pod("new", uid="c"), 2)])
+    assert touched == {("ns", "old"), ("ns", "kept"), ("ns", "new")}
+    assert store.for_job(("ns", "old")) == [] and store.count() == 2
+
+
+def test_replace_jobs_keeps_other_jobs_and_buries_nothing():
+    store = ChildStore()
+    store.upsert(with_rv(pod("x", uid="x0"), 1))
+    store.upsert(with_rv(pod("x", index=1, uid="x1"), 1))
+    store.upsert(with_rv(pod("y", uid="y0"), 1))
+    store.replace_jobs({("ns", "x")}, [with_rv(pod("x", uid="x0"), 1)])
+    assert [p["metadata"]["uid"] for p in store.for_job(("ns", "x"))] == ["x0"]  # listed again: kept
+    assert [p["metadata"]["uid"] for p in store.for_job(("ns", "y"))] == ["y0"]
+    store.upsert(with_rv(pod("x", index=1, uid="x1"), 3))  # only dropped from the cache, not tombstoned
+    assert store.count() == 3
+
+
+def test_job_key_is_the_controller_owner_first_then_the_job_name_label():
+    owned = pod("demo", uid="u1")
+    owned["metadata"]["labels"][naming.JOB_NAME_LABEL] = "other"
+    assert ChildStore.job_key(owned) == ("ns", "demo")  # the MSJob controller wins over the label
+    orphan = pod("demo", uid="u2", owner=False)
+    assert ChildStore.job_key(orphan) == ("ns", "demo")  # no owner: the job-name label
+    # An owner that is not the controller, or a controller of another kind, is not the job.
+    for ref in ({**OWNER, "name": "x", "controller": False},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "x", "uid": "r", "controller": True},
+                {**OWNER, "apiVersion": "example.com/v1", "name": "x"}):
+        obj = pod("demo", uid="u3", owner=False)
+        obj["metadata"]["ownerReferences"] = [ref]
+        assert ChildStore.job_key(obj) == ("ns", "demo")
+    stranger = {"metadata": {"name": "p", "namespace": "ns", "uid": "u4", "labels": {}}}
+    assert ChildStore.job_key(stranger) is None
+    store = ChildStore()
+    assert store.upsert(stranger) is None and store.remove(stranger) is None and store.count() == 0
