@@ -14,7 +14,7 @@ from .config import Config, GangMode, GangScheduler, LogFormat
 def _run(args: argparse.Namespace) -> int:
     # kopf imports the sync `kubernetes` client, when installed, only to recognise its model classes;
     # the operator never uses them, and loading them costs 40 MiB of RSS. None makes the import fail.
-    sys.modules.setdefault("kubernetes", None)
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]  # None makes an import fail
     import kopf
 
     config = Config.from_args(args)
@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    code: int = args.func(args)
+    return code
 
 
 if __name__ == "__main__":

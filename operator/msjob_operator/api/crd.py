@@ -25,6 +25,8 @@ import copy
 from typing import Any
 
 import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 
 from . import models
 from .enums import ReplicaType
@@ -89,10 +91,10 @@ class _Structuralizer:
 
         # Markers describe the whole field, whatever type pydantic gave it (dict[str, Any]).
         if node.pop(PODTEMPLATE_MARKER, False):
-            out = harden_template(pod_template_schema())
+            template = harden_template(pod_template_schema())
             if "description" in node:
-                out["description"] = node["description"]
-            return out
+                template["description"] = node["description"]
+            return template
         if node.pop(QUANTITY_MAP_MARKER, False):
             for key in ("anyOf", "allOf", "$ref", "additionalProperties", "default"):
                 node.pop(key, None)
@@ -180,7 +182,7 @@ class _Structuralizer:
         return out
 
 
-def structural_schema(model: type, *, mode: str = "validation") -> dict[str, Any]:
+def structural_schema(model: type[BaseModel], *, mode: JsonSchemaMode = "validation") -> dict[str, Any]:
     """The structural CRD schema of a pydantic model."""
     schema = model.model_json_schema(by_alias=True, mode=mode)
     return _Structuralizer(schema.get("$defs", {})).convert(schema, (), model.__name__)
@@ -303,7 +305,7 @@ def build_crds() -> list[dict[str, Any]]:
     return [build_crd()]
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information
     """Plain, deterministic YAML: no anchors, no line folding."""
 
     def ignore_aliases(self, data: Any) -> bool:

@@ -258,7 +258,7 @@ class ReplicaSpecs(_Model):
     def items(self) -> list[tuple[str, ReplicaSpec]]:
         """(type, spec) for the types present, in creation order."""
         found = {"Scheduler": self.scheduler, "PS": self.ps, "Worker": self.worker}
-        return [(t, found[t]) for t in REPLICA_TYPES if found[t] is not None]
+        return [(t, spec) for t in REPLICA_TYPES if (spec := found[t]) is not None]
 
 
 _REPLICA_SPECS_RULES = rules(
@@ -348,11 +348,11 @@ class MSJob(_Model):
 
     @property
     def name(self) -> str:
-        return self.metadata["name"]
+        return str(self.metadata["name"])
 
     @property
     def namespace(self) -> str:
-        return self.metadata.get("namespace", "default")
+        return str(self.metadata.get("namespace", "default"))
 
 
 ROOT_VALIDATIONS = _ROOT_RULES

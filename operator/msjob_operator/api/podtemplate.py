@@ -19,12 +19,13 @@ DATA_FILE = "podtemplatespec.json"
 @functools.lru_cache(maxsize=1)
 def _document() -> dict[str, Any]:
     text = resources.files(__package__).joinpath(DATA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
+    document: dict[str, Any] = json.loads(text)
+    return document
 
 
 def kubernetes_version() -> str:
     """The Kubernetes version whose PodTemplateSpec the schema describes, e.g. ``v1.37.1``."""
-    return _document()["kubernetesVersion"]
+    return str(_document()["kubernetesVersion"])
 
 
 def pod_template_schema() -> dict[str, Any]:

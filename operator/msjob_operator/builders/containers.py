@@ -9,7 +9,7 @@ MAIN_CONTAINER = "mindspore"
 
 def main_container(pod_spec: dict[str, Any]) -> dict[str, Any] | None:
     """The container named 'mindspore', else the first."""
-    containers = pod_spec.get("containers") or []
+    containers: list[dict[str, Any]] = pod_spec.get("containers") or []
     for container in containers:
         if container.get("name") == MAIN_CONTAINER:
             return container

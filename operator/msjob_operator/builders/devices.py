@@ -20,7 +20,7 @@ class Devices:
 
     @property
     def ascend(self) -> bool:
-        return bool(self.resource) and self.resource.startswith(ASCEND_PREFIX)
+        return self.resource is not None and self.resource.startswith(ASCEND_PREFIX)
 
     @property
     def gpu(self) -> bool:

@@ -13,7 +13,7 @@ _SUFFIXES = {
 _QUANTITY = re.compile(r"^([+-]?[0-9.]+)(?:([eE][+-]?[0-9]+)|([a-zA-Z]*))$")
 
 
-def parse(value) -> Decimal:
+def parse(value: object) -> Decimal:
     if isinstance(value, (int, float)):
         return Decimal(str(value))
     match = _QUANTITY.match(str(value).strip())
@@ -22,7 +22,7 @@ def parse(value) -> Decimal:
     number = Decimal(match.group(1))
     if match.group(2):
         return number * (Decimal(10) ** int(match.group(2)[1:]))
-    return number * Decimal(_SUFFIXES[match.group(3) or ""])
+    return number * Decimal(str(_SUFFIXES[match.group(3) or ""]))
 
 
 def format(value: Decimal) -> str:

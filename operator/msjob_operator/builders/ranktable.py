@@ -80,6 +80,12 @@ class Allocation:
         return next((d.super_pod_id for d in self.devices if d.super_pod_id is not None), None)
 
 
+def _required_id(value: Any, what: str) -> str:
+    found = _id(value, what)
+    assert found is not None  # _id raises for a missing required id
+    return found
+
+
 def _id(value: Any, what: str, *, optional: bool = False) -> Optional[str]:
     """An id as the rank table spells it: a decimal string (ints and strings accepted)."""
     if value is None or value == "":
@@ -103,7 +109,7 @@ def _super_pod_id(value: Any, what: str) -> Optional[str]:
     return sp
 
 
-def parse_annotation(value: str | Mapping) -> Allocation:
+def parse_annotation(value: str | Mapping[str, Any]) -> Allocation:
     """Parse the device plugin's annotation (``ANNOTATION``) of one pod.
 
     The format assumed is the one Ascend's device plugin writes (JSON; ids may be ints or strings;
@@ -133,7 +139,7 @@ def parse_annotation(value: str | Mapping) -> Allocation:
         if not isinstance(d, Mapping):
             raise RankTableError(f"annotation {ANNOTATION}: devices[{i}] must be an object")
         devices.append(Device(
-            device_id=_id(d.get("device_id"), f"devices[{i}].device_id"),
+            device_id=_required_id(d.get("device_id"), f"devices[{i}].device_id"),
             device_ip=_id(d.get("device_ip"), f"devices[{i}].device_ip", optional=True) or "",
             super_device_id=_id(d.get("super_device_id"), f"devices[{i}].super_device_id", optional=True),
             super_pod_id=_super_pod_id(d.get("super_pod_id"), f"devices[{i}].super_pod_id"),
@@ -143,18 +149,18 @@ def parse_annotation(value: str | Mapping) -> Allocation:
         raise RankTableError(f"annotation {ANNOTATION} lists a device twice: {ids}")
     return Allocation(
         pod_name=str(data.get("pod_name") or ""),
-        server_id=_id(data.get("server_id"), "server_id"),
+        server_id=_required_id(data.get("server_id"), "server_id"),
         devices=tuple(sorted(devices, key=lambda d: _sort_key(d.device_id))),
         super_pod_id=_super_pod_id(data.get("super_pod_id"), "super_pod_id"),
     )
 
 
-def _sort_key(text: str) -> tuple:
+def _sort_key(text: str) -> tuple[int, int, str]:
     """Numbers in numeric order ("2" before "10"), then anything else by text."""
     return (0, int(text), "") if text.isdigit() else (1, 0, text)
 
 
-def _pod_index(pod: Mapping) -> tuple:
+def _pod_index(pod: Mapping[str, Any]) -> tuple[int, int, str]:
     meta = pod.get("metadata") or {}
     name = meta.get("name") or ""
     label = (meta.get("labels") or {}).get(naming.REPLICA_INDEX_LABEL)
@@ -164,7 +170,7 @@ def _pod_index(pod: Mapping) -> tuple:
     return (0, int(m.group(1)), name) if m else (1, 0, name)
 
 
-def pod_allocation(pod: Mapping) -> Optional[Allocation]:
+def pod_allocation(pod: Mapping[str, Any]) -> Optional[Allocation]:
     """The pod's allocation, or None while the device plugin has not annotated it."""
     value = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
     if not value:
@@ -177,7 +183,7 @@ def pod_allocation(pod: Mapping) -> Optional[Allocation]:
     return alloc if alloc.pod_name else Allocation(name, alloc.server_id, alloc.devices, alloc.super_pod_id)
 
 
-def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict[str, Any]:
+def build_rank_table(pods: Iterable[Mapping[str, Any]], expected_pods: int) -> dict[str, Any]:
     """HCCL's rank table for the job whose pods (API objects as dicts) are ``pods``.
 
     Servers are ordered by the pods' replica index (label, else the name's ``-<index>`` suffix);
@@ -216,7 +222,7 @@ def build_rank_table(pods: Iterable[Mapping], expected_pods: int) -> dict[str, A
             raise RankTableError(f"pod {alloc.pod_name} reports devices {sorted(clash)} of server "
                                  f"{alloc.server_id} that another pod of the job reports too")
         for d in alloc.devices:
-            entry = {"device_id": d.device_id, "device_ip": d.device_ip, "rank_id": str(rank)}
+            entry: dict[str, Optional[str]] = {"device_id": d.device_id, "device_ip": d.device_ip, "rank_id": str(rank)}
             if v12:
                 entry["super_device_id"] = d.super_device_id
             server["device"].append(entry)
@@ -271,11 +277,11 @@ def configmap_name(job_name: str) -> str:
     return f"{job_name}-ranktable"
 
 
-def render(table: Mapping) -> str:
+def render(table: Mapping[str, Any]) -> str:
     return json.dumps(table, indent=2, sort_keys=True) + "\n"
 
 
-def configmap(job: Mapping, table: Mapping) -> dict[str, Any]:
+def configmap(job: Mapping[str, Any], table: Mapping[str, Any]) -> dict[str, Any]:
     """The ConfigMap ``<job>-ranktable`` holding ``hccl.json``, owned by the job."""
     meta = job["metadata"]
     body: dict[str, Any] = {

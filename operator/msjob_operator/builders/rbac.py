@@ -24,7 +24,7 @@ def reporter_name(job_name: str) -> str:
     return f"{job_name}-reporter"
 
 
-def _metadata(job: Mapping) -> dict[str, Any]:
+def _metadata(job: Mapping[str, Any]) -> dict[str, Any]:
     meta = job["metadata"]
     out = {
         "name": reporter_name(meta["name"]),
@@ -36,12 +36,12 @@ def _metadata(job: Mapping) -> dict[str, Any]:
     return out
 
 
-def service_account(job: Mapping) -> dict[str, Any]:
+def service_account(job: Mapping[str, Any]) -> dict[str, Any]:
     """The ServiceAccount ``<job>-reporter``."""
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(job)}
 
 
-def role(job: Mapping, pod_names: Iterable[str]) -> dict[str, Any]:
+def role(job: Mapping[str, Any], pod_names: Iterable[str]) -> dict[str, Any]:
     """The Role ``<job>-reporter``: get and patch the pods ``pod_names`` (the reporting pods), nothing else."""
     names = sorted(set(pod_names))
     if not names:
@@ -54,7 +54,7 @@ def role(job: Mapping, pod_names: Iterable[str]) -> dict[str, Any]:
     }
 
 
-def role_binding(job: Mapping, service_account: Optional[str] = None) -> dict[str, Any]:
+def role_binding(job: Mapping[str, Any], service_account: Optional[str] = None) -> dict[str, Any]:
     """The RoleBinding ``<job>-reporter`` of the Role to ``service_account`` (default ``<job>-reporter``)."""
     meta = _metadata(job)
     subject = {"kind": "ServiceAccount", "name": service_account or reporter_name(job["metadata"]["name"])}

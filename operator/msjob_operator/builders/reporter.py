@@ -56,7 +56,7 @@ def perf_env() -> list[dict[str, Any]]:
     ]
 
 
-def reporter_user(pod_spec: Mapping) -> tuple[Optional[int], Optional[int]]:
+def reporter_user(pod_spec: Mapping[str, Any]) -> tuple[Optional[int], Optional[int]]:
     """``(uid, gid)`` to run the reporter as: the training container's user.
 
     Its ``runAsUser``/``runAsGroup`` (container, else pod securityContext).  When the user is

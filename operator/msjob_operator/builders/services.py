@@ -10,7 +10,8 @@ from ..api.models import MSJobSpec
 from .env import SCHEDULER_PORT_NAME, launch_mode, needs_scheduler_service, scheduler_port
 
 
-def _service(job: dict[str, Any], name: str, labels: dict[str, Any], selector: dict[str, Any], port: int, **spec) -> dict[str, Any]:
+def _service(job: dict[str, Any], name: str, labels: dict[str, Any], selector: dict[str, Any], port: int,
+             **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Service",

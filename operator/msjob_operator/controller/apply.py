@@ -42,7 +42,8 @@ class StatusConflict(Exception):
 
 
 def status_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    strip = lambda s: {k: v for k, v in s.items() if k not in _VOLATILE}  # noqa: E731
+    def strip(status: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in status.items() if k not in _VOLATILE}
     return strip(old or {}) != strip(new)
 
 
@@ -160,7 +161,7 @@ class Applier:
         return True
 
     # -- the plan -------------------------------------------------------------------------------
-    async def apply(self, key: Key, job: dict[str, Any], plan: Plan, jlog: logging.LoggerAdapter) -> bool:
+    async def apply(self, key: Key, job: dict[str, Any], plan: Plan, jlog: "logging.LoggerAdapter[logging.Logger]") -> bool:
         """Apply everything; True while some create of the job stands refused (its backoff decides the next look)."""
         namespace = key[0]
         if not await self.write_status(key, job, plan):

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterator
+
 from prometheus_client.core import GaugeMetricFamily
 
 from msjob_runtime.progress import parse_time
 
 from ..api.enums import ConditionType
 
+if TYPE_CHECKING:
+    from .reconciler import Controller
+
 
 class JobStateCollector:
     """msjob_jobs{namespace,state} and the training progress of each job."""
 
-    def __init__(self, controller):
+    def __init__(self, controller: "Controller"):
         self.controller = controller
 
-    def describe(self):
+    def describe(self) -> list[GaugeMetricFamily]:
         return [GaugeMetricFamily("msjob_jobs", "MSJobs by state.", labels=["namespace", "state"])]
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("msjob_jobs", "MSJobs by state.", labels=["namespace", "state"])
         labels = ["namespace", "job"]
         step = GaugeMetricFamily("msjob_job_step", "Last training step reported by worker 0.", labels=labels)

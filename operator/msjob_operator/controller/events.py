@@ -39,7 +39,7 @@ class EventRecorder:
     def __init__(self, kube: Kube):
         self.kube = kube
         self._series: dict[tuple[str, str, str], _Series] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._locks: dict[tuple[str, str, str], asyncio.Lock] = {}
 
     def post(self, job: dict[str, Any], etype: str, reason: str, message: str) -> None:

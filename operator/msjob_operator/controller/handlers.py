@@ -6,7 +6,7 @@ import inspect
 import logging
 import os
 import signal
-from typing import Any
+from typing import Any, Optional
 
 import kopf
 from prometheus_client import start_http_server
@@ -23,15 +23,14 @@ log = logging.getLogger("msjob_operator")
 
 
 @kopf.on.login()
-async def login(memo: kopf.Memo, **_) -> kopf.ConnectionInfo:
+async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     """kopf's own watches use the same credentials as our client (same file, same order)."""
     configuration = await load_configuration(_config(memo).kubeconfig)
-    header = configuration.get_api_key_with_prefix("BearerToken")
-    if inspect.isawaitable(header):
-        header = await header
-    scheme, _, token = (header or "").rpartition(" ")
+    found: Any = configuration.get_api_key_with_prefix("BearerToken")
+    header: Optional[str] = (await found) if inspect.isawaitable(found) else found
+    scheme, _sep, token = (header or "").rpartition(" ")
     return kopf.ConnectionInfo(
-        server=configuration.host,
+        server=str(configuration.host),
         ca_path=configuration.ssl_ca_cert,
         insecure=not configuration.verify_ssl,
         scheme=scheme or None,
@@ -42,7 +41,7 @@ async def login(memo: kopf.Memo, **_) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Watches behind load balancers can go silent: reconnect on our own schedule.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -73,7 +72,7 @@ def _config(memo: kopf.Memo) -> Config:
 
 
 @kopf.on.cleanup()
-async def stop(memo: kopf.Memo, **_) -> None:
+async def stop(memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         await controller.stop()
@@ -81,14 +80,14 @@ async def stop(memo: kopf.Memo, **_) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def msjob_changed(event: kopf.RawEvent, memo: kopf.Memo, **_) -> None:
+def msjob_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
-        controller.job_event(event.get("type"), event["object"])
+        controller.job_event(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.probe(id="reconcile")
-def reconcile_health(memo: kopf.Memo, **_) -> dict[str, Any]:
+def reconcile_health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     """Readiness that shows work flows: caches synced and the time of the last reconcile."""
     controller: Controller | None = memo.get("controller")
     if controller is None or not controller.synced:

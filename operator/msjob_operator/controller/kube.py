@@ -47,7 +47,7 @@ async def load_configuration(kubeconfig: Optional[str] = None) -> client.Configu
     configuration = client.Configuration()
     if not kubeconfig:
         try:
-            config.load_incluster_config(client_configuration=configuration)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             return configuration
         except config.ConfigException:
             pass
@@ -115,7 +115,7 @@ class Kube:
         configuration = await load_configuration(kubeconfig)
         # The connection pool must not be the bottleneck of the bounded concurrency above.
         configuration.connection_pool_maxsize = max_in_flight + 16
-        if configuration.proxy is None:
+        if configuration.proxy is None and configuration.host:
             configuration.proxy = env_proxy(configuration.host)
         api = client.ApiClient(configuration)
         # kubernetes_asyncio's session trusts the environment, so aiohttp reads the proxy variables and
@@ -165,7 +165,7 @@ class Kube:
 
     async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: Optional[int] = None) -> Optional[dict[str, Any]]:
         """Delete one pod (only the incarnation with this UID); None when it is already gone."""
-        body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
+        body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         if grace_seconds is not None:
             body["gracePeriodSeconds"] = grace_seconds
         # 409: the UID precondition failed, i.e. this incarnation is gone and a new one took the name.

@@ -41,7 +41,7 @@ class LeaderElection:
         self.lease_seconds = lease_seconds
         self.renew_every = lease_seconds / 3
         self.leading = False
-        self._observed: tuple = ()  # the other holder's (holder, renewTime) as last seen...
+        self._observed: tuple[object, ...] = ()  # the other holder's (holder, renewTime) as last seen...
         self._observed_at = 0.0  # ...and when, on our monotonic clock
 
     def _spec(self, acquire_time: str, transitions: int) -> dict[str, Any]:
@@ -65,7 +65,7 @@ class LeaderElection:
             if time.monotonic() - self._observed_at < duration:
                 return False  # held by a live peer
         transitions = (spec.get("leaseTransitions") or 0) + (0 if holder == self.identity else 1)
-        acquired = spec.get("acquireTime") if holder == self.identity else _micro_time()
+        acquired = str(spec.get("acquireTime") or _micro_time()) if holder == self.identity else _micro_time()
         lease["spec"] = self._spec(acquired, transitions)
         # The resourceVersion we read makes this a compare-and-swap: a concurrent winner gets 409 here.
         status, _ = await self.kube.request("PUT", self.path, lease, ok_statuses=(409,))

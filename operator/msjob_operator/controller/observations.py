@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..reconcile.waiting import Refusal
 from .store import Key
 
 
-class _PerJob:
+T = TypeVar("T")
+
+
+class _PerJob(Generic[T]):
     def __init__(self) -> None:
-        self._by_job: dict[Key, dict[str, Any]] = defaultdict(dict)
+        self._by_job: dict[Key, dict[tuple[str, str], T]] = defaultdict(dict)
 
     def drop(self, key: Key, kind: str, name: str) -> None:
         found = self._by_job.get(key)
@@ -32,7 +35,7 @@ class _PerJob:
         self._by_job.pop(key, None)
 
 
-class Refusals(_PerJob):
+class Refusals(_PerJob[Refusal]):
     """Creates the API server refused, by job and (kind, name)."""
 
     def add(self, key: Key, refusal: Refusal) -> bool:
@@ -41,7 +44,7 @@ class Refusals(_PerJob):
         if known is not None:
             refusal = dataclasses.replace(refusal, since=known.since)
         self._by_job[key][(refusal.kind, refusal.name)] = refusal
-        return known != refusal
+        return bool(known != refusal)
 
     def clear(self, key: Key, kind: str, name: str) -> None:
         self.drop(key, kind, name)
@@ -50,7 +53,7 @@ class Refusals(_PerJob):
         return dict(self._by_job.get(key) or {})
 
 
-class ObjectsByJob(_PerJob):
+class ObjectsByJob(_PerJob[dict[str, Any]]):
     """Objects kept by job and (kind, name): the holders of a child's name, or stray members."""
 
     def put(self, key: Key, obj: dict[str, Any]) -> None:

@@ -4,31 +4,34 @@ workers at the same time, and a change during processing queues it again."""
 from __future__ import annotations
 
 import asyncio
-from typing import Hashable
+from typing import Generic, Hashable, TypeVar
 
 RETRY_BASE_SECONDS = 0.4
 RETRY_MAX_SECONDS = 30.0
 
 
-class WorkQueue:
+K = TypeVar("K", bound=Hashable)
+
+
+class WorkQueue(Generic[K]):
     def __init__(self, min_interval: float = 0.2) -> None:
         # A key changed while it was processed waits this long before its next pass, so a burst of
         # pod events (a big job starting) is handled in a few passes instead of one per event.
         self.min_interval = min_interval
-        self._queue: asyncio.Queue = asyncio.Queue()
-        self._dirty: set[Hashable] = set()
-        self._processing: set[Hashable] = set()
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
-        self._failures: dict[Hashable, int] = {}  # failed passes in a row, per key (job)
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._dirty: set[K] = set()
+        self._processing: set[K] = set()
+        self._timers: dict[K, asyncio.TimerHandle] = {}
+        self._failures: dict[K, int] = {}  # failed passes in a row, per key (job)
 
-    def add(self, key: Hashable) -> None:
+    def add(self, key: K) -> None:
         if key in self._dirty:
             return
         self._dirty.add(key)
         if key not in self._processing:
             self._queue.put_nowait(key)
 
-    def add_after(self, key: Hashable, delay: float) -> None:
+    def add_after(self, key: K, delay: float) -> None:
         """Queue the key after a delay; an earlier pending timer for the key wins."""
         loop = asyncio.get_running_loop()
         when = loop.time() + delay
@@ -39,35 +42,35 @@ class WorkQueue:
             timer.cancel()
         self._timers[key] = loop.call_at(when, self._fire, key)
 
-    def _fire(self, key: Hashable) -> None:
+    def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.add(key)
 
-    async def get(self) -> Hashable:
+    async def get(self) -> K:
         key = await self._queue.get()
         self._dirty.discard(key)
         self._processing.add(key)
         return key
 
-    def done(self, key: Hashable) -> None:
+    def done(self, key: K) -> None:
         self._processing.discard(key)
         if key in self._dirty:
             # Changed while we worked on it: go again, after a short pause.
             self._dirty.discard(key)
             self.add_after(key, self.min_interval)
 
-    def retry(self, key: Hashable) -> float:
+    def retry(self, key: K) -> float:
         """The key's pass failed: queue it again after a delay that doubles with each failure in a row
         of that key alone (other jobs keep their pace); returns the delay."""
         failures = self._failures[key] = self._failures.get(key, 0) + 1
-        delay = min(RETRY_BASE_SECONDS * 2 ** min(failures - 1, 16), RETRY_MAX_SECONDS)
+        delay = float(min(RETRY_BASE_SECONDS * 2 ** min(failures - 1, 16), RETRY_MAX_SECONDS))
         self.add_after(key, delay)
         return delay
 
-    def succeeded(self, key: Hashable) -> None:
+    def succeeded(self, key: K) -> None:
         self._failures.pop(key, None)
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: K) -> None:
         self._failures.pop(key, None)
         timer = self._timers.pop(key, None)
         if timer is not None:

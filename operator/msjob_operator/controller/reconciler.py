@@ -7,7 +7,7 @@ import dataclasses
 import datetime as dt
 import logging
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, MutableMapping, Optional
 
 from ..api import naming
 from ..config import DEFAULT, Config
@@ -35,9 +35,11 @@ def ours(job: dict[str, Any]) -> bool:
     return managed_by in ("", naming.MANAGED_BY)
 
 
-class JobLog(logging.LoggerAdapter):
-    def process(self, msg, kwargs):
-        return f"[{self.extra['job']}] {msg}", kwargs
+class JobLog(logging.LoggerAdapter):  # type: ignore[type-arg]  # generic only in typeshed
+    """Every line about a job carries [namespace/name]."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        return f"[{(self.extra or {}).get('job')}] {msg}", kwargs
 
 
 class Controller:
@@ -58,11 +60,11 @@ class Controller:
         self.holders = ObjectsByJob()  # objects under a child's name that the job does not own
         self.strays = ObjectsByJob()  # members that lost the labels the pod watch selects on
         self.strays_scanned = asyncio.Event()
-        self._checks: dict[Key, set[asyncio.Task]] = {}  # reads of pods the watch dropped, by job
-        self.queue = WorkQueue()
+        self._checks: dict[Key, set[asyncio.Task[None]]] = {}  # reads of pods the watch dropped, by job
+        self.queue: WorkQueue[Key] = WorkQueue()
         self.events = EventRecorder(kube)
         self.last_success: Optional[float] = None
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.applier = Applier(kube, self.jobs, self.pods, self.services, self.podgroups, self.refusals,
                                self.holders, self.events, self.config)
         self.pod_informer = Informer(kube, self._paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add,
@@ -103,7 +105,7 @@ class Controller:
         else:
             self._tasks.append(asyncio.create_task(self._lead(), name="leader-election"))
 
-    def _start_workers(self) -> list[asyncio.Task]:
+    def _start_workers(self) -> list[asyncio.Task[None]]:
         workers = [asyncio.create_task(self._work(), name=f"reconcile-worker-{i}") for i in range(self.workers)]
         self._tasks.extend(workers)
         return workers
@@ -265,8 +267,15 @@ class Controller:
 
     async def _refresh(self, key: Key) -> None:
         """Read again what no watch shows: holders of the job's names and its stray members."""
-        for found, keep in ((self.holders, lambda obj: not self._owned_by(obj, key)),
-                            (self.strays, lambda obj: job_owner(obj) == key and not selected(obj, naming.CHILD_SELECTOR))):
+        def foreign(obj: dict[str, Any]) -> bool:
+            return not self._owned_by(obj, key)
+
+        def stray(obj: dict[str, Any]) -> bool:
+            return job_owner(obj) == key and not selected(obj, naming.CHILD_SELECTOR)
+
+        checks: tuple[tuple[ObjectsByJob, Callable[[dict[str, Any]], bool]], ...] = (
+            (self.holders, foreign), (self.strays, stray))
+        for found, keep in checks:
             for obj in found.for_job(key):
                 kind, name = obj.get("kind") or "Pod", obj["metadata"]["name"]
                 plural = "services" if kind == "Service" else "pods"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import OrderedDict, defaultdict
-from typing import Any, Optional
+from typing import Any, Optional, ValuesView
 
 from ..api import naming
 from ..api.models import GROUP, KIND
@@ -18,7 +18,7 @@ def job_owner(obj: dict[str, Any]) -> Optional[Key]:
     meta = obj.get("metadata") or {}
     ref = controller_owner(meta)
     if ref and ref.get("kind") == KIND and str(ref.get("apiVersion", "")).startswith(f"{GROUP}/"):
-        return meta.get("namespace"), ref.get("name")
+        return str(meta.get("namespace")), str(ref.get("name"))
     return None
 
 
@@ -41,7 +41,7 @@ def newer(candidate: dict[str, Any], known: Optional[dict[str, Any]]) -> bool:
 SHARED_STRING_MAX = 64
 
 
-def compact(value):
+def compact(value: Any) -> Any:
     """A deep copy whose keys and short strings are shared with every other cached object (sys.intern).
 
     json.loads makes new strings for every watch event, and thousands of pods repeat the same keys,
@@ -72,7 +72,7 @@ class ChildStore:
         # a member that lost its labels, and the watch shows it again (newer) once they are back.
         self._tombstones: OrderedDict[str, int] = OrderedDict()
 
-    def _bury(self, obj: dict) -> None:
+    def _bury(self, obj: dict[str, Any]) -> None:
         uid = obj["metadata"].get("uid")
         if uid:
             self._tombstones[uid] = _rv(obj)
@@ -88,7 +88,7 @@ class ChildStore:
             return owner
         meta = obj.get("metadata") or {}
         job = (meta.get("labels") or {}).get(naming.JOB_NAME_LABEL)
-        return (meta.get("namespace"), job) if job else None
+        return (str(meta.get("namespace")), str(job)) if job else None
 
     def upsert(self, obj: dict[str, Any]) -> Optional[Key]:
         key = self.job_key(obj)
@@ -113,7 +113,8 @@ class ChildStore:
             obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         if self.keep_spec is not None and "spec" in obj:
             obj = {**obj, "spec": {k: v for k, v in obj["spec"].items() if k in self.keep_spec}}
-        return compact(obj)
+        slim: dict[str, Any] = compact(obj)
+        return slim
 
     def remove(self, obj: dict[str, Any]) -> Optional[Key]:
         key = self.job_key(obj)
@@ -173,5 +174,5 @@ class JobStore:
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def values(self):
+    def values(self) -> ValuesView[dict[str, Any]]:
         return self._jobs.values()

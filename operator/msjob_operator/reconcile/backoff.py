@@ -22,7 +22,7 @@ def delay(consecutive: int) -> float:
     """Seconds before the gang of the ``consecutive``-th restart in a row is created."""
     if consecutive <= 1:
         return 0.0
-    return min(BASE_SECONDS * 2 ** min(consecutive - 2, 16), MAX_SECONDS)
+    return float(min(BASE_SECONDS * 2 ** min(consecutive - 2, 16), MAX_SECONDS))
 
 
 def after(moment: dt.datetime, seconds: float) -> dt.datetime:

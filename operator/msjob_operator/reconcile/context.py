@@ -259,9 +259,10 @@ def expected_keys(spec: MSJobSpec) -> list[tuple[str, int]]:
             for index in range(replica.replicas if replica.replicas is not None else 1)]
 
 
-def classify(views: list[PodView], attempt: int, expected: set) -> tuple[dict[str, Any], list[PodView]]:
+def classify(views: list[PodView], attempt: int,
+             expected: set[tuple[str, int]]) -> tuple[dict[tuple[str, int], PodView], list[PodView]]:
     """Pods of the current attempt by (type, index), and stale pods (older attempts, extra indexes)."""
-    current = {v.key: v for v in views if v.attempt == attempt and v.key in expected}
+    current = {v.key: v for v in views if v.attempt == attempt and v.key is not None and v.key in expected}
     stale = [v for v in views if v.attempt != attempt or v.key not in expected]
     return current, stale
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from typing import Any
 
 from msjob_runtime.progress import parse_time, read_progress
@@ -14,6 +16,9 @@ from ..builders import rbac
 from ..builders import reporter as sidecar
 from ..builders.containers import main_container
 from . import conditions as cond
+
+if TYPE_CHECKING:
+    from .context import PassContext
 from .stall_clock import stall_check
 
 
@@ -55,7 +60,7 @@ def add_reporter(pod: dict[str, Any], spec: MSJobSpec, image: str) -> None:
         pod_spec["serviceAccountName"] = rbac.reporter_name(pod["metadata"]["labels"][naming.JOB_NAME_LABEL])
 
 
-def update(p, spec: MSJobSpec, raw_pods: dict[str, Any]) -> tuple[bool, str]:
+def update(p: "PassContext", spec: MSJobSpec, raw_pods: dict[str, Any]) -> tuple[bool, str]:
     """Copy worker 0's report into status.progress; return (stalled, message) and schedule the next check."""
     name = reporter_pod(p.name)
     progress = read_progress(raw_pods[name]) if name in raw_pods else None
@@ -67,7 +72,7 @@ def update(p, spec: MSJobSpec, raw_pods: dict[str, Any]) -> tuple[bool, str]:
         return False, ""
     running_since = parse_time(running.last_transition_time)
     stalled, remaining, message = stall_check(progress, running_since=running_since, now=p.now, timeout_s=timeout,
-                                              startup_s=spec.health.startup_grace_seconds)
+                                              startup_s=spec.health.startup_grace_seconds if spec.health else None)
     if stalled:
         return True, message
     if remaining is not None:

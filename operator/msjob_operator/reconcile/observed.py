@@ -104,19 +104,19 @@ def _deletion_requested_at(meta: dict[str, Any]) -> Optional[str]:
 
 
 def controller_owner(meta: dict[str, Any]) -> Optional[dict[str, Any]]:
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("controller"):
-            return ref
-    return None
+    refs: list[dict[str, Any]] = meta.get("ownerReferences") or []
+    return next((ref for ref in refs if ref.get("controller")), None)
 
 
 _TYPES_BY_LABEL = {"scheduler": "Scheduler", "ps": "PS", "worker": "Worker"}
 
 
-def _int(value) -> Optional[int]:
+def _int(value: object) -> Optional[int]:
+    if not isinstance(value, (int, str)) or isinstance(value, bool):
+        return None
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
 
 
@@ -142,9 +142,10 @@ _VIEWS_MAX = 16384
 
 def view_pod(pod: dict[str, Any]) -> PodView:
     meta = pod.get("metadata") or {}
-    key = (meta.get("uid"), meta.get("resourceVersion"))
-    if not (key[0] and key[1]):
+    uid, version = meta.get("uid"), meta.get("resourceVersion")
+    if not (uid and version):
         return _view(pod)
+    key = (str(uid), str(version))
     view = _VIEWS.get(key)
     if view is None:
         if len(_VIEWS) >= _VIEWS_MAX:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 from pydantic import ValidationError
 
-from ..api.models import MSJobSpec
+from ..api.models import MSJobSpec, ReplicaSpecs
 from ..config import DEFAULT, Config
 from . import conditions as cond
 from .context import Gang, JobEvent, Observed, PassContext, Plan, PodDeletion, fmt_time  # noqa: F401 (re-exported)
@@ -54,7 +54,7 @@ def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Seq
         spec = MSJobSpec.model_validate(job.get("spec") or {})
     except ValidationError as exc:
         # The CRD rejects this at admission; an object stored before a stricter CRD can still get here.
-        p = PassContext(job, MSJobSpec.model_construct(), now)
+        p = PassContext(job, MSJobSpec.model_construct(ms_replica_specs=ReplicaSpecs.model_construct()), now)
         p.finish(False, "InvalidSpec", f"the MSJob spec is invalid: {exc.errors()[0]['msg']}")
         p.status.state = cond.state(p.conditions)
         return p.done()

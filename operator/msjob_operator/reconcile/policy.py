@@ -6,7 +6,7 @@ import dataclasses
 from typing import Optional
 
 from ..api.enums import FailureAction, ReplicaType, RestartPolicy
-from ..api.models import MSJobSpec
+from ..api.models import FailurePolicyRule, MSJobSpec
 from .observed import PodView
 
 # When several members fail in one pass, the strongest action wins.
@@ -30,7 +30,7 @@ def severity(action: str) -> int:
     return _SEVERITY[action]
 
 
-def _rule_matches(rule, pod: PodView) -> bool:
+def _rule_matches(rule: FailurePolicyRule, pod: PodView) -> bool:
     if rule.replica_types and pod.replica_type not in rule.replica_types:
         return False
     if rule.on_pod_disruption is not None and rule.on_pod_disruption != pod.disrupted:

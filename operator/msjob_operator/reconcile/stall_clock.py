@@ -8,7 +8,7 @@ training has stopped making progress.  Times are aware datetimes.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from msjob_runtime.progress import parse_time
 
@@ -17,7 +17,7 @@ def _clock(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%H:%M:%SZ")
 
 
-def stall_check(progress: Optional[Mapping], *, running_since: Optional[datetime], now: datetime,
+def stall_check(progress: Optional[Mapping[str, Any]], *, running_since: Optional[datetime], now: datetime,
                 timeout_s: Optional[float], startup_s: Optional[float] = None) -> tuple[bool, Optional[float], str]:
     """Whether the training has stalled: ``(stalled, seconds until it would be, message)``.
 

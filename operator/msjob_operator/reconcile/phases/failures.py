@@ -154,5 +154,6 @@ def _restart_replicas(p: PassContext, gang: Gang, replaced: list[Decision], mess
         entry.restarts = (entry.restarts or 0) + 1
         p.event("Warning", "MemberRestarted", f"recreating {describe_failure(pod)} ({decision.rule})")
         p.plan.transitions.append("restarted:MemberRestarted")
-        gang.current.pop(pod.key, None)
+        if pod.key is not None:
+            gang.current.pop(pod.key, None)
     p.plan.delete_pods.extend(deletions([d.pod for d in replaced if not d.pod.deleting], p.now))

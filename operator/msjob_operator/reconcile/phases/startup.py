@@ -41,7 +41,8 @@ def startup_deadline(p: PassContext, gang: Gang) -> bool:
     more = f" and {len(not_started) - SHOWN} more" if len(not_started) > SHOWN else ""
     message = (f"{len(not_started)} of {len(gang.expected)} pods not running after "
                f"failurePolicy.startupDeadlineSeconds={deadline}: {'; '.join(details)}{more}")
-    if (policy.startup_deadline_action or StartupDeadlineAction.FAIL_JOB.value) == StartupDeadlineAction.RESTART_JOB.value:
+    action = (policy.startup_deadline_action if policy else None) or StartupDeadlineAction.FAIL_JOB.value
+    if action == StartupDeadlineAction.RESTART_JOB.value:
         if p.restart_gang("StartupDeadlineExceeded", message, counted=True):
             restart(p, gang)
             return True
