@@ -38,17 +38,20 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="msjob-operator", description="Kubernetes operator for MindSpore training jobs (MSJob).")
+    parser = argparse.ArgumentParser(prog="msjob-operator",
+                                     description="Kubernetes operator for MindSpore training jobs (MSJob).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the operator against the current kubeconfig or in-cluster config")
     run.add_argument("--namespace", "-n", action="append", help="watch only this namespace (repeatable); default: all")
-    run.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster config, then $KUBECONFIG / ~/.kube/config)")
+    run.add_argument("--kubeconfig",
+                     help="kubeconfig file (default: in-cluster config, then $KUBECONFIG / ~/.kube/config)")
     run.add_argument("--metrics-port", type=int, default=8080, help="Prometheus metrics port (0 disables)")
     run.add_argument("--metrics-address", default="0.0.0.0", help="address the metrics endpoint listens on")
     run.add_argument("--health-port", type=int, default=8081, help="liveness/readiness port for /healthz (0 disables)")
     run.add_argument("--workers", type=int, default=16, help="jobs reconciled concurrently")
-    run.add_argument("--max-in-flight", type=int, default=64, help="API requests in flight at once (creates and deletes)")
+    run.add_argument("--max-in-flight", type=int, default=64,
+                     help="API requests in flight at once (creates and deletes)")
     run.add_argument("--max-replicas-per-job", type=int, default=4096,
                      help="a job asking for more pods in total fails with condition TooManyReplicas, creating none")
     run.add_argument("--gang-scheduler", choices=[g.value for g in GangScheduler], default=GangScheduler.VOLCANO.value,

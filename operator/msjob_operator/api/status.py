@@ -53,9 +53,12 @@ class WaitingReplicas(_Model):
 
 class WaitingStatus(_Model):
     reason: Optional[str] = Field(
-        None, description="Why pods of the current attempt are not running, for programs: PodCreateRefused, PodNameTaken, "
-                          "Unschedulable, ImagePullBackOff, CreateContainerConfigError, GangNotScheduled, RestartBackoff, ...")
-    message: Optional[str] = Field(None, description="The same, for people: the API server's, scheduler's or kubelet's words.")
+        None, description="Why pods of the current attempt are not running, for programs: PodCreateRefused, "
+                          "PodNameTaken, "
+                          "Unschedulable, ImagePullBackOff, CreateContainerConfigError, GangNotScheduled, "
+                          "RestartBackoff, ...")
+    message: Optional[str] = Field(None, description="The same, for people: the API server's, scheduler's or "
+                                                     "kubelet's words.")
     since: Optional[str] = Field(None, description="When this cause was first seen.")
     replica_types: Optional[dict[str, WaitingReplicas]] = Field(None, alias="replicaTypes")
 
@@ -67,7 +70,8 @@ class PodGroupStatus(_Model):
 
 
 class RankTableStatus(_Model):
-    status: Optional[str] = Field(None, description="initializing until every Worker pod's devices are known, then completed.")
+    status: Optional[str] = Field(None, description="initializing until every Worker pod's devices are known, then "
+                                                    "completed.")
     servers: Optional[int] = None
     ranks: Optional[int] = None
     hash: Optional[str] = Field(None, description="Digest of the hccl.json last written to the ConfigMap.")
@@ -95,30 +99,39 @@ class MSJobStatus(_Model):
     completion_time: Optional[str] = Field(None, alias="completionTime")
     last_reconcile_time: Optional[str] = Field(None, alias="lastReconcileTime")
     attempt_start_time: Optional[str] = Field(None, alias="attemptStartTime",
-                                              description="When the current gang attempt began: its pods are created from then on (a restart's backoff puts it ahead).")
+                                              description="When the current gang attempt began: its pods are "
+                                                          "created from then on (a restart's backoff puts it ahead).")
     observed_generation: Optional[int] = Field(None, alias="observedGeneration")
     restart_count: Optional[int] = Field(None, alias="restartCount",
                                          description="Restarts so far: gang restarts and members recreated alone.")
     attempt: Optional[int] = Field(
         None, description="Gang attempt the current pods belong to: bumped by every gang restart and every resume.")
-    backoff_count: Optional[int] = Field(None, alias="backoffCount", description="Restarts counted against runPolicy.backoffLimit.")
+    backoff_count: Optional[int] = Field(None, alias="backoffCount",
+                                         description="Restarts counted against runPolicy.backoffLimit.")
     world_size: Optional[int] = Field(None, alias="worldSize", description="Worker count of the current attempt.")
     consecutive_restarts: Optional[int] = Field(
         None, alias="consecutiveRestarts",
-        description="Gang restarts in a row without 10 minutes of the whole gang running; sets the backoff before the next gang.")
+        description="Gang restarts in a row without 10 minutes of the whole gang running; sets the backoff before "
+                    "the next gang.")
     consecutive_uncounted_restarts: Optional[int] = Field(
         None, alias="consecutiveUncountedRestarts",
         description="Of those, the ones not counted against backoffLimit (see failurePolicy.uncountedRestartLimit).")
     scheduler_address: Optional[str] = Field(
         None, alias="schedulerAddress",
-        description="The ClusterIP of <job>-scheduler the members were given as MS_SCHED_HOST; a deleted Service gets it back.")
-    waiting: Optional[WaitingStatus] = Field(None, description="Why pods of the current attempt are not running yet, while they are not.")
+        description="The ClusterIP of <job>-scheduler the members were given as MS_SCHED_HOST; a deleted Service "
+                    "gets it back.")
+    waiting: Optional[WaitingStatus] = Field(None, description="Why pods of the current attempt are not running "
+                                                               "yet, while they are not.")
     last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
-    pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup", description="The job's gang (PodGroup), when gang-scheduled.")
-    rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable", description="The HCCL rank table (launchMode RankTable).")
-    progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 (spec.health.reportProgress).")
+    pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup",
+                                                description="The job's gang (PodGroup), when gang-scheduled.")
+    rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable",
+                                                  description="The HCCL rank table (launchMode RankTable).")
+    progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 "
+                                                                 "(spec.health.reportProgress).")
     handled_failures: Optional[list[str]] = Field(
-        None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no failure is counted twice)."
+        None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no "
+                                                                  "failure is counted twice)."
     )
 
     @classmethod

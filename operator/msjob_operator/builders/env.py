@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api.enums import LaunchMode, ReplicaType
-from ..api.enums import MS_ROLES
+from ..api.enums import MS_ROLES, LaunchMode, ReplicaType
 from ..api.models import DEFAULT_SCHEDULER_PORT, MSJobSpec
 from .devices import processes_per_pod, worker_devices
 
@@ -26,7 +25,8 @@ def launch_mode(spec: MSJobSpec) -> str:
 def needs_scheduler_service(spec: MSJobSpec) -> bool:
     """Dynamic mode with a Scheduler replica, or msrun (whose scheduler lives in worker 0)."""
     mode = launch_mode(spec)
-    return (mode == LaunchMode.DYNAMIC.value and replica_count(spec, ReplicaType.SCHEDULER.value) > 0) or mode == LaunchMode.MSRUN.value
+    with_scheduler = mode == LaunchMode.DYNAMIC.value and replica_count(spec, ReplicaType.SCHEDULER.value) > 0
+    return with_scheduler or mode == LaunchMode.MSRUN.value
 
 
 def scheduler_port(spec: MSJobSpec) -> int:
@@ -86,7 +86,8 @@ def mindspore_env(
             raise ValueError("the scheduler Service's ClusterIP is needed before non-scheduler pods can be built")
         env.append({"name": "MS_SCHED_HOST", "value": scheduler_ip})
     env.append({"name": "MS_SCHED_PORT", "value": str(scheduler_port(spec))})
-    env.append({"name": "MS_WORKER_NUM", "value": str(replica_count(spec, ReplicaType.WORKER.value) * processes_per_pod(spec))})
+    processes = replica_count(spec, ReplicaType.WORKER.value) * processes_per_pod(spec)
+    env.append({"name": "MS_WORKER_NUM", "value": str(processes)})
     servers = replica_count(spec, ReplicaType.PS.value)
     if servers:
         env.append({"name": "MS_SERVER_NUM", "value": str(servers)})

@@ -9,8 +9,8 @@ from ..api import naming
 from ..api.enums import LaunchMode, ReplicaType
 from ..api.models import MSJobSpec, ReplicaSpec
 from . import probes, ranktable
-from .devices import request_devices, worker_devices
 from .containers import main_container
+from .devices import request_devices, worker_devices
 from .env import launch_mode, merge_env, mindspore_env
 
 

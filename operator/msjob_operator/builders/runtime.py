@@ -47,7 +47,8 @@ def install_command(directory: str = RUNTIME_DIR) -> list[str]:
     return ["python", "-m", INSTALL_MODULE, directory]
 
 
-def install_container(image: str, *, run_as_user: Optional[int] = None, run_as_group: Optional[int] = None) -> dict[str, Any]:
+def install_container(image: str, *, run_as_user: Optional[int] = None,
+                      run_as_group: Optional[int] = None) -> dict[str, Any]:
     """A regular init container (it runs to completion before the others start) that copies the
     package from ``image`` (one with ``msjob_runtime`` installed: the operator's) into the volume."""
     return {

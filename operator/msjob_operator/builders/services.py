@@ -48,7 +48,8 @@ def build_services(job: dict[str, Any], spec: MSJobSpec, scheduler_ip: str | Non
             selector = naming.replica_labels(name, ReplicaType.SCHEDULER.value)
         pinned = {"clusterIP": scheduler_ip} if scheduler_ip else {}
         services.append(_service(
-            job, naming.scheduler_service_name(name), naming.replica_labels(name, ReplicaType.SCHEDULER.value), selector, port,
+            job, naming.scheduler_service_name(name), naming.replica_labels(name, ReplicaType.SCHEDULER.value),
+            selector, port,
             type="ClusterIP", **pinned,
         ))
     return services

@@ -18,8 +18,7 @@ from msjob_runtime.progress import parse_time
 from ..api import naming
 from ..builders.podgroup import podgroup_api
 from ..config import Config
-from ..reconcile.context import PodDeletion
-from ..reconcile.context import Plan, fmt_time
+from ..reconcile.context import Plan, PodDeletion, fmt_time
 from ..reconcile.waiting import Refusal
 from . import metrics
 from .events import EventRecorder
@@ -99,7 +98,8 @@ class Applier:
         return True
 
     # -- creates ------------------------------------------------------------------------------
-    async def _create(self, key: Key, job: dict[str, Any], kind: str, path: str, body: dict[str, Any], store: Optional[ChildStore]) -> bool:
+    async def _create(self, key: Key, job: dict[str, Any], kind: str, path: str, body: dict[str, Any],
+                      store: Optional[ChildStore]) -> bool:
         """Create one child; True when it exists now as the job's own."""
         name = body["metadata"]["name"]
         try:
@@ -161,7 +161,8 @@ class Applier:
         return True
 
     # -- the plan -------------------------------------------------------------------------------
-    async def apply(self, key: Key, job: dict[str, Any], plan: Plan, jlog: "logging.LoggerAdapter[logging.Logger]") -> bool:
+    async def apply(self, key: Key, job: dict[str, Any], plan: Plan,
+                    jlog: "logging.LoggerAdapter[logging.Logger]") -> bool:
         """Apply everything; True while some create of the job stands refused (its backoff decides the next look)."""
         namespace = key[0]
         if not await self.write_status(key, job, plan):

@@ -27,9 +27,12 @@ class JobStateCollector:
         family = GaugeMetricFamily("msjob_jobs", "MSJobs by state.", labels=["namespace", "state"])
         labels = ["namespace", "job"]
         step = GaugeMetricFamily("msjob_job_step", "Last training step reported by worker 0.", labels=labels)
-        speed = GaugeMetricFamily("msjob_job_steps_per_second", "Training throughput in steps per second.", labels=labels)
-        step_time = GaugeMetricFamily("msjob_job_step_time_seconds", "Duration of the last training step.", labels=labels)
-        heartbeat = GaugeMetricFamily("msjob_job_last_step_timestamp_seconds", "Unix time of the last training step.", labels=labels)
+        speed = GaugeMetricFamily("msjob_job_steps_per_second", "Training throughput in steps per second.",
+                                  labels=labels)
+        step_time = GaugeMetricFamily("msjob_job_step_time_seconds", "Duration of the last training step.",
+                                      labels=labels)
+        heartbeat = GaugeMetricFamily("msjob_job_last_step_timestamp_seconds",
+                                      "Unix time of the last training step.", labels=labels)
         counts: dict[tuple[str, str], int] = {}
         for job in list(self.controller.jobs.values()):
             status = job.get("status") or {}

@@ -57,7 +57,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         # Several replicas: kopf only feeds every replica's cache; our Lease decides who acts.
         leader = LeaderElection(kube, config.peering_namespace, config.peering_name,
                                 lease_seconds=config.peering_lease_seconds)
-    controller = Controller(kube, config, leader=leader, on_leadership_lost=lambda: os.kill(os.getpid(), signal.SIGTERM))
+    controller = Controller(kube, config, leader=leader, on_leadership_lost=lambda: os.kill(os.getpid(),
+                                                                                            signal.SIGTERM))
     memo["controller"] = controller
     await controller.start()
     if config.metrics_port:

@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 class Informer:
     def __init__(self, kube: Kube, paths: Iterable[str], selector: str, store: ChildStore,
-                 notify: Callable[[Key], None], what: str, on_unselected: Optional[Callable[[dict[str, Any]], None]] = None):
+                 notify: Callable[[Key], None], what: str, on_unselected: Optional[Callable[[dict[str, Any]],
+                                                                                            None]] = None):
         self.kube = kube
         # Called with an object the watch reports DELETED without a deletionTimestamp: deleted at once
         # (a forced delete), or still there and only no longer selected (its labels were changed: the

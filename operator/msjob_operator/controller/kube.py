@@ -57,7 +57,8 @@ async def load_configuration(kubeconfig: Optional[str] = None) -> client.Configu
 
 
 def request_kind(method: str, path: str, watch: bool = False) -> tuple[str, str]:
-    """(verb, resource) of a request in the API server's own terms, e.g. ("list", "pods"), ("patch", "msjobs/status")."""
+    """(verb, resource) of a request in the API server's own terms, e.g. ("list", "pods"),
+    ("patch", "msjobs/status")."""
     parts = [p for p in path.split("/") if p]
     rest = parts[2:] if parts[:1] == ["api"] else parts[3:]  # drop /api/v1 or /apis/<group>/<version>
     if len(rest) >= 3 and rest[0] == "namespaces":
@@ -163,7 +164,8 @@ class Kube:
         status, data = await self.request("GET", core_path(plural, namespace, name), ok_statuses=(404,))
         return None if status == 404 else data
 
-    async def delete_pod(self, namespace: str, name: str, uid: str, grace_seconds: Optional[int] = None) -> Optional[dict[str, Any]]:
+    async def delete_pod(self, namespace: str, name: str, uid: str,
+                         grace_seconds: Optional[int] = None) -> Optional[dict[str, Any]]:
         """Delete one pod (only the incarnation with this UID); None when it is already gone."""
         body: dict[str, Any] = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": uid}}
         if grace_seconds is not None:
@@ -174,12 +176,14 @@ class Kube:
             return None
         return data if isinstance(data, dict) and data.get("kind") == "Pod" else None
 
-    async def list(self, path: str, label_selector: Optional[str] = None, limit: int = 500) -> tuple[list[dict[str, Any]], str]:
+    async def list(self, path: str, label_selector: Optional[str] = None,
+                   limit: int = 500) -> tuple[list[dict[str, Any]], str]:
         """All items (paginated) and the list's resourceVersion."""
         items: list[dict[str, Any]] = []
         token = None
         while True:
-            _, data = await self.request("GET", path, query={"labelSelector": label_selector, "limit": limit, "continue": token})
+            _, data = await self.request("GET", path, query={"labelSelector": label_selector, "limit": limit,
+                                                             "continue": token})
             items.extend(data.get("items") or [])
             token = (data.get("metadata") or {}).get("continue")
             if not token:

@@ -16,7 +16,6 @@ from typing import Any, Generic, TypeVar
 from ..reconcile.waiting import Refusal
 from .store import Key
 
-
 T = TypeVar("T")
 
 

@@ -191,7 +191,8 @@ class PassContext:
         uncounted = (self.status.consecutive_uncounted_restarts or 0) + (0 if counted or not streak else 1)
         if uncounted > self.uncounted_restart_limit:
             self.finish(False, "UncountedRestartLimitExceeded",
-                        f"{message}; {uncounted - 1} restarts not counted against backoffLimit came in a row without the "
+                        f"{message}; {uncounted - 1} restarts not counted against backoffLimit came in a row "
+                        "without the "
                         f"gang running for {backoff.HEALTHY_SECONDS:.0f} s in between "
                         f"(failurePolicy.uncountedRestartLimit={self.uncounted_restart_limit})")
             return False
@@ -206,7 +207,8 @@ class PassContext:
             delay = backoff.delay(consecutive)
         self.count_any_restart()
         self.new_attempt(delay)
-        when = f"; the new gang starts in {delay:.0f} s (restart {self.status.consecutive_restarts} in a row)" if delay else ""
+        in_a_row = self.status.consecutive_restarts
+        when = f"; the new gang starts in {delay:.0f} s (restart {in_a_row} in a row)" if delay else ""
         self.condition(ConditionType.RESTARTING, cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
         self.condition(ConditionType.RUNNING, cond.FALSE, reason, "the gang is restarting")
         self.event("Warning", reason, f"restarting all pods (attempt {self.attempt}{when}): {message}")
@@ -291,7 +293,8 @@ def clean_pods(p: PassContext, pods: list[PodView]) -> None:
     policy = (p.spec.run_policy.clean_pod_policy if p.spec.run_policy else None) or CleanPodPolicy.RUNNING.value
     if policy == CleanPodPolicy.NONE.value:
         return
-    doomed = [pod for pod in pods if policy == CleanPodPolicy.ALL.value or pod.active or (pod.deleting and not pod.finished)]
+    doomed = [pod for pod in pods
+              if policy == CleanPodPolicy.ALL.value or pod.active or (pod.deleting and not pod.finished)]
     p.plan.delete_pods.extend(deletions(doomed, p.now))
     if any(pod.deleting for pod in doomed):
         p.plan.requeue(FORCE_DELETE_AFTER.total_seconds())

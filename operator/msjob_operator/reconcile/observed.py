@@ -9,7 +9,8 @@ from typing import Any, Optional
 from ..api import naming
 from ..builders.containers import MAIN_CONTAINER
 
-_DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated", "DeletionByTaintManager"}
+_DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated",
+                       "DeletionByTaintManager"}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -47,7 +47,8 @@ PHASES: tuple[Phase, ...] = (
 
 def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Sequence[dict[str, Any]], now: dt.datetime,
               config: Config = DEFAULT, podgroups: Sequence[dict[str, Any]] = (), *,
-              refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str, Any]] = ()) -> Plan:
+              refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str,
+                                                                                                   Any]] = ()) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
                         refusals=dict(refusals or {}), holders=tuple(holders))
     try:

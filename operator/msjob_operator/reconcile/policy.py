@@ -59,7 +59,8 @@ def decide(spec: MSJobSpec, pod: PodView) -> Decision:
     for position, rule in enumerate((policy.rules if policy else None) or []):
         if _rule_matches(rule, pod):
             action = rule.action
-            if action == FailureAction.IGNORE.value and pod.replica_type == ReplicaType.WORKER.value and not spec.enable_dynamic_worker:
+            worker = pod.replica_type == ReplicaType.WORKER.value
+            if action == FailureAction.IGNORE.value and worker and not spec.enable_dynamic_worker:
                 # Ignoring a lost worker only makes sense for elastic jobs; otherwise the cluster has a hole.
                 continue
             return Decision(action, rule.name or f"failurePolicy.rules[{position}]", pod)
@@ -76,6 +77,7 @@ def decide(spec: MSJobSpec, pod: PodView) -> Decision:
     if restart_policy == RestartPolicy.EXIT_CODE.value:
         code = pod.exit_code
         if code is not None and 1 <= code <= 127:
-            return Decision(FailureAction.FAIL_JOB.value, f"restartPolicy ExitCode (exit code {code} is permanent)", pod)
+            return Decision(FailureAction.FAIL_JOB.value, f"restartPolicy ExitCode (exit code {code} is permanent)",
+                            pod)
         return Decision(FailureAction.RESTART_JOB.value, "restartPolicy ExitCode (retryable)", pod)
     return Decision(FailureAction.RESTART_JOB.value, f"restartPolicy {restart_policy}", pod)

@@ -66,7 +66,8 @@ def pod_cause(name: str, pod: Optional[PodView], *, refusal: Optional[Refusal], 
     """The cause that holds up one expected member, or None when nothing is known to (it is on its way)."""
     if pod is None:
         if holder is not None:
-            return Cause(NAME_TAKEN, f"pod {name} exists and is not owned by this MSJob (owner: {holder.owner or 'none'}); "
+            return Cause(NAME_TAKEN,
+                         f"pod {name} exists and is not owned by this MSJob (owner: {holder.owner or 'none'}); "
                                      "delete it or give the job another name")
         if refusal is not None:
             return Cause(CREATE_REFUSED, f"the API server refused pod {name}: {refusal.message}")

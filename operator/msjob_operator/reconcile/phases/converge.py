@@ -58,7 +58,8 @@ def restart(p: PassContext, gang: Gang) -> None:
 def _may_be_scheduler(p: PassContext, pod: PodView) -> bool:
     # A member whose labels were taken off may be the old scheduler: assume it is.
     scheduler = ReplicaType.SCHEDULER.value
-    return pod.replica_type == scheduler or (pod.replica_type is None and pod.name == naming.pod_name(p.name, scheduler, 0))
+    return pod.replica_type == scheduler or (pod.replica_type is None and pod.name == naming.pod_name(p.name,
+                                                                                                      scheduler, 0))
 
 
 def _running_condition(p: PassContext, gang: Gang) -> None:
@@ -74,7 +75,8 @@ def _running_condition(p: PassContext, gang: Gang) -> None:
         _end_restart_streak(p)
     elif not cond.is_true(p.conditions, ConditionType.RESTARTING):
         p.condition(ConditionType.RUNNING, cond.FALSE, "PodsNotRunning",
-                    f"{sum(1 for k in expected if k in current and current[k].running)} of {len(expected)} pods are running")
+                    f"{sum(1 for k in expected if k in current and current[k].running)} of {len(expected)} "
+                    "pods are running")
 
 
 def _end_restart_streak(p: PassContext) -> None:

@@ -108,7 +108,8 @@ def failures(p: PassContext, gang: Gang) -> bool:
     handled = set(p.status.handled_failures or [])
     for v in current.values():
         # A member whose replacement was decided but whose deletion did not happen (operator died).
-        if v.uid in handled and v.failed and not v.deleting and decide(spec, v).action == FailureAction.RESTART_REPLICA.value:
+        if v.uid in handled and v.failed and not v.deleting and decide(spec,
+                                                                       v).action == FailureAction.RESTART_REPLICA.value:
             p.plan.delete_pods.append(PodDeletion(v.name, v.uid))
     troubled = [v for v in current.values() if v.uid not in handled and (v.failed or v.stopped_by_deletion)]
     if not troubled:
@@ -124,7 +125,8 @@ def failures(p: PassContext, gang: Gang) -> bool:
         p.finish(False, "MemberFailed", f"{message} ({strongest.rule})")
     elif action in _RESTARTS:
         pod = strongest.pod
-        reason = "MemberDisrupted" if pod.disruption else ("MemberDeleted" if pod.stopped_by_deletion else "MemberFailed")
+        deleted = "MemberDeleted" if pod.stopped_by_deletion else "MemberFailed"
+        reason = "MemberDisrupted" if pod.disruption else deleted
         if p.restart_gang(reason, f"{message} ({strongest.rule})", counted=action == FailureAction.RESTART_JOB.value):
             restart(p, gang)
             return True

@@ -55,7 +55,8 @@ def suspended(p: PassContext, gang: Gang) -> bool:
     run = p.spec.run_policy
     if run and run.suspend:
         p.plan.delete_pods.extend(deletions(gang.members, p.now))
-        if p.condition(ConditionType.SUSPENDED, cond.TRUE, "MSJobSuspended", "the job is suspended; its pods are deleted"):
+        if p.condition(ConditionType.SUSPENDED, cond.TRUE, "MSJobSuspended",
+                       "the job is suspended; its pods are deleted"):
             p.event("Normal", "MSJobSuspended", "job suspended: deleting its pods")
             p.plan.transitions.append("suspended")
         p.condition(ConditionType.RUNNING, cond.FALSE, "MSJobSuspended", "the job is suspended")
