@@ -120,6 +120,9 @@ class Agent:
                 self._stop_process(f"the job has ended ({self._cm()} is final)")
                 return self._exit_final()
             if gang is None or gang.epoch <= self.epoch:
+                if self.health.failing_for() > self.unreachable:
+                    self._say_once(f"outage-{self.epoch}", f"epoch {self.epoch}: the API server has failed for more "
+                                   f"than {self.unreachable:g} s; the process runs on")
                 return None
             self._stop_process(f"{self._cm()} moved to epoch {gang.epoch}")
             self._wait_for(gang.epoch)

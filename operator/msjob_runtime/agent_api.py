@@ -89,14 +89,14 @@ class GangWatcher(threading.Thread):
         self.watch_seconds, self.retry_seconds = max(1, int(watch_seconds)), retry_seconds
         self._lock = threading.Lock()
         self._view = GangView(None, False, False, None)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def view(self) -> GangView:
         with self._lock:
             return self._view
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def _set(self, obj: Optional[dict], synced: bool = True) -> None:
         with self._lock:
@@ -121,7 +121,7 @@ class GangWatcher(threading.Thread):
     def run(self) -> None:
         client = None
         version: Optional[str] = None  # None: list first
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 if client is None:
                     client = self.make_client()
@@ -149,7 +149,7 @@ class GangWatcher(threading.Thread):
     def _failed(self, e: BaseException) -> None:
         self._unsynced()
         self.health.failed(WATCH, e)
-        self._stop.wait(self.retry_seconds)
+        self._halt.wait(self.retry_seconds)
 
     def _watch(self, client: Any, version: str) -> str:
         """One watch from ``version``; the last resourceVersion seen when the server ends it."""
@@ -165,7 +165,7 @@ class GangWatcher(threading.Thread):
             elif kind == "DELETED":
                 self._set(None)
             self.health.ok(WATCH)
-            if self._stop.is_set():
+            if self._halt.is_set():
                 break
         return version
 
@@ -182,7 +182,7 @@ class PodReporter(threading.Thread):
         self._queue: Deque[Dict[str, Any]] = deque()
         self._cond = threading.Condition()
         self._busy = False
-        self._stop = False
+        self._halt = False
         self.sent: Optional[Dict[str, Any]] = None
 
     def post(self, report: Dict[str, Any]) -> None:
@@ -203,7 +203,7 @@ class PodReporter(threading.Thread):
 
     def stop(self) -> None:
         with self._cond:
-            self._stop = True
+            self._halt = True
             self._cond.notify_all()
 
     def run(self) -> None:
@@ -218,7 +218,7 @@ class PodReporter(threading.Thread):
                     self.loaded.set()
                     continue
                 with self._cond:
-                    while not self._queue and not self._stop:
+                    while not self._queue and not self._halt:
                         self._cond.wait()
                     if not self._queue:
                         return
@@ -244,6 +244,6 @@ class PodReporter(threading.Thread):
                     client.close()
                 client = None
                 with self._cond:
-                    if self._stop:
+                    if self._halt:
                         return
                     self._cond.wait(self.retry_seconds)
