@@ -45,7 +45,7 @@ import logging  # noqa: E402
 import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-from typing import Any, Dict, List, Optional, Sequence  # noqa: E402
+from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 from . import kubeapi  # noqa: E402
 from .agent_api import ApiHealth, GangWatcher, PodReporter  # noqa: E402
@@ -272,7 +272,7 @@ def _env_float(name: str, default: float) -> float:
         return default
 
 
-def split_command(argv: Sequence[str]) -> "tuple[List[str], List[str]]":
+def split_command(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     """(the agent's flags, the command) around the first ``--``."""
     argv = list(argv)
     if "--" not in argv:
@@ -281,7 +281,7 @@ def split_command(argv: Sequence[str]) -> "tuple[List[str], List[str]]":
     return argv[:i], argv[i + 1:]
 
 
-def parse_args(argv: Optional[Sequence[str]]) -> "tuple[argparse.Namespace, List[str]]":
+def parse_args(argv: Optional[Sequence[str]]) -> Tuple[argparse.Namespace, List[str]]:
     flags, command = split_command(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="msjob-agent", usage="%(prog)s [flags] -- command [args...]",
                                      description="Run a command for the epoch of an MSJob's gang (in-place restart).")
