@@ -61,7 +61,7 @@ log = logging.getLogger("msjob.agent")
 
 INIT = "Init"  # before the pod's previous report has been read
 POLL_SECONDS = 0.1
-FINAL_REPORT_SECONDS = 5.0  # for the last report before the agent exits
+FINAL_REPORT_SECONDS = 3.0  # for the last report before the agent exits (within GRACE_MARGIN_SECONDS)
 KILLED = 128 + signal.SIGKILL
 
 
