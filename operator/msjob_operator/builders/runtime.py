@@ -9,7 +9,9 @@ that do not have the package.  What a pod gets::
     main container: runtime_mount(), runtime_env(container)
                                                  PYTHONPATH gets RUNTIME_DIR: import msjob_runtime works
 
-``with_runtime(pod_spec, image)`` does all of it.  The package is standard library only, so the
+``with_runtime(pod_spec, image)`` does all of it.  For ``restartStrategy: InPlace`` the main
+container's command then runs under the agent: ``agent_command(container, grace)`` and
+``agent_env()`` (its identity from the downward API); see docs/in-place-restart.md.  The package is standard library only, so the
 image's own Python (3.8 or later) runs it.
 
 PYTHONPATH: Kubernetes cannot see an image's own ``ENV``, so ``runtime_env`` appends RUNTIME_DIR
@@ -23,6 +25,14 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from msjob_runtime.agent_protocol import (
+    AGENT_SCRIPT,
+    COMMAND_SEPARATOR,
+    POD_NAME_ENV,
+    POD_NAMESPACE_ENV,
+    agent_grace_seconds,
+)
+
 from .containers import main_container, volume_mount
 from .reporter import security_context
 
@@ -31,6 +41,7 @@ RUNTIME_DIR = "/opt/msjob/runtime"
 INSTALL_CONTAINER = "msjob-runtime-install"
 INSTALL_MODULE = "msjob_runtime.install"
 PATH_ENV = "MSJOB_RUNTIME_PATH"
+AGENT_SCRIPT_PATH = f"{RUNTIME_DIR}/{AGENT_SCRIPT}"  # run as a plain script: no PYTHONPATH needed
 # Copying about 100 kB of Python files: a few MiB and a blink of CPU.
 INSTALL_RESOURCES = {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}}
 
@@ -96,3 +107,27 @@ def with_runtime(pod_spec: dict[str, Any], image: str, *, run_as_user: Optional[
         mounts.append(runtime_mount())
     main["env"] = runtime_env(main)
     return spec
+
+
+def agent_command(container: dict, termination_grace_period: Optional[int], python: str = "python3") -> list[str]:
+    """The container's ``command`` wrapped by the in-place restart agent::
+
+        python3 /opt/msjob/runtime/msjob_runtime/agent.py --grace-seconds G -- <command...>
+
+    ``args`` stay the container's: Kubernetes appends them to the command, so they reach the
+    training process unchanged (with their ``$(VAR)`` expansion).  G is the pod's
+    terminationGracePeriodSeconds minus the agent's margin.  A container without ``command``
+    runs its image's ENTRYPOINT, which the operator cannot see: ValueError (validate it first)."""
+    command = list(container.get("command") or [])
+    if not command:
+        raise ValueError(f"container {container.get('name')!r} has no command to run under the in-place restart "
+                         "agent (the image's ENTRYPOINT is not visible to the operator)")
+    grace = agent_grace_seconds(termination_grace_period)
+    return [python, AGENT_SCRIPT_PATH, "--grace-seconds", f"{grace:g}", COMMAND_SEPARATOR, *command]
+
+
+def agent_env() -> list[dict]:
+    """The agent's identity (the downward API); the job's name comes from ``MSJOB_NAME``, which
+    members already get."""
+    return [{"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": POD_NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
