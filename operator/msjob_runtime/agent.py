@@ -52,9 +52,26 @@ from .agent_api import ApiHealth, GangWatcher, PodReporter  # noqa: E402
 from .agent_output import Console, ConsoleHandler  # noqa: E402
 from .agent_process import Process, Supervisor, become_subreaper, child_env, start_error_code  # noqa: E402
 from .agent_protocol import (  # noqa: E402
-    CONFIGMAP_ENV, DEFAULT_GRACE_SECONDS, DEFAULT_UNREACHABLE_SECONDS, EPOCH_ENV, EXIT, EXITED, GRACE_ENV, JOB_ENV,
-    LOG_PREFIX, POD_NAME_ENV, POD_NAMESPACE_ENV, RUNNING, START, STOPPED, UNREACHABLE_ENV, WAITING, agent_report,
-    event_line, gang_configmap_name, utc_now,
+    CONFIGMAP_ENV,
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_UNREACHABLE_SECONDS,
+    EPOCH_ENV,
+    EXIT,
+    EXITED,
+    GRACE_ENV,
+    JOB_ENV,
+    LOG_PREFIX,
+    POD_NAME_ENV,
+    POD_NAMESPACE_ENV,
+    RUNNING,
+    START,
+    STOPPED,
+    UNREACHABLE_ENV,
+    WAITING,
+    agent_report,
+    event_line,
+    gang_configmap_name,
+    utc_now,
 )
 
 log = logging.getLogger("msjob.agent")
@@ -112,6 +129,8 @@ class Agent:
                 return 0  # it had succeeded: nothing more to do
         view = self.watcher.view()
         gang = view.gang
+        if self.state in (RUNNING, EXITED, STOPPED):
+            assert self.epoch is not None  # set by the start of every process
         if self.state == RUNNING:
             code = self.supervisor.exited()
             if code is not None:
@@ -119,7 +138,7 @@ class Agent:
             if gang is not None and gang.final:
                 self._stop_process(f"the job has ended ({self._cm()} is final)")
                 return self._exit_final()
-            if gang is None or gang.epoch <= self.epoch:
+            if gang is None or gang.epoch <= (self.epoch or 0):
                 if self.health.failing_for() > self.unreachable:
                     self._say_once(f"outage-{self.epoch}", f"epoch {self.epoch}: the API server has failed for more "
                                    f"than {self.unreachable:g} s; the process runs on")
@@ -129,7 +148,7 @@ class Agent:
         if self.state in (EXITED, STOPPED):
             if gang is not None and gang.final:
                 return self._exit_final()
-            if gang is not None and gang.epoch > self.epoch:
+            if gang is not None and gang.epoch > (self.epoch or 0):
                 self._wait_for(gang.epoch)
             elif self.state == EXITED:
                 return self._give_up_if_unreachable(view)
@@ -146,7 +165,8 @@ class Agent:
             elif gang.epoch < self.epoch:
                 self._say_once(f"behind-{gang.epoch}", f"{self._cm()} says epoch {gang.epoch}, behind this "
                                                        f"agent's {self.epoch}: ignored")
-            if view.synced and view.present and gang.released >= self.epoch and gang.epoch == self.epoch:
+            if (view.synced and view.present and self.epoch is not None and gang.released >= self.epoch
+                    and gang.epoch == self.epoch):
                 self._start()
         return None
 
@@ -189,11 +209,11 @@ class Agent:
             self._report(EXITED, exit_code=self.code, output=message, started_at=utc_now(), finished_at=utc_now())
             return
         self.process, self.state = p, RUNNING
-        self.console.line(event_line(self.epoch, START, p.pid, p.started_at))
+        self.console.line(event_line(self.epoch or 0, START, p.pid, p.started_at))
         self._report(RUNNING)
 
     def _ended(self, p: Process, state: str) -> None:
-        self.console.line(event_line(self.epoch, EXIT, p.pid, p.finished_at, p.code))
+        self.console.line(event_line(self.epoch or 0, EXIT, p.pid, p.finished_at or utc_now(), p.code))
         self._report(state, exit_code=p.code, output=p.output())
 
     def _ended_by_itself(self, code: int) -> Optional[int]:

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 from datetime import datetime
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from .agent_output import Console, OutputTail, Tee
 from .agent_protocol import utc_now
@@ -36,7 +36,7 @@ DRAIN_SECONDS = 1.0  # for the output threads once the processes are gone
 try:
     import ctypes
 
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    _prctl: Optional[Callable[..., int]] = ctypes.CDLL(None, use_errno=True).prctl
 except (ImportError, OSError, AttributeError):  # no ctypes in this image, or no prctl: best effort
     _prctl = None
 
@@ -67,7 +67,7 @@ def start_error_code(error: OSError) -> int:
 
 def live_children(parent: int) -> List[int]:
     """PIDs of ``parent``'s children that are not zombies (from /proc; empty without it)."""
-    found = []
+    found: List[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -120,6 +120,7 @@ class Supervisor:
                                  preexec_fn=_in_child if _prctl is not None else None, close_fds=True)
         pipes = {}
         for pipe, fd in ((popen.stdout, self.console.out_fd), (popen.stderr, self.console.err_fd)):
+            assert pipe is not None  # stdout and stderr are PIPEs
             pipes[os.dup(pipe.fileno())] = fd  # the tee owns (and closes) its copies
             pipe.close()
         tee = Tee(pipes, self.console, tail, f"tee-{popen.pid}")

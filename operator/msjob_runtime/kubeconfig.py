@@ -195,8 +195,8 @@ def load_kubeconfig(path: str, context: Optional[str] = None) -> Config:
     if not name:
         raise ConfigError(f"kubeconfig {path} has no current-context")
     ctx = _named(doc.get("contexts"), name, "context")
-    cluster = _named(doc.get("clusters"), ctx.get("cluster"), "cluster")
-    user = _named(doc.get("users"), ctx.get("user"), "user") if ctx.get("user") else {}
+    cluster = _named(doc.get("clusters"), str(ctx.get("cluster") or ""), "cluster")
+    user = _named(doc.get("users"), str(ctx.get("user")), "user") if ctx.get("user") else {}
     base = os.path.dirname(os.path.abspath(path))
 
     def file(value: Any) -> Optional[str]:

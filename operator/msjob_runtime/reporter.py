@@ -35,7 +35,7 @@ import signal
 import sys
 import threading
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, List, Optional
 from urllib.parse import quote
 
 from . import kubeapi
@@ -75,7 +75,7 @@ def build_progress(perf: Optional[PerfSummary], record: Optional[dict], now: dat
     perf_steps = perf.steps if perf is not None and perf.steps > 0 else None
     if perf_steps is None and record is None:
         return None
-    steps = [s for s in (perf_steps, record and record["step"]) if s is not None]
+    steps: List[int] = [s for s in (perf_steps, record["step"] if record else None) if s is not None]
     beats = []
     if perf is not None and perf.last_end_ms is not None:
         beats.append(perf.last_end_ms / 1000.0)

@@ -11,7 +11,7 @@ from pathlib import Path
 from kubernetes.client import RbacAuthorizationV1Api
 
 import msjob_runtime
-from msjob_operator.localcluster.processnode import NODE_SELECTOR, TOLERATION
+from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
 from msjob_runtime.agent_protocol import (
     EXITED, RUNNING, WAITING, gang_configmap_name, gang_data, parse_event_line, read_agent_report,
 )

@@ -11,8 +11,8 @@ that do not have the package.  What a pod gets::
 
 ``with_runtime(pod_spec, image)`` does all of it.  For ``restartStrategy: InPlace`` the main
 container's command then runs under the agent: ``agent_command(container, grace)`` and
-``agent_env()`` (its identity from the downward API); see docs/in-place-restart.md.  The package is standard library only, so the
-image's own Python (3.8 or later) runs it.
+``agent_env()`` (its identity from the downward API); see docs/in-place-restart.md.  The package is
+standard library only, so the image's own Python (3.8 or later) runs it.
 
 PYTHONPATH: Kubernetes cannot see an image's own ``ENV``, so ``runtime_env`` appends RUNTIME_DIR
 to the container's ``PYTHONPATH`` when its spec sets one by value, and sets it to RUNTIME_DIR
@@ -109,7 +109,8 @@ def with_runtime(pod_spec: dict[str, Any], image: str, *, run_as_user: Optional[
     return spec
 
 
-def agent_command(container: dict, termination_grace_period: Optional[int], python: str = "python3") -> list[str]:
+def agent_command(container: dict[str, Any], termination_grace_period: Optional[int],
+                  python: str = "python3") -> list[str]:
     """The container's ``command`` wrapped by the in-place restart agent::
 
         python3 /opt/msjob/runtime/msjob_runtime/agent.py --grace-seconds G -- <command...>
@@ -126,7 +127,7 @@ def agent_command(container: dict, termination_grace_period: Optional[int], pyth
     return [python, AGENT_SCRIPT_PATH, "--grace-seconds", f"{grace:g}", COMMAND_SEPARATOR, *command]
 
 
-def agent_env() -> list[dict]:
+def agent_env() -> list[dict[str, Any]]:
     """The agent's identity (the downward API); the job's name comes from ``MSJOB_NAME``, which
     members already get."""
     return [{"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
