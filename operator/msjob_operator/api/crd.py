@@ -310,7 +310,7 @@ def build_crds() -> list[dict[str, Any]]:
     return [build_crd()]
 
 
-class _Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no type information
+class _Dumper(yaml.SafeDumper):
     """Plain, deterministic YAML: no anchors, no line folding."""
 
     def ignore_aliases(self, data: Any) -> bool:
