@@ -4,15 +4,16 @@ import asyncio
 
 import pytest
 
-from msjob_operator import bench
+from msjob_localcluster import bench
 
 pytestmark = pytest.mark.cluster
 
 
 def test_benchmark_measures_limit_and_operator(cluster, running_operator):
-    rows = asyncio.run(bench.run_sizes(str(cluster.kubeconfig), [4], timeout=120))
+    rows = asyncio.run(bench.run_sizes(str(cluster.kubeconfig), [4], timeout=120, repeat=2))
     (row,) = rows
-    assert row["workers"] == 4 and row["pods"] == 5
+    assert row["workers"] == 4 and row["pods"] == 5 and row["measurements"] == 2
+    assert len(row["limit_created_each_s"]) == len(row["operator_created_each_s"]) == 2
     for key in ("limit_created_s", "limit_running_s", "operator_created_s", "operator_running_s"):
         assert row[key] > 0, key
     assert row["limit_created_s"] <= row["limit_running_s"] and row["operator_created_s"] <= row["operator_running_s"]

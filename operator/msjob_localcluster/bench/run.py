@@ -32,6 +32,7 @@ SCENARIOS = ("sizes", "recovery", "requests", "concurrent", "resident", "footpri
 class Options:
     scenarios: tuple[str, ...] = SCENARIOS
     sizes: list[int] = field(default_factory=lambda: [8, 128, 512, 1024])
+    repeat: int = 3  # measurements per size; the row reports their median
     recovery_workers: int = 512
     lifecycle_workers: int = 4
     concurrent_jobs: int = 200
@@ -58,7 +59,8 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
     results: dict = {"load_before": load()}
     if "sizes" in chosen:
         print(HEADER, flush=True)
-        results["results"] = await run_sizes(kubeconfig, options.sizes, options.timeout, options.settle)
+        results["results"] = await run_sizes(kubeconfig, options.sizes, options.timeout, options.settle,
+                                             repeat=options.repeat)
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     try:
         if "recovery" in chosen:
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                                      epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from the list below")
     parser.add_argument("--sizes", default="8,128,512,1024", help="sizes: worker counts, comma-separated")
+    parser.add_argument("--repeat", type=int, default=3, help="sizes: measurements per size (the median is reported)")
     parser.add_argument("--recovery-workers", type=int, default=512)
     parser.add_argument("--lifecycle-workers", type=int, default=4, help="requests: workers of the job")
     parser.add_argument("--concurrent-jobs", type=int, default=200)
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))} (choose from {', '.join(SCENARIOS)})")
-    options = Options(scenarios=scenarios, sizes=_ints(args.sizes), recovery_workers=args.recovery_workers,
+    options = Options(scenarios=scenarios, sizes=_ints(args.sizes), repeat=args.repeat, recovery_workers=args.recovery_workers,
                       lifecycle_workers=args.lifecycle_workers, concurrent_jobs=args.concurrent_jobs,
                       job_workers=args.job_workers, resident=sorted(_ints(args.resident)), new_jobs=args.new_jobs,
                       timeout=args.timeout)

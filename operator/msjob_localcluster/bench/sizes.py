@@ -8,6 +8,7 @@ For each size, on the same cluster in the same run:
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 
 from msjob_operator.api import naming
@@ -84,18 +85,27 @@ async def measure_operator(kube: Kube, workers: int, timeout: float, settle: boo
     return await _measure(kube, "bench-operator", "bench", workers + 1, create, timeout, settle)
 
 
-async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: bool = True) -> list[dict]:
+async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: bool = True,
+                    repeat: int = 1) -> list[dict]:
+    """Each size ``repeat`` times, the limit and the operator in turn (both see the same machine); the row
+    reports the medians, and the ratio of the medians, with every measurement kept beside them."""
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     rows = []
     try:
         for workers in sizes:
-            limit = await measure_limit(kube, workers, timeout, settle)
-            operator = await measure_operator(kube, workers, timeout, settle)
+            limits, operators = [], []
+            for _ in range(max(repeat, 1)):
+                limits.append(await measure_limit(kube, workers, timeout, settle))
+                operators.append(await measure_operator(kube, workers, timeout, settle))
+            limit = {k: statistics.median(m[k] for m in limits) for k in ("created", "running")}
+            operator = {k: statistics.median(m[k] for m in operators) for k in ("created", "running")}
             rows.append({
-                "workers": workers, "pods": workers + 1,
+                "workers": workers, "pods": workers + 1, "measurements": len(limits),
                 "limit_created_s": round(limit["created"], 2), "limit_running_s": round(limit["running"], 2),
                 "operator_created_s": round(operator["created"], 2), "operator_running_s": round(operator["running"], 2),
                 "ratio_created": round(operator["created"] / max(limit["created"], 1e-3), 2),
+                "limit_created_each_s": [round(m["created"], 2) for m in limits],
+                "operator_created_each_s": [round(m["created"], 2) for m in operators],
             })
             print(_row(rows[-1]), flush=True)
     finally:
