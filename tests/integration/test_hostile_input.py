@@ -155,7 +155,7 @@ def odd_valid_jobs(draw, index: int = 0) -> dict:
                                         "startupDeadlineSeconds": draw(st.sampled_from([1, 600, MAX_SECONDS]))}
     # The largest admitted durations are safe to reconcile.
     job["spec"]["runPolicy"]["activeDeadlineSeconds"] = draw(st.sampled_from([MAX_SECONDS, 86400]))
-    job["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = draw(st.sampled_from([0, MAX_SECONDS]))
+    job["spec"]["runPolicy"]["ttlSecondsAfterFinished"] = draw(st.sampled_from([3600, MAX_SECONDS]))  # kept to be read
     return job
 
 
