@@ -153,6 +153,13 @@ class PassContext:
         self.stop_waiting(reason, "the job has finished")
         self.status.completion_time = self.status.completion_time or self.now_text
 
+    def passed(self, since: Optional[str], seconds: float) -> bool:
+        """Whether ``seconds`` have passed since the time ``since`` (now when unset); if not, look again then."""
+        remaining = backoff.remaining(parse_time(since) or self.now, seconds, self.now)
+        if remaining > 0:
+            self.plan.requeue(remaining)
+        return remaining <= 0
+
     def stop_waiting(self, reason: str, message: str) -> None:
         self.status.waiting = None
         self.condition(ConditionType.WAITING, cond.FALSE, reason, message)

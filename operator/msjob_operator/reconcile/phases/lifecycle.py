@@ -91,12 +91,7 @@ def started(p: PassContext, gang: Gang) -> bool:
 def active_deadline(p: PassContext, gang: Gang) -> bool:
     run = p.spec.run_policy
     deadline = run.active_deadline_seconds if run else None
-    if not deadline:
-        return False
-    started_at = parse_time(p.status.start_time) or p.now
-    remaining = backoff.remaining(started_at, deadline, p.now)
-    if remaining > 0:
-        p.plan.requeue(remaining)
+    if not deadline or not p.passed(p.status.start_time, deadline):
         return False
     p.finish(False, "DeadlineExceeded", f"the job was active longer than runPolicy.activeDeadlineSeconds={deadline}")
     return end_finished(p, gang)

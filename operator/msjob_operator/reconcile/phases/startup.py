@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-from msjob_runtime.progress import parse_time
 
 from ...api import naming
 from ...api.enums import StartupDeadlineAction
-from .. import backoff, waiting
+from .. import waiting
 from ..context import Gang, PassContext
 from .converge import restart
 from .lifecycle import end_finished
@@ -19,12 +18,7 @@ def startup_deadline(p: PassContext, gang: Gang) -> bool:
     policy = p.spec.failure_policy
     deadline = policy.startup_deadline_seconds if policy else None
     not_started = gang.not_started()
-    if not deadline or not not_started:
-        return False
-    began = parse_time(p.status.attempt_start_time) or p.now
-    remaining = backoff.remaining(began, deadline, p.now)
-    if remaining > 0:
-        p.plan.requeue(remaining)
+    if not deadline or not not_started or not p.passed(p.status.attempt_start_time, deadline):
         return False
     details = []
     for key in not_started[:SHOWN]:
