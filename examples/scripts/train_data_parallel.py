@@ -150,8 +150,8 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
         return 1
 
-    import numpy as np
     import mindspore as ms
+    import numpy as np
     from mindspore import nn, ops
     from mindspore.communication import get_group_size, get_rank, init
     from mindspore.train import Callback, CheckpointConfig, LossMonitor, Model, ModelCheckpoint

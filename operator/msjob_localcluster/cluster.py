@@ -37,7 +37,9 @@ from typing import Callable
 
 import yaml
 
-from . import binaries, kueue as kueue_support, volcano as volcano_support
+from . import binaries
+from . import kueue as kueue_support
+from . import volcano as volcano_support
 from .certs import make_certs
 
 STAGES_DIR = Path(__file__).parent / "stages"

@@ -12,7 +12,8 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 

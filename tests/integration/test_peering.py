@@ -8,7 +8,6 @@ import urllib.request
 import uuid
 
 import pytest
-
 from kubernetes.client import CoordinationV1Api
 
 from msjob_localcluster.operator_process import OperatorProcess

@@ -2,10 +2,10 @@
 
 import datetime as dt
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from msjob_operator.api import naming
-from msjob_operator.api import models
+from msjob_operator.api import models, naming
 from msjob_operator.controller.kube import merge_patch
 from msjob_operator.reconcile import backoff
 from msjob_operator.reconcile.plan import reconcile

@@ -3,7 +3,7 @@ import datetime as dt
 from msjob_operator.api import naming
 from msjob_operator.reconcile.plan import reconcile
 
-from .jobs import NOW, gang, job, pod, services, condition, finished, is_true
+from .jobs import NOW, finished, gang, is_true, job, pod, services
 
 
 def names(objs):

@@ -1,7 +1,7 @@
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.podgroup import build_podgroup, join_gang, total_requests
+from msjob_operator.config import SCHEDULER_PLUGINS, Config, GangSettings
 from msjob_operator.reconcile.plan import reconcile
-from msjob_operator.config import SCHEDULER_PLUGINS, GangSettings, Config
 
 from .jobs import NOW, gang, job, owned, pod, services
 

@@ -12,6 +12,7 @@ from typing import Callable
 
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube
+
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests, seconds
 
 

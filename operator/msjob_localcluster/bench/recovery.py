@@ -12,6 +12,7 @@ import time
 
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube, core_path
+
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, seconds
 from .sizes import plain_pods, plain_services
 

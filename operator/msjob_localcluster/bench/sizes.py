@@ -15,6 +15,7 @@ from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.pods import build_pod
 from msjob_operator.builders.services import build_services
 from msjob_operator.controller.kube import Kube
+
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace
 
 

@@ -34,8 +34,16 @@ import yaml
 from ..api.models import KIND
 from ..sdk.cli import Progress, outcome_line
 from ..sdk.client import (
-    MSJobClient, MSJobError, MSJobFailedError, MSJobNotFoundError, MSJobTimeoutError, condition_of, has_condition,
-    new_msjob, state_of, status_of,
+    MSJobClient,
+    MSJobError,
+    MSJobFailedError,
+    MSJobNotFoundError,
+    MSJobTimeoutError,
+    condition_of,
+    has_condition,
+    new_msjob,
+    state_of,
+    status_of,
 )
 
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2

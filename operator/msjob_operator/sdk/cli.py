@@ -23,8 +23,17 @@ import yaml
 from ..api import naming
 from ..api.models import GROUP, KIND, MSJob
 from .client import (
-    LogsUnavailableError, MSJobClient, MSJobError, MSJobTimeoutError, _api_message, condition_of, has_condition,
-    state_of, status_of, to_dict, total_workers,
+    LogsUnavailableError,
+    MSJobClient,
+    MSJobError,
+    MSJobTimeoutError,
+    _api_message,
+    condition_of,
+    has_condition,
+    state_of,
+    status_of,
+    to_dict,
+    total_workers,
 )
 
 RESOURCE = f"msjob.{GROUP}"

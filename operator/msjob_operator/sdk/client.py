@@ -29,7 +29,15 @@ from kubernetes.client.exceptions import ApiException
 
 from ..api import naming
 from ..api.models import (
-    API_VERSION, GROUP, KIND, PLURAL, REPLICA_TYPES, VERSION, ConditionType, MSJob, ReplicaType,
+    API_VERSION,
+    GROUP,
+    KIND,
+    PLURAL,
+    REPLICA_TYPES,
+    VERSION,
+    ConditionType,
+    MSJob,
+    ReplicaType,
 )
 from ..api.status import Condition, MSJobStatus
 
