@@ -91,13 +91,13 @@ class TrainingWatch:
     """The wait callback: the SDK's progress lines, and when the first training step was seen."""
 
     def __init__(self, out: TextIO, start: float):
-        from msjob_operator.sdk.cli import Progress
+        from msjob_operator.sdk.format import Progress
 
         self.progress = Progress(out, start)
         self.first_step_after: Optional[float] = None
 
     def __call__(self, job) -> None:
-        from msjob_operator.sdk.client import status_of
+        from msjob_operator.sdk import status_of
 
         self.progress(job)
         progress = status_of(job).progress
@@ -107,7 +107,7 @@ class TrainingWatch:
 
 def summary_line(job, first_step_after: Optional[float]) -> Optional[str]:
     """``final loss 0.0123 at step 120 (4.1 steps/s); first step 31.2 s after submission``; None without progress."""
-    from msjob_operator.sdk.client import status_of
+    from msjob_operator.sdk import status_of
 
     progress = status_of(job).progress
     if progress is None or progress.step is None:
@@ -123,8 +123,8 @@ def summary_line(job, first_step_after: Optional[float]) -> Optional[str]:
 
 def submit_and_follow(client, body: dict, namespace: str, timeout: float, out: TextIO = sys.stdout) -> int:
     """Submit ``body`` (a job of the same name is deleted first), print its progress until it ends; the exit code."""
-    from msjob_operator.sdk.cli import outcome_line
-    from msjob_operator.sdk.client import MSJobNotFoundError, MSJobTimeoutError, has_condition
+    from msjob_operator.sdk import MSJobNotFoundError, MSJobTimeoutError, has_condition
+    from msjob_operator.sdk.format import outcome_line
 
     name = body["metadata"]["name"]
     try:
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                       f"(pod logs in {node.root / 'pods'})", flush=True)
         operator = OperatorProcess(Path(kubeconfig), work).start()
         print(f"operator running (log: {operator.log_path})", flush=True)
-        from msjob_operator.sdk.client import MSJobClient
+        from msjob_operator.sdk import MSJobClient
 
         with MSJobClient(kubeconfig=kubeconfig, namespace=args.namespace) as client:
             if cluster is not None:

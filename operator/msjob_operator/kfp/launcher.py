@@ -32,8 +32,7 @@ from typing import Any, Optional, TextIO
 import yaml
 
 from ..api.models import KIND
-from ..sdk.cli import Progress, outcome_line
-from ..sdk.client import (
+from ..sdk import (
     MSJobClient,
     MSJobError,
     MSJobFailedError,
@@ -45,6 +44,8 @@ from ..sdk.client import (
     state_of,
     status_of,
 )
+from ..sdk.errors import api_message
+from ..sdk.format import Progress, outcome_line
 
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2
 
@@ -328,8 +329,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         from kubernetes.client.exceptions import ApiException
 
         if isinstance(e, ApiException):
-            from ..sdk.client import _api_message
-            print(f"error: the API server refused: {_api_message(e)}", file=sys.stderr, flush=True)
+            print(f"error: the API server refused: {api_message(e)}", file=sys.stderr, flush=True)
             return EXIT_FAILED
         raise
     finally:
