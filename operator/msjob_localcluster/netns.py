@@ -35,6 +35,7 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("msjob_operator.processnode")
 
@@ -93,7 +94,7 @@ def can_create_namespaces() -> str | None:
     return None
 
 
-def _run(*cmd: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def _run(*cmd: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=60)
     if check and proc.returncode != 0:
         raise NetworkError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -285,7 +286,7 @@ def listen_in_namespace(namespace: str, address: str, port: int) -> socket.socke
     short-lived thread enters the namespace (setns affects only the calling thread), creates and
     binds the socket, and ends; the rest of this process stays in its own namespace.
     """
-    result: dict = {}
+    result: dict[str, Any] = {}
 
     def create() -> None:
         try:
@@ -305,7 +306,8 @@ def listen_in_namespace(namespace: str, address: str, port: int) -> socket.socke
     thread.join()
     if "error" in result:
         raise NetworkError(f"cannot listen on {address}:{port} in {namespace}: {result['error']}")
-    return result["socket"]
+    sock: socket.socket = result["socket"]
+    return sock
 
 
 class Relay:
@@ -313,7 +315,7 @@ class Relay:
     dialled from this process's own namespace: how pods reach the API server on the machine's
     loopback without any change to the machine's network."""
 
-    def __init__(self, listener, upstream: tuple[str, int], name: str = "relay"):
+    def __init__(self, listener: socket.socket, upstream: tuple[str, int], name: str = "relay"):
         self.listener = listener
         self.upstream = upstream
         self.name = name

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube, core_path
@@ -21,7 +22,7 @@ EXIT_CODE = "kwok.msjob.test/exit-code"
 RUN_SECONDS = "kwok.msjob.test/run-seconds"
 
 
-async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
+async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict[str, Any]:
     name, pods = "recover", workers + 1
     namespace = await new_namespace(kube, "bench-recovery")
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
@@ -34,7 +35,10 @@ async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: boo
                            content_type="application/merge-patch+json")
         await watch.until(lambda w: victim in w.failed_at, timeout, f"{victim} Failed")
         failed = watch.failed_at[victim]
-        new = lambda w: sum(n for attempt, n in w.pods.items() if attempt != "0")  # noqa: E731
+
+        def new(w: PodWatch) -> int:
+            return sum(n for attempt, n in w.pods.items() if attempt != "0")
+
         deleting = await watch.until(lambda w: w.terminating["0"] + (pods - w.pods["0"]) >= pods, timeout,
                                      "every old pod being deleted")
         gone = await watch.until(lambda w: w.pods["0"] == 0, timeout, "the old gang gone")
@@ -50,7 +54,7 @@ async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: boo
         await delete_namespace(kube, namespace, wait=timeout if settle else 0)
 
 
-async def measure_recovery_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
+async def measure_recovery_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict[str, Any]:
     """The same restart done by a plain bulk client (64 in flight), as the physical limit: delete every
     pod of a running gang (with the job's Services, whose endpoints follow), wait until they are gone
     (names are reused), create them again."""
@@ -83,7 +87,7 @@ async def measure_recovery_limit(kube: Kube, workers: int, timeout: float, settl
         await delete_namespace(kube, namespace, wait=timeout if settle else 0)
 
 
-def table(r: dict) -> str:
+def table(r: dict[str, Any]) -> str:
     return "\n".join([
         f"recovery, {r['workers']} workers: one worker fails; seconds from its Failed phase in the watch to",
         f"  every old pod being deleted {r['old_deleting_s']:>7.2f} s",

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from msjob_operator.controller.kube import Kube
 
@@ -47,16 +47,16 @@ class Options:
     settle: bool = True
 
 
-def load() -> dict:
+def load() -> dict[str, Any]:
     """The machine's load while we measure: other work on the same cores slows everything down."""
     one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     return {"loadavg_1m": float(one), "loadavg_5m": float(five), "loadavg_15m": float(fifteen), "cpus": os.cpu_count()}
 
 
-async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, metrics: Callable[[], str]) -> dict:
+async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, metrics: Callable[[], str]) -> dict[str, Any]:
     """Run the chosen scenarios one after another against an operator that is already running."""
     chosen = set(options.scenarios)
-    results: dict = {"load_before": load()}
+    results: dict[str, Any] = {"load_before": load()}
     if "sizes" in chosen:
         print(HEADER, flush=True)
         results["results"] = await run_sizes(kubeconfig, options.sizes, options.timeout, options.settle)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             operator = OperatorProcess(Path(kubeconfig), Path(scratch), verbose=False).start()
             try:
-                results = asyncio.run(run_scenarios(kubeconfig, options, operator.proc.pid, operator.metrics))
+                results = asyncio.run(run_scenarios(kubeconfig, options, operator.pid, operator.metrics))
             finally:
                 operator.stop()
         finally:

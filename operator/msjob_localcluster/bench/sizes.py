@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any, Awaitable, Callable
 
 from msjob_operator.api import naming
 from msjob_operator.api.models import MSJobSpec
+from msjob_operator.builders.env import replica_count
 from msjob_operator.builders.pods import build_pod
 from msjob_operator.builders.services import build_services
 from msjob_operator.controller.kube import Kube
@@ -19,7 +21,8 @@ from msjob_operator.controller.kube import Kube
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace
 
 
-async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeout: float, settle: bool) -> dict:
+async def _measure(kube: Kube, prefix: str, name: str, pods: int, create: Callable[[str], Awaitable[object]],
+                   timeout: float, settle: bool) -> dict[str, Any]:
     """In a fresh namespace: start the clock, `create(namespace)`, wait until all pods run, clean up."""
     namespace = await new_namespace(kube, prefix)
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
@@ -34,12 +37,12 @@ async def _measure(kube: Kube, prefix: str, name: str, pods: int, create, timeou
     return {"created": created - started, "running": running - started}
 
 
-def _plain_job(name: str, workers: int) -> tuple[dict, MSJobSpec]:
+def _plain_job(name: str, workers: int) -> tuple[dict[str, Any], MSJobSpec]:
     job = {**job_body(name, workers), "metadata": {"name": name, "namespace": "bench", "uid": "none"}}
     return job, MSJobSpec.model_validate(job["spec"])
 
 
-def plain_services(name: str, workers: int, namespace: str) -> list[dict]:
+def plain_services(name: str, workers: int, namespace: str) -> list[dict[str, Any]]:
     """The Services the operator would build for a job (their endpoints are part of the work when
     pods come and go), without owner or operator label."""
     services = build_services(*_plain_job(name, workers))
@@ -51,19 +54,19 @@ def plain_services(name: str, workers: int, namespace: str) -> list[dict]:
     return services
 
 
-def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict]:
+def plain_pods(name: str, workers: int, attempt: int = 0) -> list[dict[str, Any]]:
     """The pods the operator would build for a job, without owner or operator label: a plain client's."""
     job, spec = _plain_job(name, workers)
     replicas = dict(spec.ms_replica_specs.items())
     pods = [build_pod(job, spec, rtype, replicas[rtype], i, attempt=attempt, scheduler_ip="10.0.0.10")
-            for rtype in ("Scheduler", "Worker") for i in range(replicas[rtype].replicas)]
+            for rtype in ("Scheduler", "Worker") for i in range(replica_count(spec, rtype))]
     for pod in pods:
         pod["metadata"].pop("ownerReferences")  # no owner: the garbage collector must leave them alone
         pod["metadata"]["labels"].pop(naming.OPERATOR_NAME_LABEL)  # and the operator must not see them
     return pods
 
 
-async def measure_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
+async def measure_limit(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict[str, Any]:
     """The same pods and Services, created by a plain bulk client (64 in flight)."""
     name = "limit"
     pods = plain_pods(name, workers)
@@ -78,14 +81,14 @@ async def measure_limit(kube: Kube, workers: int, timeout: float, settle: bool =
     return await _measure(kube, "bench-limit", name, len(pods), create, timeout, settle)
 
 
-async def measure_operator(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict:
+async def measure_operator(kube: Kube, workers: int, timeout: float, settle: bool = True) -> dict[str, Any]:
     async def create(namespace: str) -> None:
         await create_job(kube, namespace, job_body("bench", workers))
 
     return await _measure(kube, "bench-operator", "bench", workers + 1, create, timeout, settle)
 
 
-async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: bool = True) -> list[dict]:
+async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: bool = True) -> list[dict[str, Any]]:
     kube = await Kube.connect(kubeconfig, max_in_flight=64)
     rows = []
     try:
@@ -107,6 +110,6 @@ async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: b
 HEADER = f"{'workers':>8} {'limit: created':>15} {'operator: created':>18} {'ratio':>6} {'limit: running':>15} {'operator: running':>18}"
 
 
-def _row(r: dict) -> str:
+def _row(r: dict[str, Any]) -> str:
     return (f"{r['workers']:>8} {r['limit_created_s']:>14.2f}s {r['operator_created_s']:>17.2f}s {r['ratio_created']:>6.2f} "
             f"{r['limit_running_s']:>14.2f}s {r['operator_running_s']:>17.2f}s")
