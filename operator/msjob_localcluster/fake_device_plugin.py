@@ -108,7 +108,7 @@ def annotation_value(pod_name: str, node: Mapping[str, Any], all_nodes: Sequence
     if superpod:
         sp = str(((node.get("metadata") or {}).get("labels") or {}).get(SUPER_POD_LABEL, "0"))
         a, b = node_hash(name)
-        for d, entry in zip(devices, devs):
+        for d, entry in zip(devices, devs, strict=True):
             # Unique within the SuperPoD, like the hardware's SDID: node part and device part.
             entry["super_device_id"] = str(((a << 8 | b) << 5) | d)
         body["super_pod_id"] = int(sp) if sp.isdigit() else sp

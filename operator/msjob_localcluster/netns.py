@@ -190,7 +190,8 @@ class PodNetwork:
     def setup(self) -> None:
         ip, br = self._ip, self.bridge_ns
         if br in list_namespaces(br):
-            raise NetworkError(f"network namespace {br} exists already: is another node using the prefix {self.prefix}?")
+            raise NetworkError(f"network namespace {br} exists already: "
+                               f"is another node using the prefix {self.prefix}?")
         _run(ip, "netns", "add", br)
         try:
             _run(ip, "-n", br, "link", "set", "lo", "up")
@@ -345,7 +346,8 @@ class Relay:
                 log.warning("%s: cannot reach %s:%d: %s", self.name, *self.upstream, exc)
                 client.close()
                 continue
-            threading.Thread(target=self._connection, args=(client, server), name=f"{self.name}-conn", daemon=True).start()
+            threading.Thread(target=self._connection, args=(client, server), name=f"{self.name}-conn",
+                             daemon=True).start()
 
     def _connection(self, client: socket.socket, server: socket.socket) -> None:
         back = threading.Thread(target=self._pump, args=(server, client), name=f"{self.name}-pump", daemon=True)

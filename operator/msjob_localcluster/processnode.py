@@ -148,7 +148,8 @@ class Kube:
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
         if token:
             prefix = (cfg.api_key_prefix or {}).get("authorization", "")
-            self.headers["Authorization"] = f"{prefix} {token}".strip() if prefix and not token.startswith(prefix) else token
+            prefixed = prefix and not token.startswith(prefix)
+            self.headers["Authorization"] = f"{prefix} {token}".strip() if prefixed else token
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=16, block=False,
             cert_reqs="CERT_REQUIRED" if cfg.verify_ssl else "CERT_NONE",
@@ -162,8 +163,9 @@ class Kube:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         return url
 
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *, query: dict[str, Any] | None = None,
-                content_type: str = "application/json", timeout: float = 30) -> Optional[dict[str, Any]]:
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                query: dict[str, Any] | None = None, content_type: str = "application/json",
+                timeout: float = 30) -> Optional[dict[str, Any]]:
         """The response object; None for 404. Raises KubeError for other failures."""
         headers = dict(self.headers)
         data = None
@@ -186,7 +188,8 @@ class Kube:
         """Events of one watch request, until the server ends it."""
         resp = self.pool.request("GET", self._url(path, {**query, "watch": "true"}), headers=self.headers,
                                  preload_content=False, retries=False,
-                                 timeout=self._urllib3.Timeout(connect=10, read=int(query.get("timeoutSeconds", 300)) + 30))
+                                 timeout=self._urllib3.Timeout(
+                                     connect=10, read=int(query.get("timeoutSeconds", 300)) + 30))
         try:
             if resp.status != 200:
                 raise KubeError(resp.status, resp.data.decode(errors="replace"))
@@ -362,8 +365,8 @@ class NotReady(Exception):
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
-def resolve_env(pod: dict[str, Any], container: dict[str, Any], services_env: dict[str, str], allocatable: dict[str, Any],
-                lookup: Callable[[str, str], Optional[dict[str, Any]]]) -> dict[str, str]:
+def resolve_env(pod: dict[str, Any], container: dict[str, Any], services_env: dict[str, str],
+                allocatable: dict[str, Any], lookup: Callable[[str, str], Optional[dict[str, Any]]]) -> dict[str, str]:
     """The container's environment, as the kubelet computes it (``makeEnvironmentVariables``).
 
     ``lookup(kind, name)`` returns the pod namespace's ConfigMap or Secret (kind ``configmaps``
@@ -379,7 +382,8 @@ def resolve_env(pod: dict[str, Any], container: dict[str, Any], services_env: di
         if kind == "secrets":
             data = {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
         else:
-            data.update({k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("binaryData") or {}).items()})
+            binary = obj.get("binaryData") or {}
+            data.update({k: base64.b64decode(v).decode(errors="replace") for k, v in binary.items()})
         return data
 
     env: dict[str, str] = {}
@@ -591,7 +595,8 @@ class Container:
         return {
             "name": self.name, "image": self.spec.get("image", ""), "imageID": "",
             **({"containerID": f"process://{self.proc.pid}"} if self.proc else {}),
-            "ready": running and (self.sidecar or not self.init), "started": running, "restartCount": self.restart_count,
+            "ready": running and (self.sidecar or not self.init), "started": running,
+            "restartCount": self.restart_count,
             "state": self.state, "lastState": self.last_state,
         }
 
@@ -681,7 +686,8 @@ class PodRunner(threading.Thread):
             "hostIP": self.agent.host_ip, "hostIPs": [{"ip": self.agent.host_ip}],
             "startTime": self.start_time,
             "conditions": [
-                self._condition("PodReadyToStartContainers", self.ip is not None and not (terminal and self.netns is None)),
+                self._condition("PodReadyToStartContainers",
+                                self.ip is not None and not (terminal and self.netns is None)),
                 self._condition("Initialized", inits_done),
                 self._condition("ContainersReady", ready, "PodCompleted" if terminal else None),
                 self._condition("Ready", ready, "PodCompleted" if terminal else None),
@@ -766,7 +772,8 @@ class PodRunner(threading.Thread):
         for c in self.init_containers + self.containers:
             if not plans[c.name][1]:
                 raise ProcessNodeError(f"container {c.name} has no command, and the process node does not know the "
-                                       f"entrypoint of image {c.spec.get('image')!r} (it knows {sorted(IMAGE_ENTRYPOINTS)})")
+                                       f"entrypoint of image {c.spec.get('image')!r} "
+                                       f"(it knows {sorted(IMAGE_ENTRYPOINTS)})")
 
         restart = spec.get("restartPolicy") or "Always"
         for c in self.init_containers:
@@ -864,7 +871,8 @@ class PodRunner(threading.Thread):
         lines = ["# Kubernetes-managed hosts file (msjob process node).", "127.0.0.1\tlocalhost",
                  "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix",
                  "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters",
-                 f"{self.ip}\t{self.fqdn}\t{self.hostname}" if self.fqdn != self.hostname else f"{self.ip}\t{self.hostname}"]
+                 f"{self.ip}\t{self.fqdn}\t{self.hostname}" if self.fqdn != self.hostname
+                 else f"{self.ip}\t{self.hostname}"]
         for alias in spec.get("hostAliases") or []:
             lines.append(f"{alias['ip']}\t" + "\t".join(alias.get("hostnames") or []))
         (self.dir / "etc-hosts").write_text("\n".join(lines) + "\n")
@@ -891,14 +899,18 @@ class PodRunner(threading.Thread):
         if self.service_account_dir is not None or spec.get("automountServiceAccountToken") is False:
             return
         containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
-        if any(os.path.normpath(m["mountPath"]) == SERVICE_ACCOUNT_DIR for c in containers for m in c.get("volumeMounts") or []):
+        mount_paths = [m["mountPath"] for c in containers for m in c.get("volumeMounts") or []]
+        if any(os.path.normpath(path) == SERVICE_ACCOUNT_DIR for path in mount_paths):
             return
         named = spec.get("serviceAccountName") or spec.get("serviceAccount")
         account = named or "default"
-        request: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": TOKEN_SECONDS}}
+        request: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                   "spec": {"expirationSeconds": TOKEN_SECONDS}}
         if named:  # without the admission plugin (off here) an unnamed pod cannot be bound to "default"
-            request["spec"]["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name, "uid": self.uid}
-        issued = self.agent.kube.request("POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token", request)
+            request["spec"]["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name,
+                                                 "uid": self.uid}
+        token_path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token"
+        issued = self.agent.kube.request("POST", token_path, request)
         if issued is None:
             raise NotReady("ContainerCreating", f'serviceaccount "{account}" not found')
         files = {"token": issued["status"]["token"].encode(), "namespace": self.namespace.encode(),
@@ -925,14 +937,19 @@ class PodRunner(threading.Thread):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.touch()
                 elif kind in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not path.exists():
-                    raise NotReady("ContainerCreating", f"MountVolume.SetUp failed for volume {name!r}: hostPath {path} does not exist")
+                    raise NotReady("ContainerCreating", f"MountVolume.SetUp failed for volume {name!r}: "
+                                                        f"hostPath {path} does not exist")
                 self.volumes[name] = path
             elif "configMap" in volume or "secret" in volume:
-                kind, ref = ("configmaps", volume["configMap"]) if "configMap" in volume else ("secrets", volume["secret"])
+                if "configMap" in volume:
+                    kind, ref = "configmaps", volume["configMap"]
+                else:
+                    kind, ref = "secrets", volume["secret"]
                 obj_name = ref.get("name") or ref.get("secretName")
                 obj = self.agent.get_object(kind, self.namespace, obj_name)
                 if obj is None and not ref.get("optional"):
-                    raise NotReady("ContainerCreating", f'MountVolume.SetUp failed for volume {name!r}: {kind[:-1]} "{obj_name}" not found')
+                    raise NotReady("ContainerCreating", f"MountVolume.SetUp failed for volume {name!r}: "
+                                                        f'{kind[:-1]} "{obj_name}" not found')
                 files = _object_files(obj or {}, secret=kind == "secrets")
                 self._write_files(base, files, ref.get("items"), ref.get("defaultMode"))
                 self.volumes[name] = base
@@ -945,7 +962,8 @@ class PodRunner(threading.Thread):
                 self.volumes[name] = base
             else:
                 kinds = sorted(k for k in volume if k != "name")
-                raise NotReady("ContainerCreating", f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the process node")
+                raise NotReady("ContainerCreating",
+                               f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the process node")
 
     @staticmethod
     def _write_files(base: Path, files: dict[str, bytes], items: Optional[list[dict[str, Any]]],
@@ -1027,7 +1045,8 @@ class Agent:
             listener = listen_in_namespace(self.network.bridge_ns, self.network.gateway, API_RELAY_PORT)
             self.api_relay = Relay(listener, (api.hostname, api.port or 443), "api-relay").start()
             self.register()
-            services = Informer(self.kube, "/api/v1/services", {}, self._services_synced, self._service_event, self.stop, "services")
+            services = Informer(self.kube, "/api/v1/services", {}, self._services_synced, self._service_event,
+                                self.stop, "services")
             slices = Informer(self.kube, "/apis/discovery.k8s.io/v1/endpointslices", {}, self._slices_synced,
                               self._slice_event, self.stop, "endpointslices")
             pods = Informer(self.kube, "/api/v1/pods", {"fieldSelector": f"spec.nodeName={self.name}"},
@@ -1044,7 +1063,8 @@ class Agent:
                 raise ProcessNodeError("the pod informer did not sync")
             ready = self.root / "ready"
             ready.write_text(json.dumps({"pid": os.getpid(), "node": self.name, "prefix": self.network.prefix}))
-            log.info("node %s ready (pods on %s, bridge namespace %s)", self.name, self.network.subnet, self.network.bridge_ns)
+            log.info("node %s ready (pods on %s, bridge namespace %s)", self.name, self.network.subnet,
+                     self.network.bridge_ns)
             while not self.stop.wait(1.0):
                 pass
             return 0
@@ -1066,7 +1086,8 @@ class Agent:
             log.info("removed network namespaces %s", ", ".join(left))
         remove_created_paths(self.created_paths)
         with contextlib.suppress(Exception):
-            self.kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}", timeout=5)
+            self.kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}",
+                              timeout=5)
         with contextlib.suppress(Exception):
             self.kube.request("DELETE", f"/api/v1/nodes/{self.name}", timeout=5)
         log.info("node %s stopped", self.name)
@@ -1074,7 +1095,8 @@ class Agent:
     # -- the Node
     def _conditions(self) -> list[dict[str, Any]]:
         beat = now_text()
-        base = [("MemoryPressure", "False", "KubeletHasSufficientMemory"), ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+        base = [("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
                 ("PIDPressure", "False", "KubeletHasSufficientPID"), ("Ready", "True", "KubeletReady")]
         return [{"type": t, "status": s, "reason": r, "message": f"process node: {r}", "lastHeartbeatTime": beat,
                  "lastTransitionTime": self._started} for t, s, r in base]
@@ -1090,12 +1112,14 @@ class Agent:
             "spec": {"taints": [NODE_TAINT]},
             "status": {
                 "capacity": self.capacity, "allocatable": self.allocatable, "conditions": self._conditions(),
-                "addresses": [{"type": "InternalIP", "address": self.host_ip}, {"type": "Hostname", "address": self.name}],
+                "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                              {"type": "Hostname", "address": self.name}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-                "nodeInfo": {"machineID": secrets.token_hex(16), "systemUUID": secrets.token_hex(16), "bootID": secrets.token_hex(16),
-                             "kernelVersion": uname.release, "osImage": "msjob process node", "containerRuntimeVersion": "process://local",
-                             "kubeletVersion": IMAGE_VERSION, "kubeProxyVersion": IMAGE_VERSION, "operatingSystem": "linux",
-                             "architecture": "amd64"},
+                "nodeInfo": {"machineID": secrets.token_hex(16), "systemUUID": secrets.token_hex(16),
+                             "bootID": secrets.token_hex(16), "kernelVersion": uname.release,
+                             "osImage": "msjob process node", "containerRuntimeVersion": "process://local",
+                             "kubeletVersion": IMAGE_VERSION, "kubeProxyVersion": IMAGE_VERSION,
+                             "operatingSystem": "linux", "architecture": "amd64"},
             },
         }
         try:
@@ -1103,7 +1127,8 @@ class Agent:
         except KubeError as exc:
             if exc.status != 409:
                 raise
-            self.kube.patch(f"/api/v1/nodes/{self.name}", {"metadata": node["metadata"], "spec": node["spec"]}, "merge-patch")
+            self.kube.patch(f"/api/v1/nodes/{self.name}", {"metadata": node["metadata"], "spec": node["spec"]},
+                            "merge-patch")
             self.kube.patch(f"/api/v1/nodes/{self.name}/status", {"status": node["status"]}, "merge-patch")
         self._renew_lease()
 
@@ -1150,7 +1175,8 @@ class Agent:
                 phase = (pod.get("status") or {}).get("phase")
                 if meta.get("deletionTimestamp"):
                     # Finished before we knew it (or never started): nothing to stop.
-                    threading.Thread(target=self._finalize, args=(meta["namespace"], meta["name"], uid), daemon=True).start()
+                    threading.Thread(target=self._finalize, args=(meta["namespace"], meta["name"], uid),
+                                     daemon=True).start()
                     return
                 if phase in ("Succeeded", "Failed") or self.stop.is_set():
                     return
@@ -1159,11 +1185,12 @@ class Agent:
                 runner.start()
                 return
             runner.update(pod)
-            log.debug("%s/%s: event %s (finished %s, deletion %s, finalized %s)", meta["namespace"], meta["name"], etype,
-                      runner.finished, runner.deletion_requested.is_set(), runner.finalized)
+            log.debug("%s/%s: event %s (finished %s, deletion %s, finalized %s)", meta["namespace"], meta["name"],
+                      etype, runner.finished, runner.deletion_requested.is_set(), runner.finalized)
             if runner.finished and runner.deletion_requested.is_set() and not runner.finalized:
                 runner.finalized = True
-                threading.Thread(target=self._finalize, args=(runner.namespace, runner.pod_name, uid), daemon=True).start()
+                threading.Thread(target=self._finalize, args=(runner.namespace, runner.pod_name, uid),
+                                 daemon=True).start()
 
     def runner_finished(self, runner: PodRunner) -> None:
         with self.lock:
@@ -1383,7 +1410,8 @@ class ProcessNode:
     def attach(cls, root: Path | str) -> "ProcessNode":
         """The detached node whose state is in ``root`` (started by another process)."""
         state = json.loads((Path(root) / STATE_FILE).read_text())
-        node = cls(state["kubeconfig"], state["name"], root, prefix=state["prefix"], subnet=state["subnet"], detached=True)
+        node = cls(state["kubeconfig"], state["name"], root, prefix=state["prefix"], subnet=state["subnet"],
+                   detached=True)
         node._own_root = False
         node._attached_pid = state["pid"]
         return node

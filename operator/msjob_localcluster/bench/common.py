@@ -34,7 +34,8 @@ async def create_job(kube: Kube, namespace: str, body: dict[str, Any]) -> None:
 
 async def new_namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    await kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await kube.request("POST", "/api/v1/namespaces",
+                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
 
 
@@ -69,7 +70,8 @@ def api_requests(metrics_text: str) -> Counter[tuple[str, str]]:
     return counts
 
 
-async def quiet_requests(metrics: Callable[[], str], timeout: float, quiet_seconds: float = 1) -> Counter[tuple[str, str]]:
+async def quiet_requests(metrics: Callable[[], str], timeout: float,
+                         quiet_seconds: float = 1) -> Counter[tuple[str, str]]:
     """The operator's request counts once they stop moving: it has caught up with everything it was told."""
     last = api_requests(await asyncio.to_thread(metrics))
     deadline = time.monotonic() + timeout

@@ -51,7 +51,8 @@ async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], wor
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
     try:
         before = await quiet_requests(metrics, timeout)
-        body = job_body(name, workers, annotations={"kwok.msjob.test/exit-code": "0", "kwok.msjob.test/run-seconds": "3"},
+        body = job_body(name, workers,
+                        annotations={"kwok.msjob.test/exit-code": "0", "kwok.msjob.test/run-seconds": "3"},
                         runPolicy={"ttlSecondsAfterFinished": 0})
         await create_job(kube, namespace, body)
         await watch.until(lambda w: len(w.ever_running) >= pods, timeout, f"{pods} pods Running")

@@ -44,7 +44,8 @@ async def measure_recovery(kube: Kube, workers: int, timeout: float, settle: boo
         gone = await watch.until(lambda w: w.pods["0"] == 0, timeout, "the old gang gone")
         created = await watch.until(lambda w: new(w) >= pods, timeout, "the new gang created")
         running = await watch.until(
-            lambda w: sum(n for attempt, n in w.running.items() if attempt != "0") >= pods, timeout, "the new gang Running")
+            lambda w: sum(n for attempt, n in w.running.items() if attempt != "0") >= pods, timeout,
+            "the new gang Running")
         return {"workers": workers, "pods": pods, "victim": victim,
                 "old_deleting_s": seconds(deleting - failed), "old_gone_s": seconds(gone - failed),
                 "created_s": seconds(created - failed), "running_s": seconds(running - failed),
@@ -92,9 +93,11 @@ def table(r: dict[str, Any]) -> str:
         f"recovery, {r['workers']} workers: one worker fails; seconds from its Failed phase in the watch to",
         f"  every old pod being deleted {r['old_deleting_s']:>7.2f} s",
         f"  the old gang gone           {r['old_gone_s']:>7.2f} s",
-        f"  all new pods created        {r['created_s']:>7.2f} s   ({r['created_after_old_gone_s']:.2f} s after the old gang was gone)",
+        f"  all new pods created        {r['created_s']:>7.2f} s   "
+        f"({r['created_after_old_gone_s']:.2f} s after the old gang was gone)",
         f"  all new pods Running        {r['running_s']:>7.2f} s",
         *([f"the same restart by a plain bulk client (the limit): deleted {r['limit']['old_deleting_s']:.2f} s, "
            f"gone {r['limit']['old_gone_s']:.2f} s, created {r['limit']['created_s']:.2f} s, "
-           f"Running {r['limit']['running_s']:.2f} s; ratio (created) {r['ratio_created']:.2f}"] if "limit" in r else []),
+           f"Running {r['limit']['running_s']:.2f} s; ratio (created) {r['ratio_created']:.2f}"]
+          if "limit" in r else []),
     ])

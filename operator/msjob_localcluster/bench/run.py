@@ -53,7 +53,8 @@ def load() -> dict[str, Any]:
     return {"loadavg_1m": float(one), "loadavg_5m": float(five), "loadavg_15m": float(fifteen), "cpus": os.cpu_count()}
 
 
-async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, metrics: Callable[[], str]) -> dict[str, Any]:
+async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int,
+                        metrics: Callable[[], str]) -> dict[str, Any]:
     """Run the chosen scenarios one after another against an operator that is already running."""
     chosen = set(options.scenarios)
     results: dict[str, Any] = {"load_before": load()}
@@ -64,7 +65,8 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
     try:
         if "recovery" in chosen:
             rec = await recovery.measure_recovery(kube, options.recovery_workers, options.timeout, options.settle)
-            rec["limit"] = await recovery.measure_recovery_limit(kube, options.recovery_workers, options.timeout, options.settle)
+            rec["limit"] = await recovery.measure_recovery_limit(kube, options.recovery_workers, options.timeout,
+                                                                 options.settle)
             rec["ratio_created"] = round(rec["created_s"] / max(rec["limit"]["created_s"], 1e-3), 2)
             results["recovery"] = rec
             print(recovery.table(results["recovery"]), flush=True)
@@ -78,7 +80,8 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
             print(many_jobs.table(results["concurrent"], []), flush=True)
         if chosen & {"resident", "footprint"}:
             since = footprint.process_usage(operator_pid)
-            async with many_jobs.ResidentJobs(kube, options.job_workers, options.timeout, metrics, options.settle) as resident:
+            resident_jobs = many_jobs.ResidentJobs(kube, options.job_workers, options.timeout, metrics, options.settle)
+            async with resident_jobs as resident:
                 if "resident" in chosen:
                     results["resident"] = await many_jobs.measure_resident(resident, options.resident, options.new_jobs)
                     print(many_jobs.table(None, results["resident"]), flush=True)
@@ -99,14 +102,16 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msjob_localcluster.bench", description=__doc__.splitlines()[0],
-                                     epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from the list below")
     parser.add_argument("--sizes", default="8,128,512,1024", help="sizes: worker counts, comma-separated")
     parser.add_argument("--recovery-workers", type=int, default=512)
     parser.add_argument("--lifecycle-workers", type=int, default=4, help="requests: workers of the job")
     parser.add_argument("--concurrent-jobs", type=int, default=200)
     parser.add_argument("--job-workers", type=int, default=4, help="workers of each concurrent or resident job")
-    parser.add_argument("--resident", default="100,1000", help="resident job counts, ascending; footprint uses the last")
+    parser.add_argument("--resident", default="100,1000",
+                        help="resident job counts, ascending; footprint uses the last")
     parser.add_argument("--new-jobs", type=int, default=3, help="new jobs timed per resident count")
     parser.add_argument("--kubeconfig", help="an existing cluster (default: start a local one)")
     parser.add_argument("--nodes", type=int, default=12, help="fake nodes of the local cluster (1000 pods each)")
@@ -130,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         if not kubeconfig:
             from ..cluster import LocalCluster
 
-            capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8", "nvidia.com/gpu": "8"}
+            capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8",
+                        "nvidia.com/gpu": "8"}
             cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
             kubeconfig = str(cluster.kubeconfig)
         try:

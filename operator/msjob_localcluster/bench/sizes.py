@@ -98,7 +98,8 @@ async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: b
             rows.append({
                 "workers": workers, "pods": workers + 1,
                 "limit_created_s": round(limit["created"], 2), "limit_running_s": round(limit["running"], 2),
-                "operator_created_s": round(operator["created"], 2), "operator_running_s": round(operator["running"], 2),
+                "operator_created_s": round(operator["created"], 2),
+                "operator_running_s": round(operator["running"], 2),
                 "ratio_created": round(operator["created"] / max(limit["created"], 1e-3), 2),
             })
             print(_row(rows[-1]), flush=True)
@@ -107,9 +108,10 @@ async def run_sizes(kubeconfig: str, sizes: list[int], timeout: float, settle: b
     return rows
 
 
-HEADER = f"{'workers':>8} {'limit: created':>15} {'operator: created':>18} {'ratio':>6} {'limit: running':>15} {'operator: running':>18}"
+HEADER = (f"{'workers':>8} {'limit: created':>15} {'operator: created':>18} {'ratio':>6} "
+          f"{'limit: running':>15} {'operator: running':>18}")
 
 
 def _row(r: dict[str, Any]) -> str:
-    return (f"{r['workers']:>8} {r['limit_created_s']:>14.2f}s {r['operator_created_s']:>17.2f}s {r['ratio_created']:>6.2f} "
-            f"{r['limit_running_s']:>14.2f}s {r['operator_running_s']:>17.2f}s")
+    return (f"{r['workers']:>8} {r['limit_created_s']:>14.2f}s {r['operator_created_s']:>17.2f}s "
+            f"{r['ratio_created']:>6.2f} {r['limit_running_s']:>14.2f}s {r['operator_running_s']:>17.2f}s")
