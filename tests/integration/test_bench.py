@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from msjob_operator import bench
+from msjob_localcluster import bench
 
 pytestmark = pytest.mark.cluster
 
