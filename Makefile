@@ -21,8 +21,15 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/msjob-local demo
 
-test: $(STAMP)
+# Lint, type-check and check the layering first (seconds), then every test.
+test: $(STAMP) lint
 	$(PY) -m pytest tests
+
+.PHONY: lint
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator tests scripts examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test-unit: $(STAMP)
 	$(PY) -m pytest tests/unit

@@ -57,11 +57,12 @@ Options (all have defaults):
                             hang-injected-rank-<r> in the checkpoint directory, and a restarted
                             run that finds it trains on (for stall detection, spec.health)
 
-Run it locally without Kubernetes (three shells, same machine):
+Run it locally without Kubernetes (three shells, same machine, each with
+``export MS_SCHED_HOST=127.0.0.1 MS_SCHED_PORT=18118 MS_WORKER_NUM=2``):
 
-    MS_ROLE=MS_SCHED  MS_SCHED_HOST=127.0.0.1 MS_SCHED_PORT=18118 MS_WORKER_NUM=2 python train_data_parallel.py
-    MS_ROLE=MS_WORKER MS_SCHED_HOST=127.0.0.1 MS_SCHED_PORT=18118 MS_WORKER_NUM=2 MS_NODE_ID=0 python train_data_parallel.py
-    MS_ROLE=MS_WORKER MS_SCHED_HOST=127.0.0.1 MS_SCHED_PORT=18118 MS_WORKER_NUM=2 MS_NODE_ID=1 python train_data_parallel.py
+    MS_ROLE=MS_SCHED python train_data_parallel.py
+    MS_ROLE=MS_WORKER MS_NODE_ID=0 python train_data_parallel.py
+    MS_ROLE=MS_WORKER MS_NODE_ID=1 python train_data_parallel.py
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ import os
 import re
 import sys
 import time
+from typing import Any, Optional
 
 FEATURES = 4
 TRUE_WEIGHTS = [2.0, -3.0, 0.5, 1.0]
@@ -79,7 +81,7 @@ TRUE_BIAS = 0.7
 CKPT_PREFIX = "linreg"
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--steps-per-epoch", type=int, default=8)
@@ -101,7 +103,7 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def load_data(args, import_numpy):
+def load_data(args: argparse.Namespace, import_numpy: Any) -> tuple[Any, Any]:
     """The training set, the same on every rank (each rank then reads its own shard)."""
     np = import_numpy
     if args.data_file:
@@ -125,7 +127,7 @@ def checkpoints(directory: str) -> dict[int, str]:
     return found
 
 
-def progress_callbacks() -> list:
+def progress_callbacks() -> list[Any]:
     """The operator's ProgressCallback (epoch, step, loss into status.progress) where the operator asked for
     progress (spec.health.reportProgress sets MSJOB_PROGRESS_FILE in worker 0) and the image has it."""
     if not os.environ.get("MSJOB_PROGRESS_FILE"):
@@ -138,7 +140,7 @@ def progress_callbacks() -> list:
     return [ProgressCallback(every_n_steps=1)]
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     role = os.environ.get("MS_ROLE", "MS_WORKER")
     index = os.environ.get("MSJOB_REPLICA_INDEX", os.environ.get("MS_NODE_ID", "?"))
@@ -150,8 +152,8 @@ def main(argv=None) -> int:
               file=sys.stderr, flush=True)
         return 1
 
-    import numpy as np
     import mindspore as ms
+    import numpy as np
     from mindspore import nn, ops
     from mindspore.communication import get_group_size, get_rank, init
     from mindspore.train import Callback, CheckpointConfig, LossMonitor, Model, ModelCheckpoint
@@ -209,9 +211,10 @@ def main(argv=None) -> int:
     losses: list[float] = []
 
     class Progress(Callback):
-        def on_train_step_end(self, run_context):
+        def on_train_step_end(self, run_context: Any) -> None:
             cb = run_context.original_args()
-            loss = float(np.mean(cb.net_outputs.asnumpy())) if hasattr(cb.net_outputs, "asnumpy") else float(cb.net_outputs)
+            outputs = cb.net_outputs
+            loss = float(np.mean(outputs.asnumpy())) if hasattr(outputs, "asnumpy") else float(outputs)
             losses.append(loss)
             step = (cb.cur_epoch_num - 1) * cb.batch_num + (cb.cur_step_num - 1) % cb.batch_num + 1
             say(f"step {step} epoch {cb.cur_epoch_num} loss {loss:.6f}")
@@ -228,7 +231,7 @@ def main(argv=None) -> int:
             if args.step_delay:
                 time.sleep(args.step_delay)
 
-        def on_train_epoch_end(self, run_context):
+        def on_train_epoch_end(self, run_context: Any) -> None:
             cb = run_context.original_args()
             saved = checkpoints(rank_dir).get(cb.cur_epoch_num)
             if saved:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 GOMODS = Path(__file__).parent / "gomods"
 
@@ -174,25 +175,25 @@ def find(name: str) -> Path | None:
 class _Ticker:
     """Print a progress line while a long build runs (cold builds take minutes)."""
 
-    def __init__(self, label: str, out=sys.stderr, every: float = 15.0):
+    def __init__(self, label: str, out: TextIO = sys.stderr, every: float = 15.0):
         self.label, self.out, self.every = label, out, every
         self._stop = threading.Event()
         self._start = time.monotonic()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self):
+    def _run(self) -> None:
         while not self._stop.wait(self.every):
             print(f"  ... still building {self.label} ({self.elapsed():.0f} s)", file=self.out, flush=True)
 
     def elapsed(self) -> float:
         return time.monotonic() - self._start
 
-    def __enter__(self):
+    def __enter__(self) -> _Ticker:
         print(f"building {self.label} from its Go module (cold builds take minutes)", file=self.out, flush=True)
         self._thread.start()
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
 
@@ -228,7 +229,7 @@ def build(name: str) -> Path:
     return target
 
 
-def module_dir(go: str, cwd: Path, module: str, env: dict | None = None) -> Path:
+def module_dir(go: str, cwd: Path, module: str, env: dict[str, str] | None = None) -> Path:
     """Download ``module`` (``path@version``, or a path the go.mod in ``cwd`` requires) and
     return its directory in the module cache."""
     for cmd in (["mod", "download", "-json"], ["list", "-m", "-json"]):
@@ -240,7 +241,7 @@ def module_dir(go: str, cwd: Path, module: str, env: dict | None = None) -> Path
     raise BinaryError(f"no directory for {module}")
 
 
-def _edited_main(go: str, src: Path, env: dict, tool: Tool) -> str:
+def _edited_main(go: str, src: Path, env: dict[str, str], tool: Tool) -> str:
     """Copy the tool's main package into ``src``, apply its edits (failing if upstream changed
     under them) and return the package's path relative to ``src``."""
     proc = subprocess.run([go, "list", "-f", "{{.Dir}}", tool.package], cwd=src, env=env,

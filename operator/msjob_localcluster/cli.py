@@ -12,16 +12,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 from .cluster import ClusterError, LocalCluster, default_root
 
+if TYPE_CHECKING:
+    from .processnode import ProcessNode
+
 PROCESS_NODE_NAME = "process-node-0"
+# What argparse's add_subparsers() returns (typeshed names it so).
+SubParsers = argparse._SubParsersAction
+Command = Callable[[argparse.Namespace], int]
 
 
-def register(sub) -> None:
+def register(sub: SubParsers[argparse.ArgumentParser]) -> None:
     """Add up, down, status and kubeconfig to an argparse ``add_subparsers()`` object."""
 
-    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+    def add(name: str, func: Command, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help)
         p.add_argument("--name", default="default", help="cluster name (default: %(default)s)")
         p.set_defaults(func=func)
@@ -32,7 +39,8 @@ def register(sub) -> None:
     up.add_argument("--volcano", action="store_true", help="also run Volcano's scheduler")
     up.add_argument("--process-node", action="store_true",
                     help="also run a node whose pods are real local processes (needs root; select it with "
-                         "nodeSelector msjob.test/process-node=true and tolerate msjob.test/process-node=true:NoSchedule)")
+                         "nodeSelector msjob.test/process-node=true and tolerate "
+                         "msjob.test/process-node=true:NoSchedule)")
     up.add_argument("--kueue", action="store_true", help="also run Kueue's controller-manager")
     up.add_argument("--workload-api", action="store_true",
                     help="turn on Kubernetes' gang scheduling (scheduling.k8s.io Workload/PodGroup)")
@@ -63,7 +71,7 @@ def process_node_root(root: Path) -> Path:
     return root / "process-node"
 
 
-def _attached_process_node(root: Path):
+def _attached_process_node(root: Path) -> ProcessNode | None:
     from .processnode import STATE_FILE, ProcessNode
 
     node_root = process_node_root(root)
@@ -76,11 +84,12 @@ def _stop_process_node(root: Path) -> None:
         return
     was_running = node.running()
     left = node.stop()
+    leftovers = f" (the agent had left {', '.join(left)})" if left else ""
     print(f"process node {node.name} {'stopped' if was_running else 'was not running'}; "
-          f"network namespaces {node.prefix}-* removed" + (f" (the agent had left {', '.join(left)})" if left else ""))
+          f"network namespaces {node.prefix}-* removed{leftovers}")
 
 
-def _up(args) -> int:
+def _up(args: argparse.Namespace) -> int:
     root = default_root(args.name)
     if args.process_node:
         problem = process_node_problem()
@@ -114,7 +123,7 @@ def _up(args) -> int:
     return 0
 
 
-def _down(args) -> int:
+def _down(args: argparse.Namespace) -> int:
     root = default_root(args.name)
     _stop_process_node(root)
     cluster = _attached(args.name)
@@ -126,7 +135,7 @@ def _down(args) -> int:
     return 0
 
 
-def _status(args) -> int:
+def _status(args: argparse.Namespace) -> int:
     cluster = _attached(args.name)
     if cluster is None:
         print(f"cluster {args.name!r} is not running")
@@ -140,14 +149,14 @@ def _status(args) -> int:
     node = _attached_process_node(cluster.root)
     if node is not None:
         running["process-node"] = node.running()
-        print(f"  {'process-node':<24} pid {node.pid:<8} {'running' if running['process-node'] else 'NOT RUNNING':<12}"
-              f"namespaces {node.prefix}-*")
+        state = "running" if running["process-node"] else "NOT RUNNING"
+        print(f"  {'process-node':<24} pid {node.pid:<8} {state:<12}namespaces {node.prefix}-*")
     if running.get("kube-apiserver"):
         print(cluster.kubectl("get", "nodes", "-o", "wide", check=False).stdout.rstrip())
     return 0 if all(running.values()) else 1
 
 
-def _kubeconfig(args) -> int:
+def _kubeconfig(args: argparse.Namespace) -> int:
     cluster = _attached(args.name)
     if cluster is None:
         print(f"cluster {args.name!r} is not running", file=sys.stderr)
@@ -170,8 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    func: Command = args.func
     try:
-        return args.func(args)
+        return func(args)
     except ClusterError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -33,11 +33,13 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
 import yaml
 
-from . import binaries, kueue as kueue_support, volcano as volcano_support
+from . import binaries
+from . import kueue as kueue_support
+from . import volcano as volcano_support
 from .certs import make_certs
 
 STAGES_DIR = Path(__file__).parent / "stages"
@@ -57,6 +59,8 @@ NODE_LEASE_SECONDS = 40  # as a kubelet's default
 WORKLOAD_API_GATES = ("--feature-gates", "GenericWorkload=true")
 WORKLOAD_API_VERSION = "scheduling.k8s.io/v1beta1"
 
+T = TypeVar("T")
+
 
 class ClusterError(RuntimeError):
     pass
@@ -69,7 +73,8 @@ def default_root(name: str = "default") -> Path:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _alive(pid: int) -> bool:
@@ -104,10 +109,10 @@ def _tail(path: Path, lines: int = 30) -> str:
 
 class LocalCluster:
     def __init__(self, root: Path | None = None, *, name: str = "default", nodes: int = 4,
-                 volcano: bool = False, node_capacity: dict | None = None,
-                 crds: list[dict] | None = None, kueue: bool = False, workload_api: bool = False):
+                 volcano: bool = False, node_capacity: dict[str, str] | None = None,
+                 crds: list[dict[str, Any]] | None = None, kueue: bool = False, workload_api: bool = False):
         self.name = name
-        self.root = Path(root) if root is not None else None
+        self._root = Path(root) if root is not None else None
         self._own_root = root is None  # a temp dir we made, removed by stop()
         self.initial_nodes = nodes
         self.volcano = volcano
@@ -119,12 +124,19 @@ class LocalCluster:
         self.ports: dict[str, int] = {}
         self.pids: dict[str, int] = {}
         self.cmds: dict[str, list[str]] = {}
-        self._procs: dict[str, subprocess.Popen] = {}  # only those this object started
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}  # only those this object started
         self._kubectl_bin: str | None = None
         self._external: tuple[Path, str] | None = None  # (kubeconfig, server) of a cluster run elsewhere
         self.start_seconds: float | None = None
 
     # ----- paths and state
+    @property
+    def root(self) -> Path:
+        """The cluster's directory (start() makes a temporary one when none was given)."""
+        if self._root is None:
+            raise ClusterError("the cluster has no directory before start()")
+        return self._root
+
     @property
     def kubeconfig(self) -> Path:
         return self._external[0] if self._external else self.root / "kubeconfig"
@@ -175,7 +187,7 @@ class LocalCluster:
         current = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
         server = next(c["cluster"]["server"] for c in config["clusters"] if c["name"] == current["cluster"])
         self = cls(name="external", nodes=0)
-        self.root = Path(tempfile.mkdtemp(prefix="msjob-external-"))  # kubectl's cache; stop() removes it
+        self._root = Path(tempfile.mkdtemp(prefix="msjob-external-"))  # kubectl's cache; stop() removes it
         self._external = (kubeconfig, server)
         return self
 
@@ -204,8 +216,8 @@ class LocalCluster:
         """
         t0 = time.monotonic()
         self.detached = detached
-        if self.root is None:
-            self.root = Path(tempfile.mkdtemp(prefix=f"msjob-cluster-{self.name}-"))
+        if self._root is None:
+            self._root = Path(tempfile.mkdtemp(prefix=f"msjob-cluster-{self.name}-"))
         self.root.mkdir(parents=True, exist_ok=True)
         if self.state_file.exists() and any(LocalCluster.attach(self.root).running().values()):
             raise ClusterError(f"a cluster is already running in {self.root}: stop it first")
@@ -336,7 +348,7 @@ class LocalCluster:
     def _open_volcano_queues(self) -> None:
         # vc-scheduler creates the queues `default` and `root`, but only Volcano's
         # controller-manager (not run here) would open them; until then it schedules nothing.
-        def queues():
+        def queues() -> list[str] | None:
             out = self.kubectl("get", "queues.scheduling.volcano.sh", "-o", "name", check=False).stdout.split()
             return out if "queue.scheduling.volcano.sh/default" in out else None
         for q in self._wait("vc-scheduler", queues, 60):
@@ -346,8 +358,8 @@ class LocalCluster:
     def stop(self) -> None:
         """SIGTERM every process we started, SIGKILL after a grace; drop a temp root."""
         self._terminate_all()
-        if self.root is not None and self._own_root:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._root is not None and self._own_root:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     def _terminate_all(self) -> None:
         # Clients first: etcd takes ~7 s to close while the apiserver still holds watches, <0.1 s after.
@@ -356,7 +368,7 @@ class LocalCluster:
             self._kill([n for n in wave if self._ours(n)], signal.SIGTERM)
         self.pids.clear()
         self._procs.clear()
-        if self.root is not None:
+        if self._root is not None:
             self.state_file.unlink(missing_ok=True)
 
     def _kill(self, names: list[str], sig: int, grace: float = GRACE_SECONDS) -> None:
@@ -388,7 +400,7 @@ class LocalCluster:
     def __enter__(self) -> "LocalCluster":
         return self.start() if not self.pids else self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # ----- processes
@@ -402,8 +414,8 @@ class LocalCluster:
         self._procs[name], self.pids[name], self.cmds[name] = proc, proc.pid, cmd
         self._save_state()
 
-    def _wait(self, what: str, predicate: Callable, timeout: float, *, watch: tuple[str, ...] = (),
-              describe: Callable[[], str] | None = None):
+    def _wait(self, what: str, predicate: Callable[[], T | None], timeout: float, *, watch: tuple[str, ...] = (),
+              describe: Callable[[], str] | None = None) -> T:
         """Poll ``predicate`` until truthy and return its value. Fail early if a watched
         component (default: ``what`` itself) dies; errors show the tail of its log."""
         watch = tuple(n for n in (watch or (what,)) if n in self.pids)
@@ -461,10 +473,11 @@ class LocalCluster:
         return self._http_ok(f"{self.server}/readyz", urllib.request.HTTPSHandler(context=ctx))
 
     @staticmethod
-    def _http_ok(url: str, *handlers) -> bool:
+    def _http_ok(url: str, *handlers: urllib.request.BaseHandler) -> bool:
         # No proxy: a proxy from the environment must not see (or break) calls to 127.0.0.1.
         with urllib.request.build_opener(urllib.request.ProxyHandler({}), *handlers).open(url, timeout=2) as r:
-            return r.status == 200
+            status: int = r.status
+            return status == 200
 
     def _write_kubeconfig(self, pki: Path) -> None:
         def b64(name: str) -> str:
@@ -482,7 +495,7 @@ class LocalCluster:
 
     # ----- API helpers (all through kubectl, so they also work from `local` CLI processes)
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
-                timeout: float = 120) -> subprocess.CompletedProcess:
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run kubectl (the version built with the cluster) against this cluster."""
         if self._kubectl_bin is None:
             self._kubectl_bin = str(binaries.ensure("kubectl")["kubectl"])
@@ -495,7 +508,7 @@ class LocalCluster:
             raise ClusterError(f"kubectl {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
 
-    def install_crds(self, crds: list[dict], timeout: float = 60) -> None:
+    def install_crds(self, crds: list[dict[str, Any]], timeout: float = 60) -> None:
         """Apply CRDs server-side (big schemas exceed client-side apply's annotation limit); wait Established."""
         if not crds:
             return
@@ -517,8 +530,8 @@ class LocalCluster:
         self._wait(f"{kind} {condition}", lambda: not pending(), timeout, watch=watch,
                    describe=lambda: f"still not {condition}: {pending()}")
 
-    def add_nodes(self, count: int, prefix: str = "kwok-node", capacity: dict | None = None, *,
-                  labels: dict | None = None, taints: list[dict] | None = None,
+    def add_nodes(self, count: int, prefix: str = "kwok-node", capacity: dict[str, str] | None = None, *,
+                  labels: dict[str, str] | None = None, taints: list[dict[str, Any]] | None = None,
                   timeout: float = 60) -> list[str]:
         """Create ``count`` fake nodes named ``prefix-N`` and wait until they are Ready.
 
@@ -526,7 +539,8 @@ class LocalCluster:
         group of nodes) plus ``labels``, and ``taints`` (none by default).
         """
         existing = set(self.kubectl("get", "nodes", "-o", "jsonpath={.items[*].metadata.name}").stdout.split())
-        names, i = [], 0
+        names: list[str] = []
+        i = 0
         while len(names) < count:
             if f"{prefix}-{i}" not in existing:
                 names.append(f"{prefix}-{i}")

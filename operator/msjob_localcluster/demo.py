@@ -22,9 +22,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 import yaml
+
+if TYPE_CHECKING:
+    from msjob_operator.api.models import MSJob
+    from msjob_operator.sdk import MSJobClient
+
+    from .cli import SubParsers
 
 EXAMPLES = Path(__file__).parent / "examples"
 FAKE_DEMO = EXAMPLES / "demo.yaml"
@@ -35,8 +41,9 @@ CHECKPOINT_VOLUME = "checkpoints"
 CLUSTER_NAME = "demo"
 
 
-def register(subparsers) -> None:
-    demo = subparsers.add_parser("demo", help="run an example MSJob end to end (local cluster unless --kubeconfig)")
+def register(subparsers: SubParsers[argparse.ArgumentParser]) -> None:
+    demo = subparsers.add_parser("demo",
+                                 help="run an example MSJob end to end (local cluster unless --kubeconfig)")
     demo.add_argument("--kubeconfig", help="use this cluster instead of the embedded local one")
     demo.add_argument("-f", "--file", type=Path,
                       help="MSJob YAML to submit (default: real MindSpore training on the local cluster's process "
@@ -49,7 +56,8 @@ def register(subparsers) -> None:
     demo.set_defaults(func=run)
 
 
-def choose_job(kubeconfig: Optional[str], file: Optional[Path], problem: Optional[str]) -> tuple[Path, bool, Optional[str]]:
+def choose_job(kubeconfig: Optional[str], file: Optional[Path],
+               problem: Optional[str]) -> tuple[Path, bool, Optional[str]]:
     """(the job to submit, whether to start a process node, a line saying why there is none)."""
     if kubeconfig:
         return file or FAKE_DEMO, False, None
@@ -59,10 +67,10 @@ def choose_job(kubeconfig: Optional[str], file: Optional[Path], problem: Optiona
     return file or TRAIN_DEMO, True, None
 
 
-def load_job(path: Path, checkpoints: Optional[Path] = None) -> dict:
+def load_job(path: Path, checkpoints: Optional[Path] = None) -> dict[str, Any]:
     """The MSJob of ``path``; a hostPath volume named ``checkpoints`` is pointed at ``checkpoints`` (a fresh
     directory, so that a new run never resumes from an old one's checkpoints)."""
-    body = yaml.safe_load(path.read_text())
+    body: dict[str, Any] = yaml.safe_load(path.read_text())
     if checkpoints is not None:
         for replica in body["spec"]["msReplicaSpecs"].values():
             for volume in replica["template"]["spec"].get("volumes") or []:
@@ -71,12 +79,12 @@ def load_job(path: Path, checkpoints: Optional[Path] = None) -> dict:
     return body
 
 
-def scripts_configmap() -> dict:
+def scripts_configmap() -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": SCRIPTS_CONFIGMAP},
             "data": {p.name: p.read_text() for p in sorted(SCRIPTS.glob("*.py"))}}
 
 
-def apply_configmap(core, namespace: str, body: dict) -> None:
+def apply_configmap(core: Any, namespace: str, body: dict[str, Any]) -> None:
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -91,13 +99,13 @@ class TrainingWatch:
     """The wait callback: the SDK's progress lines, and when the first training step was seen."""
 
     def __init__(self, out: TextIO, start: float):
-        from msjob_operator.sdk.cli import Progress
+        from msjob_operator.sdk.format import Progress
 
         self.progress = Progress(out, start)
         self.first_step_after: Optional[float] = None
 
-    def __call__(self, job) -> None:
-        from msjob_operator.sdk.client import status_of
+    def __call__(self, job: MSJob) -> None:
+        from msjob_operator.sdk import status_of
 
         self.progress(job)
         progress = status_of(job).progress
@@ -105,9 +113,9 @@ class TrainingWatch:
             self.first_step_after = time.monotonic() - self.progress.start
 
 
-def summary_line(job, first_step_after: Optional[float]) -> Optional[str]:
+def summary_line(job: MSJob, first_step_after: Optional[float]) -> Optional[str]:
     """``final loss 0.0123 at step 120 (4.1 steps/s); first step 31.2 s after submission``; None without progress."""
-    from msjob_operator.sdk.client import status_of
+    from msjob_operator.sdk import status_of
 
     progress = status_of(job).progress
     if progress is None or progress.step is None:
@@ -121,10 +129,11 @@ def summary_line(job, first_step_after: Optional[float]) -> Optional[str]:
     return text
 
 
-def submit_and_follow(client, body: dict, namespace: str, timeout: float, out: TextIO = sys.stdout) -> int:
+def submit_and_follow(client: MSJobClient, body: dict[str, Any], namespace: str, timeout: float,
+                      out: TextIO = sys.stdout) -> int:
     """Submit ``body`` (a job of the same name is deleted first), print its progress until it ends; the exit code."""
-    from msjob_operator.sdk.cli import outcome_line
-    from msjob_operator.sdk.client import MSJobNotFoundError, MSJobTimeoutError, has_condition
+    from msjob_operator.sdk import MSJobNotFoundError, MSJobTimeoutError, has_condition
+    from msjob_operator.sdk.format import outcome_line
 
     name = body["metadata"]["name"]
     try:
@@ -179,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
                       f"(pod logs in {node.root / 'pods'})", flush=True)
         operator = OperatorProcess(Path(kubeconfig), work).start()
         print(f"operator running (log: {operator.log_path})", flush=True)
-        from msjob_operator.sdk.client import MSJobClient
+        from msjob_operator.sdk import MSJobClient
 
         with MSJobClient(kubeconfig=kubeconfig, namespace=args.namespace) as client:
             if cluster is not None:

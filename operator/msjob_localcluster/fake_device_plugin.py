@@ -30,9 +30,9 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
-from msjob_operator.builders.ranktable import ANNOTATION
+from msjob_runtime.ranktable_wait import ANNOTATION
 
 log = logging.getLogger("msjob_operator.fake_device_plugin")
 
@@ -53,11 +53,11 @@ def _count(quantity: Any) -> int:
         return 0
 
 
-def npus_requested(pod: Mapping) -> int:
+def npus_requested(pod: Mapping[str, Any]) -> int:
     """NPUs the pod's containers ask for (limits, else requests; init containers by their max)."""
     spec = pod.get("spec") or {}
 
-    def of(container: Mapping) -> int:
+    def of(container: Mapping[str, Any]) -> int:
         res = container.get("resources") or {}
         amounts = res.get("limits") or res.get("requests") or {}
         return sum(_count(v) for k, v in amounts.items() if is_npu_resource(k))
@@ -67,7 +67,7 @@ def npus_requested(pod: Mapping) -> int:
     return max(main, init)
 
 
-def node_capacity(node: Mapping) -> int:
+def node_capacity(node: Mapping[str, Any]) -> int:
     cap = (node.get("status") or {}).get("capacity") or {}
     return sum(_count(v) for k, v in cap.items() if is_npu_resource(k))
 
@@ -77,14 +77,14 @@ def node_hash(name: str) -> tuple[int, int]:
     return digest[0], digest[1]
 
 
-def internal_ip(node: Mapping) -> Optional[str]:
+def internal_ip(node: Mapping[str, Any]) -> Optional[str]:
     for addr in (node.get("status") or {}).get("addresses") or []:
         if addr.get("type") == "InternalIP" and addr.get("address"):
-            return addr["address"]
+            return str(addr["address"])
     return None
 
 
-def server_id(node: Mapping, all_nodes: list[Mapping]) -> str:
+def server_id(node: Mapping[str, Any], all_nodes: Sequence[Mapping[str, Any]]) -> str:
     """The node's InternalIP when it is its own, else an IP derived from the node name."""
     name = node["metadata"]["name"]
     ip = internal_ip(node)
@@ -99,16 +99,16 @@ def device_ip(node_name: str, device: int) -> str:
     return f"10.{a}.{b}.{101 + device}"
 
 
-def annotation_value(pod_name: str, node: Mapping, all_nodes: list[Mapping], devices: list[int],
+def annotation_value(pod_name: str, node: Mapping[str, Any], all_nodes: Sequence[Mapping[str, Any]], devices: list[int],
                      superpod: bool = False) -> str:
     """The annotation the real plugin would write for ``devices`` of ``node``."""
     name = node["metadata"]["name"]
     body: dict[str, Any] = {"pod_name": pod_name, "server_id": server_id(node, all_nodes)}
-    devs: list[dict] = [{"device_id": str(d), "device_ip": device_ip(name, d)} for d in devices]
+    devs: list[dict[str, Any]] = [{"device_id": str(d), "device_ip": device_ip(name, d)} for d in devices]
     if superpod:
         sp = str(((node.get("metadata") or {}).get("labels") or {}).get(SUPER_POD_LABEL, "0"))
         a, b = node_hash(name)
-        for d, entry in zip(devices, devs):
+        for d, entry in zip(devices, devs, strict=True):
             # Unique within the SuperPoD, like the hardware's SDID: node part and device part.
             entry["super_device_id"] = str(((a << 8 | b) << 5) | d)
         body["super_pod_id"] = int(sp) if sp.isdigit() else sp
@@ -116,11 +116,11 @@ def annotation_value(pod_name: str, node: Mapping, all_nodes: list[Mapping], dev
     return json.dumps(body, separators=(",", ":"))
 
 
-def _live(pod: Mapping) -> bool:
+def _live(pod: Mapping[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def _held(pod: Mapping) -> set[int]:
+def _held(pod: Mapping[str, Any]) -> set[int]:
     value = ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION)
     if not value:
         return set()
@@ -139,8 +139,9 @@ class FakeAscendDevicePlugin:
         self.annotated = 0
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self._api = None
-        self._core = None
+        # kubernetes.client's ApiClient and CoreV1Api once started (that client has no type information).
+        self._api: Any = None
+        self._core: Any = None
         # Pod uid -> (node, devices) written by us: the next list may not show them yet.
         self._written: dict[str, tuple[str, set[int]]] = {}
 
@@ -171,7 +172,7 @@ class FakeAscendDevicePlugin:
     def __enter__(self) -> "FakeAscendDevicePlugin":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def wait(self) -> None:
@@ -181,8 +182,9 @@ class FakeAscendDevicePlugin:
 
     # -- the loop ------------------------------------------------------------------------------
 
-    def _sanitize(self, obj: Any) -> dict:
-        return self._api.sanitize_for_serialization(obj)
+    def _sanitize(self, obj: Any) -> dict[str, Any]:
+        sanitized: dict[str, Any] = self._api.sanitize_for_serialization(obj)
+        return sanitized
 
     def _run(self) -> None:
         from kubernetes import watch
@@ -209,7 +211,7 @@ class FakeAscendDevicePlugin:
                     if event["type"] in ("ADDED", "MODIFIED"):
                         self._consider(obj)
                     elif event["type"] == "DELETED":
-                        self._written.pop((obj.get("metadata") or {}).get("uid"), None)
+                        self._written.pop((obj.get("metadata") or {}).get("uid", ""), None)
             except ApiException as e:
                 if e.status == 410:  # our resourceVersion is too old: list again
                     resource_version = None
@@ -224,7 +226,7 @@ class FakeAscendDevicePlugin:
                 resource_version = None
                 self._stop.wait(1.0)
 
-    def _consider(self, pod: dict) -> None:
+    def _consider(self, pod: dict[str, Any]) -> None:
         meta = pod.get("metadata") or {}
         node_name = (pod.get("spec") or {}).get("nodeName")
         if not node_name or not _live(pod) or meta.get("deletionTimestamp"):
@@ -236,7 +238,7 @@ class FakeAscendDevicePlugin:
             return
         self._allocate(pod, node_name, wanted)
 
-    def _allocate(self, pod: dict, node_name: str, wanted: int) -> None:
+    def _allocate(self, pod: dict[str, Any], node_name: str, wanted: int) -> None:
         from kubernetes.client.exceptions import ApiException
 
         meta = pod["metadata"]

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -52,11 +52,11 @@ def module_dir() -> Path:
         return binaries.module_dir(go, Path(cwd), f"sigs.k8s.io/kueue@v{binaries.KUEUE_VERSION}")
 
 
-def _client_config(port: int, path: str, ca_pem: bytes) -> dict:
+def _client_config(port: int, path: str, ca_pem: bytes) -> dict[str, str]:
     return {"url": f"https://127.0.0.1:{port}{path}", "caBundle": base64.b64encode(ca_pem).decode()}
 
 
-def crds(webhook_port: int, ca_pem: bytes) -> list[dict]:
+def crds(webhook_port: int, ca_pem: bytes) -> list[dict[str, Any]]:
     """All of Kueue's CRDs (its manager waits for every informer); the multi-version ones
     convert through the manager's /convert."""
     out = []
@@ -70,7 +70,7 @@ def crds(webhook_port: int, ca_pem: bytes) -> list[dict]:
     return out
 
 
-def webhook_configurations(webhook_port: int, ca_pem: bytes) -> list[dict]:
+def webhook_configurations(webhook_port: int, ca_pem: bytes) -> list[dict[str, Any]]:
     """Kueue's webhook configurations, reduced to the webhooks for its own group."""
     manifests = module_dir() / "config" / "components" / "webhook" / "manifests.yaml"
     out = []
@@ -85,7 +85,7 @@ def webhook_configurations(webhook_port: int, ca_pem: bytes) -> list[dict]:
     return out
 
 
-def configuration(ports: dict[str, int], cert_dir: Path) -> dict:
+def configuration(ports: dict[str, int], cert_dir: Path) -> dict[str, Any]:
     return {
         "apiVersion": CONFIG_API_VERSION, "kind": "Configuration",
         "namespace": "kueue-system",

@@ -35,6 +35,7 @@ import socket
 import subprocess
 import threading
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("msjob_operator.processnode")
 
@@ -93,7 +94,7 @@ def can_create_namespaces() -> str | None:
     return None
 
 
-def _run(*cmd: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def _run(*cmd: str, input: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=60)
     if check and proc.returncode != 0:
         raise NetworkError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.strip()}")
@@ -189,7 +190,8 @@ class PodNetwork:
     def setup(self) -> None:
         ip, br = self._ip, self.bridge_ns
         if br in list_namespaces(br):
-            raise NetworkError(f"network namespace {br} exists already: is another node using the prefix {self.prefix}?")
+            raise NetworkError(f"network namespace {br} exists already: "
+                               f"is another node using the prefix {self.prefix}?")
         _run(ip, "netns", "add", br)
         try:
             _run(ip, "-n", br, "link", "set", "lo", "up")
@@ -285,7 +287,7 @@ def listen_in_namespace(namespace: str, address: str, port: int) -> socket.socke
     short-lived thread enters the namespace (setns affects only the calling thread), creates and
     binds the socket, and ends; the rest of this process stays in its own namespace.
     """
-    result: dict = {}
+    result: dict[str, Any] = {}
 
     def create() -> None:
         try:
@@ -305,7 +307,8 @@ def listen_in_namespace(namespace: str, address: str, port: int) -> socket.socke
     thread.join()
     if "error" in result:
         raise NetworkError(f"cannot listen on {address}:{port} in {namespace}: {result['error']}")
-    return result["socket"]
+    sock: socket.socket = result["socket"]
+    return sock
 
 
 class Relay:
@@ -313,7 +316,7 @@ class Relay:
     dialled from this process's own namespace: how pods reach the API server on the machine's
     loopback without any change to the machine's network."""
 
-    def __init__(self, listener, upstream: tuple[str, int], name: str = "relay"):
+    def __init__(self, listener: socket.socket, upstream: tuple[str, int], name: str = "relay"):
         self.listener = listener
         self.upstream = upstream
         self.name = name
@@ -343,7 +346,8 @@ class Relay:
                 log.warning("%s: cannot reach %s:%d: %s", self.name, *self.upstream, exc)
                 client.close()
                 continue
-            threading.Thread(target=self._connection, args=(client, server), name=f"{self.name}-conn", daemon=True).start()
+            threading.Thread(target=self._connection, args=(client, server), name=f"{self.name}-conn",
+                             daemon=True).start()
 
     def _connection(self, client: socket.socket, server: socket.socket) -> None:
         back = threading.Thread(target=self._pump, args=(server, client), name=f"{self.name}-pump", daemon=True)

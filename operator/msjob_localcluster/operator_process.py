@@ -15,7 +15,8 @@ from pathlib import Path
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class OperatorProcess:
@@ -26,7 +27,7 @@ class OperatorProcess:
         self.python = python  # another environment's interpreter runs the operator installed there
         self.log_path = log_dir / "operator.log"
         self.extra_args = extra_args or []
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
         self.health_port = free_port()
 
@@ -49,6 +50,12 @@ class OperatorProcess:
         self.kill()  # never leave a half-started operator behind
         raise RuntimeError(f"the operator was not ready within {timeout} s:\n{self.tail()}")
 
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise RuntimeError("the operator has not been started")
+        return self.proc.pid
+
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as resp:
@@ -58,7 +65,8 @@ class OperatorProcess:
 
     def metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
+            body: bytes = resp.read()
+            return body.decode()
 
     def kill(self) -> None:
         """SIGKILL: no clean-up at all, as when a node dies."""

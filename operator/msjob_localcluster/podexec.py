@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any, NoReturn, Optional
 
 PR_SET_PDEATHSIG = 1
 MS_RDONLY = 1
@@ -32,13 +33,13 @@ MS_REC = 16384
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _mount(source, target, flags, shown=None):
+def _mount(source: Optional[str], target: str, flags: int, shown: Optional[str] = None) -> None:
     if _libc.mount(source.encode() if source else None, target.encode(), None, flags, None) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"mount {shown or source} on {target}: {os.strerror(err)}")
 
 
-def _start_error(spec, message, code=128):
+def _start_error(spec: dict[str, Any], message: str, code: int = 128) -> NoReturn:
     print(f"process node: cannot start the container: {message}", file=sys.stderr, flush=True)
     try:
         with open(spec["startErrorFile"], "w") as out:
@@ -48,9 +49,9 @@ def _start_error(spec, message, code=128):
     os._exit(code)
 
 
-def main():
+def main() -> None:
     with open(sys.argv[1]) as f:
-        spec = json.load(f)
+        spec: dict[str, Any] = json.load(f)
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != spec["parent_pid"]:  # the node died while we were starting
         os._exit(137)
@@ -60,12 +61,12 @@ def main():
         # the sources (an emptyDir on /tmp, with the node's pod directories under /tmp) hides them.
         sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC)
                    for path in [m["source"] for m in spec["mounts"]] + list(spec.get("etc", {}).values())}
-        pod_workdir = None
+        pod_workdir: Optional[int] = None
         if not spec.get("workingDir"):
             os.makedirs(spec["podWorkingDir"], exist_ok=True)
             pod_workdir = os.open(spec["podWorkingDir"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
-        def source_of(path):
+        def source_of(path: str) -> str:
             return f"/proc/self/fd/{sources[path]}"
 
         for mount in spec["mounts"]:

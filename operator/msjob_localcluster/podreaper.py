@@ -15,6 +15,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
@@ -46,7 +47,7 @@ class PodReaper:
                 self._fake_nodes.add(node)
         return node in self._fake_nodes
 
-    def reap(self, pod: dict) -> None:
+    def reap(self, pod: dict[str, Any]) -> None:
         """`pod` is the API's JSON (a dict): building model objects for every pod event costs more CPU
         than anything else the reaper does when thousands of pods exist."""
         meta = pod["metadata"]
@@ -74,11 +75,11 @@ class PodReaper:
         pods = json.loads(response.data)
         for pod in pods["items"]:
             self.reap(pod)
-        return pods["metadata"]["resourceVersion"]
+        return str(pods["metadata"]["resourceVersion"])
 
     def _watch(self, resource_version: str) -> str:
         """Watch from resource_version until the server ends the stream; returns where it stopped."""
-        def list_pods(**kwargs):  # no ":return:" in this docstring-less wrapper: the watch yields dicts
+        def list_pods(**kwargs: Any) -> Any:  # no ":return:" in this docstring-less wrapper: the watch yields dicts
             return self.api.list_pod_for_all_namespaces(**kwargs)
 
         stream = watch.Watch()

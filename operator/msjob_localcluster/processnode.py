@@ -85,7 +85,7 @@ import threading
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from . import netns
 from .netns import NetworkError, PodNetwork, Relay, ServiceRule, ensure_host_tools, listen_in_namespace
@@ -142,13 +142,14 @@ class Kube:
 
         cfg = client.Configuration()
         config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-        self.host = cfg.host.rstrip("/")
+        self.host: str = cfg.host.rstrip("/")
         self.ca_file = cfg.ssl_ca_cert  # the cluster CA, also given to pods as ca.crt
         self.headers = {"Accept": "application/json", "User-Agent": "msjob-processnode"}
         token = (cfg.api_key or {}).get("authorization") or (cfg.api_key or {}).get("BearerToken")
         if token:
             prefix = (cfg.api_key_prefix or {}).get("authorization", "")
-            self.headers["Authorization"] = f"{prefix} {token}".strip() if prefix and not token.startswith(prefix) else token
+            prefixed = prefix and not token.startswith(prefix)
+            self.headers["Authorization"] = f"{prefix} {token}".strip() if prefixed else token
         self.pool = urllib3.PoolManager(
             num_pools=4, maxsize=16, block=False,
             cert_reqs="CERT_REQUIRED" if cfg.verify_ssl else "CERT_NONE",
@@ -156,14 +157,15 @@ class Kube:
         )
         self._urllib3 = urllib3
 
-    def _url(self, path: str, query: dict | None) -> str:
+    def _url(self, path: str, query: dict[str, Any] | None) -> str:
         url = self.host + path
         if query:
             url += "?" + urllib.parse.urlencode({k: v for k, v in query.items() if v is not None})
         return url
 
-    def request(self, method: str, path: str, body: dict | None = None, *, query: dict | None = None,
-                content_type: str = "application/json", timeout: float = 30) -> Optional[dict]:
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+                query: dict[str, Any] | None = None, content_type: str = "application/json",
+                timeout: float = 30) -> Optional[dict[str, Any]]:
         """The response object; None for 404. Raises KubeError for other failures."""
         headers = dict(self.headers)
         data = None
@@ -182,11 +184,12 @@ class Kube:
             raise KubeError(resp.status, message)
         return json.loads(resp.data) if resp.data else {}
 
-    def watch(self, path: str, query: dict, stop: threading.Event) -> Iterator[dict]:
+    def watch(self, path: str, query: dict[str, Any], stop: threading.Event) -> Iterator[dict[str, Any]]:
         """Events of one watch request, until the server ends it."""
         resp = self.pool.request("GET", self._url(path, {**query, "watch": "true"}), headers=self.headers,
                                  preload_content=False, retries=False,
-                                 timeout=self._urllib3.Timeout(connect=10, read=int(query.get("timeoutSeconds", 300)) + 30))
+                                 timeout=self._urllib3.Timeout(
+                                     connect=10, read=int(query.get("timeoutSeconds", 300)) + 30))
         try:
             if resp.status != 200:
                 raise KubeError(resp.status, resp.data.decode(errors="replace"))
@@ -203,15 +206,15 @@ class Kube:
             resp.release_conn()
 
     # Shortcuts
-    def patch(self, path: str, body: dict, kind: str = "strategic-merge-patch") -> Optional[dict]:
+    def patch(self, path: str, body: dict[str, Any], kind: str = "strategic-merge-patch") -> Optional[dict[str, Any]]:
         return self.request("PATCH", path, body, content_type=f"application/{kind}+json")
 
 
 class Informer(threading.Thread):
     """List, then watch; calls ``on_sync(items)`` after every (re)list and ``on_event(type, obj)``."""
 
-    def __init__(self, kube: Kube, path: str, query: dict, on_sync: Callable[[list], None],
-                 on_event: Callable[[str, dict], None], stop: threading.Event, name: str):
+    def __init__(self, kube: Kube, path: str, query: dict[str, Any], on_sync: Callable[[list[dict[str, Any]]], None],
+                 on_event: Callable[[str, dict[str, Any]], None], stop: threading.Event, name: str):
         super().__init__(name=f"informer-{name}", daemon=True)
         self.kube, self.path, self.query = kube, path, query
         self.on_sync, self.on_event, self.stop = on_sync, on_event, stop
@@ -279,11 +282,11 @@ def expand(text: str, mapping: Callable[[str], Optional[str]]) -> str:
     return "".join(out)
 
 
-def _format_map(values: dict) -> str:
+def _format_map(values: dict[str, Any]) -> str:
     return "\n".join(f'{k}="{v}"' for k, v in sorted((values or {}).items()))
 
 
-def field_value(pod: dict, path: str) -> str:
+def field_value(pod: dict[str, Any], path: str) -> str:
     """A downward-API ``fieldRef``."""
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     match = re.fullmatch(r"metadata\.(labels|annotations)\['(.+)'\]", path)
@@ -300,13 +303,13 @@ def field_value(pod: dict, path: str) -> str:
     if path in simple:
         return str(simple[path] or "")
     if path == "metadata.labels":
-        return _format_map(meta.get("labels"))
+        return _format_map(meta.get("labels") or {})
     if path == "metadata.annotations":
-        return _format_map(meta.get("annotations"))
+        return _format_map(meta.get("annotations") or {})
     raise ProcessNodeError(f"unsupported fieldRef fieldPath {path!r}")
 
 
-def resource_value(container: dict, ref: dict, allocatable: dict) -> str:
+def resource_value(container: dict[str, Any], ref: dict[str, Any], allocatable: dict[str, Any]) -> str:
     """A downward-API ``resourceFieldRef``: the container's limit/request, or the node's allocatable."""
     from kubernetes.utils.quantity import parse_quantity
 
@@ -325,7 +328,7 @@ def _env_name(service: str) -> str:
     return service.upper().replace("-", "_")
 
 
-def service_env(services: list[dict]) -> dict[str, str]:
+def service_env(services: list[dict[str, Any]]) -> dict[str, str]:
     """Docker-link style variables for Services with a ClusterIP (``enableServiceLinks``)."""
     env: dict[str, str] = {}
     for svc in services:
@@ -362,14 +365,14 @@ class NotReady(Exception):
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
-def resolve_env(pod: dict, container: dict, services_env: dict[str, str], allocatable: dict,
-                lookup: Callable[[str, str], Optional[dict]]) -> dict[str, str]:
+def resolve_env(pod: dict[str, Any], container: dict[str, Any], services_env: dict[str, str],
+                allocatable: dict[str, Any], lookup: Callable[[str, str], Optional[dict[str, Any]]]) -> dict[str, str]:
     """The container's environment, as the kubelet computes it (``makeEnvironmentVariables``).
 
     ``lookup(kind, name)`` returns the pod namespace's ConfigMap or Secret (kind ``configmaps``
     or ``secrets``), or None.
     """
-    def source(kind: str, name: str, optional: bool) -> Optional[dict]:
+    def source(kind: str, name: str, optional: bool) -> Optional[dict[str, Any]]:
         obj = lookup(kind, name)
         if obj is None and not optional:
             raise NotReady("CreateContainerConfigError", f"{kind[:-1]} {name!r} not found")
@@ -379,7 +382,8 @@ def resolve_env(pod: dict, container: dict, services_env: dict[str, str], alloca
         if kind == "secrets":
             data = {k: base64.b64decode(v).decode(errors="replace") for k, v in data.items()}
         else:
-            data.update({k: base64.b64decode(v).decode(errors="replace") for k, v in (obj.get("binaryData") or {}).items()})
+            binary = obj.get("binaryData") or {}
+            data.update({k: base64.b64decode(v).decode(errors="replace") for k, v in binary.items()})
         return data
 
     env: dict[str, str] = {}
@@ -431,7 +435,7 @@ def image_name(image: str) -> str:
     return image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
 
 
-def container_argv(container: dict, env: dict[str, str]) -> list[str]:
+def container_argv(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     """What the container runs, as the kubelet combines it with the image: ``command`` replaces the
     image's ENTRYPOINT (and drops its CMD), ``args`` replace CMD; ``$(VAR)`` in both is expanded from
     the container's environment."""
@@ -466,7 +470,7 @@ def log_tail(path: Path, lines: int = TERMINATION_LOG_LINES, limit: int = TERMIN
     return text.decode(errors="replace")
 
 
-def pod_hostname(pod: dict) -> tuple[str, str]:
+def pod_hostname(pod: dict[str, Any]) -> tuple[str, str]:
     """(host name, FQDN or host name) as the kubelet derives them."""
     spec, meta = pod.get("spec") or {}, pod["metadata"]
     hostname = (spec.get("hostname") or meta["name"])[:63].rstrip("-.")
@@ -499,7 +503,7 @@ def _signal_group(pid: int, sig: int) -> None:
 class Container:
     """One container's process (and its restarts)."""
 
-    def __init__(self, runner: "PodRunner", spec: dict, init: bool):
+    def __init__(self, runner: "PodRunner", spec: dict[str, Any], init: bool):
         self.runner = runner
         self.spec = spec
         self.name = spec["name"]
@@ -507,10 +511,10 @@ class Container:
         # A native sidecar: an init container that keeps running beside the main containers.
         self.sidecar = init and spec.get("restartPolicy") == "Always"
         self.log_path = runner.dir / f"{self.name}.log"
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen[bytes]] = None
         self.started_at: Optional[str] = None
-        self.state: dict = {"waiting": {"reason": "ContainerCreating"}}
-        self.last_state: dict = {}
+        self.state: dict[str, Any] = {"waiting": {"reason": "ContainerCreating"}}
+        self.last_state: dict[str, Any] = {}
         self.restart_count = 0
         self.restart_at: Optional[float] = None
         self.exit_code: Optional[int] = None
@@ -524,8 +528,11 @@ class Container:
         """Terminated for good (no restart coming)."""
         return "terminated" in self.state and self.restart_at is None
 
-    def start(self, env: dict[str, str], argv: list[str]) -> None:
+    def start(self, env: dict[str, str], argv: list[str]) -> int:
+        """Start the container's process; returns its PID."""
         r = self.runner
+        if r.netns is None:
+            raise ProcessNodeError(f"container {self.name}: the pod has no network namespace yet")
         start_error = r.dir / f"{self.name}.start-error"
         start_error.unlink(missing_ok=True)
         spec = {
@@ -540,16 +547,18 @@ class Container:
             if self.restart_count:
                 out.write(f"--- process node: restart {self.restart_count} ---\n".encode())
                 out.flush()
-            self.proc = subprocess.Popen(
+            proc = subprocess.Popen(
                 [r.agent.ip, "netns", "exec", r.netns, r.agent.unshare, "--uts", "--",
                  sys.executable, "-I", str(PODEXEC), str(spec_file)],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
+        self.proc = proc
         self.started_at = now_text()
         self.exit_code = None
         self.state = {"running": {"startedAt": self.started_at}}
-        r.record_container(self, pid=self.proc.pid, ticks=_proc_start_ticks(self.proc.pid), started=self.started_at,
+        r.record_container(self, pid=proc.pid, ticks=_proc_start_ticks(proc.pid), started=self.started_at,
                            exit_code=None, finished=None)
+        return proc.pid
 
     def poll(self) -> bool:
         """True when the process has just exited."""
@@ -578,15 +587,16 @@ class Container:
         return True
 
     def signal(self, sig: int) -> None:
-        if self.running:
+        if self.proc is not None and self.proc.returncode is None:
             _signal_group(self.proc.pid, sig)
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         running = "running" in self.state
         return {
             "name": self.name, "image": self.spec.get("image", ""), "imageID": "",
             **({"containerID": f"process://{self.proc.pid}"} if self.proc else {}),
-            "ready": running and (self.sidecar or not self.init), "started": running, "restartCount": self.restart_count,
+            "ready": running and (self.sidecar or not self.init), "started": running,
+            "restartCount": self.restart_count,
             "state": self.state, "lastState": self.last_state,
         }
 
@@ -594,7 +604,7 @@ class Container:
 class PodRunner(threading.Thread):
     """Runs one pod from binding to deletion."""
 
-    def __init__(self, agent: "Agent", pod: dict):
+    def __init__(self, agent: "Agent", pod: dict[str, Any]):
         meta = pod["metadata"]
         super().__init__(name=f"pod-{meta['namespace']}/{meta['name']}", daemon=True)
         self.agent = agent
@@ -619,11 +629,11 @@ class PodRunner(threading.Thread):
         self.phase = "Pending"
         self.start_time = now_text()
         self._transitions: dict[str, tuple[str, str]] = {}
-        self._record: dict = {"namespace": self.namespace, "name": self.pod_name, "uid": self.uid,
+        self._record: dict[str, Any] = {"namespace": self.namespace, "name": self.pod_name, "uid": self.uid,
                               "node": agent.name, "createdAt": time.time(), "containers": {}}
 
     # -- inputs from the agent
-    def update(self, pod: dict) -> None:
+    def update(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         if meta.get("deletionTimestamp") and not self.deletion_requested.is_set():
             grace = meta.get("deletionGracePeriodSeconds")
@@ -640,21 +650,21 @@ class PodRunner(threading.Thread):
         self.kill_deadline = time.monotonic()
 
     # -- the records tests read
-    def save_record(self, **fields) -> None:
+    def save_record(self, **fields: Any) -> None:
         self._record.update(fields)
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.dir / "state.json.tmp"
         tmp.write_text(json.dumps(self._record, indent=1))
         tmp.replace(self.dir / "state.json")
 
-    def record_container(self, c: Container, **fields) -> None:
+    def record_container(self, c: Container, **fields: Any) -> None:
         entry = self._record["containers"].setdefault(c.name, {"log": str(c.log_path), "init": c.init})
         entry.update(fields)
         entry["restartCount"] = c.restart_count
         self.save_record()
 
     # -- status
-    def _condition(self, ctype: str, status: bool, reason: Optional[str] = None) -> dict:
+    def _condition(self, ctype: str, status: bool, reason: Optional[str] = None) -> dict[str, Any]:
         text = "True" if status else "False"
         old = self._transitions.get(ctype)
         if old is None or old[0] != text:
@@ -671,12 +681,13 @@ class PodRunner(threading.Thread):
         terminal = phase in ("Succeeded", "Failed")
         inits_done = all(c.running if c.sidecar else (c.done and c.exit_code == 0) for c in self.init_containers)
         ready = phase == "Running" and all(c.running for c in self.containers)
-        status: dict = {
+        status: dict[str, Any] = {
             "phase": phase,
             "hostIP": self.agent.host_ip, "hostIPs": [{"ip": self.agent.host_ip}],
             "startTime": self.start_time,
             "conditions": [
-                self._condition("PodReadyToStartContainers", self.ip is not None and not (terminal and self.netns is None)),
+                self._condition("PodReadyToStartContainers",
+                                self.ip is not None and not (terminal and self.netns is None)),
                 self._condition("Initialized", inits_done),
                 self._condition("ContainersReady", ready, "PodCompleted" if terminal else None),
                 self._condition("Ready", ready, "PodCompleted" if terminal else None),
@@ -690,6 +701,7 @@ class PodRunner(threading.Thread):
             status["podIP"], status["podIPs"] = self.ip, [{"ip": self.ip}]
         body = {"metadata": {"uid": self.uid}, "status": status}
         path = f"/api/v1/namespaces/{self.namespace}/pods/{self.pod_name}/status"
+        error: Optional[Exception] = None
         for attempt in range(10):
             try:
                 self.agent.kube.patch(path, body)  # None: the pod is gone
@@ -740,7 +752,7 @@ class PodRunner(threading.Thread):
         self._write_etc(spec)
 
         # Volumes and environments: retried while something is missing, as the kubelet does.
-        plans: dict[str, tuple[dict, list[str]]] = {}
+        plans: dict[str, tuple[dict[str, Any], list[str]]] = {}
         while True:
             if self.deletion_requested.is_set():
                 return
@@ -760,16 +772,17 @@ class PodRunner(threading.Thread):
         for c in self.init_containers + self.containers:
             if not plans[c.name][1]:
                 raise ProcessNodeError(f"container {c.name} has no command, and the process node does not know the "
-                                       f"entrypoint of image {c.spec.get('image')!r} (it knows {sorted(IMAGE_ENTRYPOINTS)})")
+                                       f"entrypoint of image {c.spec.get('image')!r} "
+                                       f"(it knows {sorted(IMAGE_ENTRYPOINTS)})")
 
         restart = spec.get("restartPolicy") or "Always"
         for c in self.init_containers:
             c.state = {"waiting": {"reason": "PodInitializing"}}
         for c in self.init_containers:
             if c.sidecar:  # started, then kept running (and restarted) beside what follows
-                c.start(*plans[c.name])
+                pid = c.start(*plans[c.name])
                 self.sidecars.append(c)
-                log.info("%s/%s: sidecar %s started, PID %d", self.namespace, self.pod_name, c.name, c.proc.pid)
+                log.info("%s/%s: sidecar %s started, PID %d", self.namespace, self.pod_name, c.name, pid)
                 continue
             if not self._supervise([c], plans, "OnFailure" if restart != "Never" else "Never", phase="Pending"):
                 self._stop_sidecars()
@@ -778,13 +791,13 @@ class PodRunner(threading.Thread):
         self._stop_sidecars()
         self._finish()
 
-    def _supervise(self, containers: list[Container], plans: dict, restart: str, phase: str) -> bool:
+    def _supervise(self, containers: list[Container], plans: dict[str, Any], restart: str, phase: str) -> bool:
         """Run ``containers`` until all are done (or the pod is deleted); True if all exited 0.
 
         Started sidecars are restarted meanwhile (``restartPolicy: Always``) but not waited for."""
         for c in containers:
-            c.start(*plans[c.name])
-            log.info("%s/%s: container %s started, PID %d", self.namespace, self.pod_name, c.name, c.proc.pid)
+            pid = c.start(*plans[c.name])
+            log.info("%s/%s: container %s started, PID %d", self.namespace, self.pod_name, c.name, pid)
         self.write_status(phase)
         terminating = False
         while True:
@@ -854,17 +867,18 @@ class PodRunner(threading.Thread):
             self.save_record(netnsRemoved=True)
 
     # -- what the containers see
-    def _write_etc(self, spec: dict) -> None:
+    def _write_etc(self, spec: dict[str, Any]) -> None:
         lines = ["# Kubernetes-managed hosts file (msjob process node).", "127.0.0.1\tlocalhost",
                  "::1\tlocalhost ip6-localhost ip6-loopback", "fe00::0\tip6-localnet", "fe00::0\tip6-mcastprefix",
                  "fe00::1\tip6-allnodes", "fe00::2\tip6-allrouters",
-                 f"{self.ip}\t{self.fqdn}\t{self.hostname}" if self.fqdn != self.hostname else f"{self.ip}\t{self.hostname}"]
+                 f"{self.ip}\t{self.fqdn}\t{self.hostname}" if self.fqdn != self.hostname
+                 else f"{self.ip}\t{self.hostname}"]
         for alias in spec.get("hostAliases") or []:
             lines.append(f"{alias['ip']}\t" + "\t".join(alias.get("hostnames") or []))
         (self.dir / "etc-hosts").write_text("\n".join(lines) + "\n")
         (self.dir / "etc-hostname").write_text(self.hostname + "\n")
 
-    def _environment(self, container: dict) -> dict[str, str]:
+    def _environment(self, container: dict[str, Any]) -> dict[str, str]:
         spec = self.pod.get("spec") or {}
         services = self.agent.services_for_env(self.namespace, spec.get("enableServiceLinks", True) is not False)
         env = {
@@ -877,7 +891,7 @@ class PodRunner(threading.Thread):
                                lambda kind, name: self.agent.get_object(kind, self.namespace, name)))
         return env
 
-    def _prepare_service_account(self, spec: dict) -> None:
+    def _prepare_service_account(self, spec: dict[str, Any]) -> None:
         """What the ServiceAccount admission plugin and the kubelet give a pod: a token bound to
         the pod (TokenRequest), the cluster CA and the namespace in ``SERVICE_ACCOUNT_DIR``,
         mounted in every container; unless ``automountServiceAccountToken: false`` or the pod
@@ -885,14 +899,18 @@ class PodRunner(threading.Thread):
         if self.service_account_dir is not None or spec.get("automountServiceAccountToken") is False:
             return
         containers = (spec.get("initContainers") or []) + (spec.get("containers") or [])
-        if any(os.path.normpath(m["mountPath"]) == SERVICE_ACCOUNT_DIR for c in containers for m in c.get("volumeMounts") or []):
+        mount_paths = [m["mountPath"] for c in containers for m in c.get("volumeMounts") or []]
+        if any(os.path.normpath(path) == SERVICE_ACCOUNT_DIR for path in mount_paths):
             return
         named = spec.get("serviceAccountName") or spec.get("serviceAccount")
         account = named or "default"
-        request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": TOKEN_SECONDS}}
+        request: dict[str, Any] = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                   "spec": {"expirationSeconds": TOKEN_SECONDS}}
         if named:  # without the admission plugin (off here) an unnamed pod cannot be bound to "default"
-            request["spec"]["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name, "uid": self.uid}
-        issued = self.agent.kube.request("POST", f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token", request)
+            request["spec"]["boundObjectRef"] = {"apiVersion": "v1", "kind": "Pod", "name": self.pod_name,
+                                                 "uid": self.uid}
+        token_path = f"/api/v1/namespaces/{self.namespace}/serviceaccounts/{account}/token"
+        issued = self.agent.kube.request("POST", token_path, request)
         if issued is None:
             raise NotReady("ContainerCreating", f'serviceaccount "{account}" not found')
         files = {"token": issued["status"]["token"].encode(), "namespace": self.namespace.encode(),
@@ -901,7 +919,7 @@ class PodRunner(threading.Thread):
         self._write_files(base, files, None, 0o644)
         self.service_account_dir = base
 
-    def _prepare_volumes(self, spec: dict) -> None:
+    def _prepare_volumes(self, spec: dict[str, Any]) -> None:
         for volume in spec.get("volumes") or []:
             name = volume["name"]
             if name in self.volumes:
@@ -919,14 +937,19 @@ class PodRunner(threading.Thread):
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.touch()
                 elif kind in ("Directory", "File", "Socket", "CharDevice", "BlockDevice") and not path.exists():
-                    raise NotReady("ContainerCreating", f"MountVolume.SetUp failed for volume {name!r}: hostPath {path} does not exist")
+                    raise NotReady("ContainerCreating", f"MountVolume.SetUp failed for volume {name!r}: "
+                                                        f"hostPath {path} does not exist")
                 self.volumes[name] = path
             elif "configMap" in volume or "secret" in volume:
-                kind, ref = ("configmaps", volume["configMap"]) if "configMap" in volume else ("secrets", volume["secret"])
+                if "configMap" in volume:
+                    kind, ref = "configmaps", volume["configMap"]
+                else:
+                    kind, ref = "secrets", volume["secret"]
                 obj_name = ref.get("name") or ref.get("secretName")
                 obj = self.agent.get_object(kind, self.namespace, obj_name)
                 if obj is None and not ref.get("optional"):
-                    raise NotReady("ContainerCreating", f'MountVolume.SetUp failed for volume {name!r}: {kind[:-1]} "{obj_name}" not found')
+                    raise NotReady("ContainerCreating", f"MountVolume.SetUp failed for volume {name!r}: "
+                                                        f'{kind[:-1]} "{obj_name}" not found')
                 files = _object_files(obj or {}, secret=kind == "secrets")
                 self._write_files(base, files, ref.get("items"), ref.get("defaultMode"))
                 self.volumes[name] = base
@@ -939,10 +962,12 @@ class PodRunner(threading.Thread):
                 self.volumes[name] = base
             else:
                 kinds = sorted(k for k in volume if k != "name")
-                raise NotReady("ContainerCreating", f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the process node")
+                raise NotReady("ContainerCreating",
+                               f"volume {name!r}: {', '.join(kinds)} volumes are not supported by the process node")
 
     @staticmethod
-    def _write_files(base: Path, files: dict[str, bytes], items: Optional[list], mode: Optional[int]) -> None:
+    def _write_files(base: Path, files: dict[str, bytes], items: Optional[list[dict[str, Any]]],
+                     mode: Optional[int]) -> None:
         base.mkdir(parents=True, exist_ok=True)
         chosen = {item["path"]: (files[item["key"]], item.get("mode")) for item in items if item["key"] in files} \
             if items else {key: (data, None) for key, data in files.items()}
@@ -952,8 +977,8 @@ class PodRunner(threading.Thread):
             target.write_bytes(data)
             target.chmod(item_mode or mode or 0o644)
 
-    def mounts_for(self, container: dict) -> list[dict]:
-        mounts = []
+    def mounts_for(self, container: dict[str, Any]) -> list[dict[str, Any]]:
+        mounts: list[dict[str, Any]] = []
         for m in sorted(container.get("volumeMounts") or [], key=lambda m: len(Path(m["mountPath"]).parts)):
             source = self.volumes.get(m["name"])
             if source is None:
@@ -975,7 +1000,7 @@ class PodRunner(threading.Thread):
         return mounts
 
 
-def _object_files(obj: dict, secret: bool) -> dict[str, bytes]:
+def _object_files(obj: dict[str, Any], secret: bool) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for key, value in (obj.get("data") or {}).items():
         files[key] = base64.b64decode(value) if secret else value.encode()
@@ -987,8 +1012,8 @@ def _object_files(obj: dict, secret: bool) -> dict[str, bytes]:
 class Agent:
     """The node agent (kubelet + kube-proxy) run by ``python -m msjob_localcluster.processnode run``."""
 
-    def __init__(self, kube: Kube, name: str, root: Path, prefix: str, subnet: str, capacity: dict,
-                 labels: dict | None = None):
+    def __init__(self, kube: Kube, name: str, root: Path, prefix: str, subnet: str, capacity: dict[str, Any],
+                 labels: dict[str, Any] | None = None):
         self.kube = kube
         self.name = name
         self.root = Path(root)
@@ -1003,8 +1028,8 @@ class Agent:
         self.lock = threading.RLock()
         self.rules_lock = threading.Lock()
         self.runners: dict[str, PodRunner] = {}
-        self.services: dict[tuple[str, str], dict] = {}
-        self.slices: dict[tuple[str, str], dict] = {}
+        self.services: dict[tuple[str, str], dict[str, Any]] = {}
+        self.slices: dict[tuple[str, str], dict[str, Any]] = {}
         self.created_paths: list[str] = []
         self.informers: list[Informer] = []
         self.api_relay: Optional[Relay] = None
@@ -1015,10 +1040,13 @@ class Agent:
         self.network.setup()
         try:
             api = urllib.parse.urlsplit(self.kube.host)
+            if api.hostname is None:
+                raise ProcessNodeError(f"the API server's URL {self.kube.host!r} names no host")
             listener = listen_in_namespace(self.network.bridge_ns, self.network.gateway, API_RELAY_PORT)
             self.api_relay = Relay(listener, (api.hostname, api.port or 443), "api-relay").start()
             self.register()
-            services = Informer(self.kube, "/api/v1/services", {}, self._services_synced, self._service_event, self.stop, "services")
+            services = Informer(self.kube, "/api/v1/services", {}, self._services_synced, self._service_event,
+                                self.stop, "services")
             slices = Informer(self.kube, "/apis/discovery.k8s.io/v1/endpointslices", {}, self._slices_synced,
                               self._slice_event, self.stop, "endpointslices")
             pods = Informer(self.kube, "/api/v1/pods", {"fieldSelector": f"spec.nodeName={self.name}"},
@@ -1035,7 +1063,8 @@ class Agent:
                 raise ProcessNodeError("the pod informer did not sync")
             ready = self.root / "ready"
             ready.write_text(json.dumps({"pid": os.getpid(), "node": self.name, "prefix": self.network.prefix}))
-            log.info("node %s ready (pods on %s, bridge namespace %s)", self.name, self.network.subnet, self.network.bridge_ns)
+            log.info("node %s ready (pods on %s, bridge namespace %s)", self.name, self.network.subnet,
+                     self.network.bridge_ns)
             while not self.stop.wait(1.0):
                 pass
             return 0
@@ -1057,15 +1086,17 @@ class Agent:
             log.info("removed network namespaces %s", ", ".join(left))
         remove_created_paths(self.created_paths)
         with contextlib.suppress(Exception):
-            self.kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}", timeout=5)
+            self.kube.request("DELETE", f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}",
+                              timeout=5)
         with contextlib.suppress(Exception):
             self.kube.request("DELETE", f"/api/v1/nodes/{self.name}", timeout=5)
         log.info("node %s stopped", self.name)
 
     # -- the Node
-    def _conditions(self) -> list[dict]:
+    def _conditions(self) -> list[dict[str, Any]]:
         beat = now_text()
-        base = [("MemoryPressure", "False", "KubeletHasSufficientMemory"), ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+        base = [("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                ("DiskPressure", "False", "KubeletHasNoDiskPressure"),
                 ("PIDPressure", "False", "KubeletHasSufficientPID"), ("Ready", "True", "KubeletReady")]
         return [{"type": t, "status": s, "reason": r, "message": f"process node: {r}", "lastHeartbeatTime": beat,
                  "lastTransitionTime": self._started} for t, s, r in base]
@@ -1081,12 +1112,14 @@ class Agent:
             "spec": {"taints": [NODE_TAINT]},
             "status": {
                 "capacity": self.capacity, "allocatable": self.allocatable, "conditions": self._conditions(),
-                "addresses": [{"type": "InternalIP", "address": self.host_ip}, {"type": "Hostname", "address": self.name}],
+                "addresses": [{"type": "InternalIP", "address": self.host_ip},
+                              {"type": "Hostname", "address": self.name}],
                 "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
-                "nodeInfo": {"machineID": secrets.token_hex(16), "systemUUID": secrets.token_hex(16), "bootID": secrets.token_hex(16),
-                             "kernelVersion": uname.release, "osImage": "msjob process node", "containerRuntimeVersion": "process://local",
-                             "kubeletVersion": IMAGE_VERSION, "kubeProxyVersion": IMAGE_VERSION, "operatingSystem": "linux",
-                             "architecture": "amd64"},
+                "nodeInfo": {"machineID": secrets.token_hex(16), "systemUUID": secrets.token_hex(16),
+                             "bootID": secrets.token_hex(16), "kernelVersion": uname.release,
+                             "osImage": "msjob process node", "containerRuntimeVersion": "process://local",
+                             "kubeletVersion": IMAGE_VERSION, "kubeProxyVersion": IMAGE_VERSION,
+                             "operatingSystem": "linux", "architecture": "amd64"},
             },
         }
         try:
@@ -1094,7 +1127,8 @@ class Agent:
         except KubeError as exc:
             if exc.status != 409:
                 raise
-            self.kube.patch(f"/api/v1/nodes/{self.name}", {"metadata": node["metadata"], "spec": node["spec"]}, "merge-patch")
+            self.kube.patch(f"/api/v1/nodes/{self.name}", {"metadata": node["metadata"], "spec": node["spec"]},
+                            "merge-patch")
             self.kube.patch(f"/api/v1/nodes/{self.name}/status", {"status": node["status"]}, "merge-patch")
         self._renew_lease()
 
@@ -1116,7 +1150,7 @@ class Agent:
                 log.warning("heartbeat failed: %s", exc)
 
     # -- pods
-    def _pods_synced(self, items: list[dict]) -> None:
+    def _pods_synced(self, items: list[dict[str, Any]]) -> None:
         present = {p["metadata"]["uid"] for p in items}
         for pod in items:
             self._pod_event("ADDED", pod)
@@ -1125,7 +1159,7 @@ class Agent:
         for runner in gone:
             self._pod_event("DELETED", runner.pod)
 
-    def _pod_event(self, etype: str, pod: dict) -> None:
+    def _pod_event(self, etype: str, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         uid = meta["uid"]
         with self.lock:
@@ -1141,7 +1175,8 @@ class Agent:
                 phase = (pod.get("status") or {}).get("phase")
                 if meta.get("deletionTimestamp"):
                     # Finished before we knew it (or never started): nothing to stop.
-                    threading.Thread(target=self._finalize, args=(meta["namespace"], meta["name"], uid), daemon=True).start()
+                    threading.Thread(target=self._finalize, args=(meta["namespace"], meta["name"], uid),
+                                     daemon=True).start()
                     return
                 if phase in ("Succeeded", "Failed") or self.stop.is_set():
                     return
@@ -1150,11 +1185,12 @@ class Agent:
                 runner.start()
                 return
             runner.update(pod)
-            log.debug("%s/%s: event %s (finished %s, deletion %s, finalized %s)", meta["namespace"], meta["name"], etype,
-                      runner.finished, runner.deletion_requested.is_set(), runner.finalized)
+            log.debug("%s/%s: event %s (finished %s, deletion %s, finalized %s)", meta["namespace"], meta["name"],
+                      etype, runner.finished, runner.deletion_requested.is_set(), runner.finalized)
             if runner.finished and runner.deletion_requested.is_set() and not runner.finalized:
                 runner.finalized = True
-                threading.Thread(target=self._finalize, args=(runner.namespace, runner.pod_name, uid), daemon=True).start()
+                threading.Thread(target=self._finalize, args=(runner.namespace, runner.pod_name, uid),
+                                 daemon=True).start()
 
     def runner_finished(self, runner: PodRunner) -> None:
         with self.lock:
@@ -1176,7 +1212,7 @@ class Agent:
             log.warning("%s/%s: final delete failed: %s", namespace, name, exc)
 
     # -- objects pods refer to
-    def get_object(self, kind: str, namespace: str, name: str) -> Optional[dict]:
+    def get_object(self, kind: str, namespace: str, name: str) -> Optional[dict[str, Any]]:
         return self.kube.request("GET", f"/api/v1/namespaces/{namespace}/{kind}/{name}")
 
     def services_for_env(self, namespace: str, links: bool) -> dict[str, str]:
@@ -1205,12 +1241,12 @@ class Agent:
             (self.root / "created-paths.json").write_text(json.dumps(self.created_paths))
 
     # -- services (kube-proxy)
-    def _services_synced(self, items: list[dict]) -> None:
+    def _services_synced(self, items: list[dict[str, Any]]) -> None:
         with self.lock:
             self.services = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in items}
         self._sync_rules()
 
-    def _service_event(self, etype: str, svc: dict) -> None:
+    def _service_event(self, etype: str, svc: dict[str, Any]) -> None:
         key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
         with self.lock:
             if etype == "DELETED":
@@ -1219,12 +1255,12 @@ class Agent:
                 self.services[key] = svc
         self._sync_rules()
 
-    def _slices_synced(self, items: list[dict]) -> None:
+    def _slices_synced(self, items: list[dict[str, Any]]) -> None:
         with self.lock:
             self.slices = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in items}
         self._sync_rules()
 
-    def _slice_event(self, etype: str, eps: dict) -> None:
+    def _slice_event(self, etype: str, eps: dict[str, Any]) -> None:
         key = (eps["metadata"]["namespace"], eps["metadata"]["name"])
         with self.lock:
             if etype == "DELETED":
@@ -1244,13 +1280,13 @@ class Agent:
                 log.warning("service rules not applied: %s", exc)
 
 
-def service_rules(services: list[dict], slices: list[dict],
+def service_rules(services: list[dict[str, Any]], slices: list[dict[str, Any]],
                   api_server: tuple[str, int] | None = None) -> list[ServiceRule]:
     """kube-proxy's view: ClusterIP:port → the first ready endpoint (by address) of the Service.
 
     ``api_server``: where the ``default/kubernetes`` Service goes (the agent's relay; the local
     API server runs without an endpoint reconciler, so that Service has no endpoints)."""
-    by_service: dict[tuple[str, str], list[dict]] = {}
+    by_service: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for eps in slices:
         owner = (eps["metadata"].get("labels") or {}).get("kubernetes.io/service-name")
         if owner and eps.get("addressType", "IPv4") == "IPv4":
@@ -1340,20 +1376,27 @@ class ProcessNode:
     """
 
     def __init__(self, kubeconfig: Path | str, name: str = "process-node-0", root_dir: Path | str | None = None, *,
-                 prefix: str | None = None, subnet: str = netns.DEFAULT_SUBNET, capacity: dict | None = None,
-                 labels: dict | None = None, detached: bool = False):
+                 prefix: str | None = None, subnet: str = netns.DEFAULT_SUBNET, capacity: dict[str, Any] | None = None,
+                 labels: dict[str, Any] | None = None, detached: bool = False):
         self.kubeconfig = Path(kubeconfig)
         self.detached = detached
         self._attached_pid: Optional[int] = None
         self.name = name
         self._own_root = root_dir is None
-        self.root = Path(root_dir) if root_dir is not None else None
+        self._root = Path(root_dir) if root_dir is not None else None
         self.prefix = prefix or f"{netns.PREFIX_BASE}-{secrets.token_hex(3)}"
         self.subnet = subnet
         self.capacity = {**DEFAULT_CAPACITY, **(capacity or {})}
         self.labels = labels or {}
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen[bytes]] = None
         self.start_seconds: Optional[float] = None
+
+    @property
+    def root(self) -> Path:
+        """The node's directory (start() makes a temporary one when none was given)."""
+        if self._root is None:
+            raise ProcessNodeError("the process node has no directory before start()")
+        return self._root
 
     @property
     def log_path(self) -> Path:
@@ -1367,7 +1410,8 @@ class ProcessNode:
     def attach(cls, root: Path | str) -> "ProcessNode":
         """The detached node whose state is in ``root`` (started by another process)."""
         state = json.loads((Path(root) / STATE_FILE).read_text())
-        node = cls(state["kubeconfig"], state["name"], root, prefix=state["prefix"], subnet=state["subnet"], detached=True)
+        node = cls(state["kubeconfig"], state["name"], root, prefix=state["prefix"], subnet=state["subnet"],
+                   detached=True)
         node._own_root = False
         node._attached_pid = state["pid"]
         return node
@@ -1383,9 +1427,9 @@ class ProcessNode:
         problem = netns.can_create_namespaces()
         if problem:
             raise ProcessNodeUnavailable(problem)
-        if self.root is None:
+        if self._root is None:
             import tempfile
-            self.root = Path(tempfile.mkdtemp(prefix=f"msjob-{self.name}-"))
+            self._root = Path(tempfile.mkdtemp(prefix=f"msjob-{self.name}-"))
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "ready").unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "msjob_localcluster.processnode", "run",
@@ -1420,8 +1464,8 @@ class ProcessNode:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        elif self.proc is None and self.running():  # detached, started by another process: by its PID
-            pid = self._attached_pid
+        elif self.proc is None and self._attached_pid is not None and self.running():
+            pid = self._attached_pid  # detached, started by another process: stopped by its PID
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
             while _is_agent(pid) and time.monotonic() < deadline:
@@ -1435,7 +1479,7 @@ class ProcessNode:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc_pid, signal.SIGKILL)
             netns.delete_namespaces(self.prefix + "-")
-        if self.root is not None:
+        if self._root is not None:
             with contextlib.suppress(OSError, ValueError):
                 remove_created_paths(json.loads((self.root / "created-paths.json").read_text()))
             with contextlib.suppress(Exception):
@@ -1446,13 +1490,13 @@ class ProcessNode:
     def cleanup(self) -> None:
         """stop(), then remove the root directory if this object made it."""
         self.stop()
-        if self._own_root and self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root and self._root is not None:
+            shutil.rmtree(self._root, ignore_errors=True)
 
     def __enter__(self) -> "ProcessNode":
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def tail(self, lines: int = 40) -> str:
@@ -1466,17 +1510,17 @@ class ProcessNode:
         return netns.list_namespaces(self.prefix + "-")
 
     # -- what ran
-    def records(self, namespace: str | None = None, name: str | None = None) -> list[dict]:
+    def records(self, namespace: str | None = None, name: str | None = None) -> list[dict[str, Any]]:
         """Every pod this node ran (oldest first): uid, netns, ip, phase, containers {pid, log, exit_code, ...}."""
-        found = []
-        if self.root is None:
+        found: list[dict[str, Any]] = []
+        if self._root is None:
             return found
         for state in (self.root / "pods").glob(f"{namespace or '*'}/{name or '*'}/*/state.json"):
             with contextlib.suppress(OSError, ValueError):
                 found.append(json.loads(state.read_text()))
         return sorted(found, key=lambda r: r.get("createdAt", 0))
 
-    def record(self, namespace: str, name: str, uid: str | None = None) -> Optional[dict]:
+    def record(self, namespace: str, name: str, uid: str | None = None) -> Optional[dict[str, Any]]:
         """The newest run of pod ``name`` (or the one with ``uid``)."""
         runs = [r for r in self.records(namespace, name) if uid is None or r["uid"] == uid]
         return runs[-1] if runs else None
@@ -1507,7 +1551,7 @@ class ProcessNode:
         if pid is None or entry.get("exit_code") is not None or _proc_start_ticks(pid) != entry.get("ticks"):
             raise ProcessNodeError(f"container {cname} of {namespace}/{name} is not running")
         os.kill(pid, sig)
-        return pid
+        return int(pid)
 
     def _pod_pids(self) -> list[int]:
         pids = []
@@ -1541,7 +1585,7 @@ def main(argv: list[str] | None = None) -> int:
                   args.prefix or f"{netns.PREFIX_BASE}-{secrets.token_hex(3)}", args.subnet,
                   json.loads(args.capacity), json.loads(args.labels))
 
-    def on_signal(signum, _frame):
+    def on_signal(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
         agent.stop.set()
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -63,6 +64,6 @@ def module_dir() -> Path:
     return Path(json.loads(proc.stdout)["Dir"])
 
 
-def crds() -> list[dict]:
+def crds() -> list[dict[str, Any]]:
     bases = module_dir() / "config" / "crd" / "volcano" / "bases"
     return [yaml.safe_load((bases / name).read_text()) for name in CRD_FILES]

@@ -21,7 +21,14 @@ from kubernetes.client import CoreV1Api, RbacAuthorizationV1Api
 
 from msjob_runtime import kubeapi
 from msjob_runtime.agent_protocol import (
-    AGENT_SCRIPT, EXITED, RUNNING, STOPPED, WAITING, gang_configmap_name, gang_data, parse_event_line,
+    AGENT_SCRIPT,
+    EXITED,
+    RUNNING,
+    STOPPED,
+    WAITING,
+    gang_configmap_name,
+    gang_data,
+    parse_event_line,
     read_agent_report,
 )
 
@@ -142,7 +149,8 @@ class AgentEnv:
         request = {"spec": {"expirationSeconds": 3600, "boundObjectRef": {
             "apiVersion": "v1", "kind": "Pod", "name": OWN, "uid": self.pods[OWN].metadata.uid}}}
         self.token = tmp / "token"
-        self.token.write_text(self.core.create_namespaced_service_account_token(ACCOUNT, namespace, request).status.token)
+        self.token.write_text(self.core.create_namespaced_service_account_token(ACCOUNT, namespace,
+                                                                                request).status.token)
         self.ca = tmp / "ca.crt"
         self.ca.write_text(wait_for(lambda: self.core.read_namespaced_config_map("kube-root-ca.crt", namespace)
                                     .data["ca.crt"], timeout=60, message="the namespace's kube-root-ca.crt"))
@@ -216,9 +224,9 @@ def agent_env(cluster, kube, namespace, tmp_path, bare):
 
 def assert_no_overlap(events) -> None:
     assert [e.event for e in events] == ["start", "exit"] * (len(events) // 2), events
-    for start, end in zip(events[::2], events[1::2]):
+    for start, end in zip(events[::2], events[1::2], strict=False):
         assert (start.epoch, start.pid) == (end.epoch, end.pid) and start.at <= end.at
-    for end, nxt in zip(events[1::2], events[2::2]):
+    for end, nxt in zip(events[1::2], events[2::2], strict=False):
         assert end.epoch < nxt.epoch and end.at <= nxt.at, (end, nxt)
 
 

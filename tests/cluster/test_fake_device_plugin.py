@@ -13,10 +13,10 @@ import uuid
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.api import naming
-from msjob_operator.builders import ranktable as rt
 from msjob_localcluster import fake_device_plugin as fdp
 from msjob_localcluster.cluster import POOL_LABEL
+from msjob_operator.api import naming
+from msjob_operator.builders import ranktable as rt
 
 from ..helpers import wait_for
 

@@ -33,7 +33,8 @@ def test_image_install_steps_give_a_working_operator(cluster, namespace, tmp_pat
                 shutil.copy(origin, src / origin.name)
     for run in build.all("RUN"):
         # The image keeps no pip cache (--no-cache-dir); here the machine's warm cache saves the downloads.
-        command = run.replace(venv_dir, str(venv)).replace("--no-cache-dir", "").replace("python -m venv", f"{sys.executable} -m venv")
+        command = (run.replace(venv_dir, str(venv)).replace("--no-cache-dir", "")
+                   .replace("python -m venv", f"{sys.executable} -m venv"))
         proc = subprocess.run(["/bin/sh", "-c", command], cwd=src, capture_output=True, text=True, timeout=600,
                               env=dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1"))
         assert proc.returncode == 0, f"{command}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"

@@ -28,7 +28,8 @@ def test_get_patch_and_errors(api, namespace, core):
     seen = core.read_namespaced_config_map("cm", namespace)  # what another client sees
     assert seen.metadata.annotations == {"keep": "1", "new": "3"} and seen.data == {"a": "1", "b": "2"}
     assert api.get(f"/api/v1/namespaces/{namespace}")["status"]["phase"] == "Active"
-    assert [c["metadata"]["name"] for c in api.get(base, query={"fieldSelector": "metadata.name=cm"})["items"]] == ["cm"]
+    selected = api.get(base, query={"fieldSelector": "metadata.name=cm"})["items"]
+    assert [c["metadata"]["name"] for c in selected] == ["cm"]
 
     with pytest.raises(kubeapi.ApiError) as e:
         api.get(f"{base}/absent")

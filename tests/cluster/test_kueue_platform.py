@@ -57,11 +57,13 @@ def queue(apis, gang_namespace):
         ("clusterqueues", {"metadata": {"name": q.cluster_queue}, "spec": {
             "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": q.namespace}},
             "preemption": {"withinClusterQueue": "LowerPriority"},
-            "resourceGroups": [{"coveredResources": ["cpu", "memory", NPU], "flavors": [{"name": q.flavor, "resources": [
-                {"name": "cpu", "nominalQuota": "64"}, {"name": "memory", "nominalQuota": "512Gi"},
-                {"name": NPU, "nominalQuota": "16"}]}]}],
+            "resourceGroups": [{"coveredResources": ["cpu", "memory", NPU], "flavors": [{
+                "name": q.flavor, "resources": [
+                    {"name": "cpu", "nominalQuota": "64"}, {"name": "memory", "nominalQuota": "512Gi"},
+                    {"name": NPU, "nominalQuota": "16"}]}]}],
         }}),
-        *[("workloadpriorityclasses", {"metadata": {"name": name}, "value": value}) for name, value in q.values.items()],
+        *[("workloadpriorityclasses", {"metadata": {"name": name}, "value": value})
+          for name, value in q.values.items()],
     ]
     kinds = {"resourceflavors": "ResourceFlavor", "clusterqueues": "ClusterQueue",
              "workloadpriorityclasses": "WorkloadPriorityClass"}
@@ -130,7 +132,8 @@ def wait_pending(apis, q: Queue, name: str, words: str) -> dict:
     def pending():
         c = condition(workload(apis, q, name), "QuotaReserved")
         return c if c and c["status"] == "False" and c["reason"] == "Pending" and words in c["message"] else None
-    return wait_for(pending, message=f"{name} pending ({words})", describe=lambda: workload(apis, q, name).get("status"))
+    return wait_for(pending, message=f"{name} pending ({words})",
+                    describe=lambda: workload(apis, q, name).get("status"))
 
 
 def apply_status(apis, q: Queue, name: str, conditions: list[dict]) -> dict:
@@ -204,9 +207,11 @@ def test_a_higher_priority_workload_preempts_once_the_framework_releases_the_vic
     # The framework's part (after the job's pods are gone): give the quota back and requeue.
     message = condition(victim, "Evicted")["message"]
     victim["status"]["admission"] = None
-    conditions = [c for c in victim["status"]["conditions"] if c["type"] not in ("QuotaReserved", "Admitted", "Requeued")]
+    replaced = ("QuotaReserved", "Admitted", "Requeued")
+    conditions = [c for c in victim["status"]["conditions"] if c["type"] not in replaced]
     victim["status"]["conditions"] = conditions + [
-        {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": message, "lastTransitionTime": now()},
+        {"type": "QuotaReserved", "status": "False", "reason": "Pending", "message": message,
+         "lastTransitionTime": now()},
         {"type": "Admitted", "status": "False", "reason": "NoReservation", "message": "The workload has no reservation",
          "lastTransitionTime": now()},
         {"type": "Requeued", "status": "True", "reason": "Preempted", "message": message, "lastTransitionTime": now()},

@@ -21,9 +21,9 @@ import pytest
 from kubernetes.client import CoreV1Api, RbacAuthorizationV1Api
 
 import msjob_runtime
-from msjob_operator.builders import runtime as runtime_builder
 from msjob_operator.builders import rbac
 from msjob_operator.builders import reporter as sidecar
+from msjob_operator.builders import runtime as runtime_builder
 from msjob_runtime import kubeapi
 from msjob_runtime.callback import write_progress
 from msjob_runtime.progress import PROGRESS_ANNOTATION, format_time, read_progress

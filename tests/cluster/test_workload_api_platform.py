@@ -84,7 +84,8 @@ def test_a_complete_gang_binds_together(gang_cluster, gang_namespace, gang_pool)
                          message="PodGroupInitiallyScheduled on the PodGroup")
     assert scheduled["status"] == "True"
     # The protection finalizer keeps a PodGroup while pods name it (the controller-manager drops it).
-    assert "scheduling.k8s.io/podgroup-protection" in get(cluster, ns, "podgroup", "job-workers")["metadata"]["finalizers"]
+    finalizers = get(cluster, ns, "podgroup", "job-workers")["metadata"]["finalizers"]
+    assert "scheduling.k8s.io/podgroup-protection" in finalizers
 
 
 def test_a_gang_that_cannot_fit_binds_no_member(gang_cluster, gang_namespace, gang_pool):

@@ -10,8 +10,8 @@ from typing import Callable
 
 from kubernetes.client import CoreV1Api
 
-from msjob_operator.api import naming
 from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
+from msjob_operator.api import naming
 
 from ..helpers import wait_for
 from ..integration.msjobs import GROUP, VERSION, MSJobs

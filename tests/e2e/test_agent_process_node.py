@@ -13,7 +13,13 @@ from kubernetes.client import RbacAuthorizationV1Api
 import msjob_runtime
 from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
 from msjob_runtime.agent_protocol import (
-    EXITED, RUNNING, WAITING, gang_configmap_name, gang_data, parse_event_line, read_agent_report,
+    EXITED,
+    RUNNING,
+    WAITING,
+    gang_configmap_name,
+    gang_data,
+    parse_event_line,
+    read_agent_report,
 )
 
 from ..helpers import wait_for
@@ -104,7 +110,7 @@ def test_agent_restarts_in_place_on_the_process_node(process_node, core, kube, n
     seen = events(log)
     assert [(e.epoch, e.event) for e in seen] == [(0, "start"), (0, "exit"), (1, "start"), (1, "exit"),
                                                   (2, "start"), (2, "exit")], log
-    for end, nxt in zip(seen[1::2], seen[2::2]):
+    for end, nxt in zip(seen[1::2], seen[2::2], strict=False):
         assert end.at <= nxt.at  # epoch e's group was gone before e+1 started
     assert "Traceback" not in log, log
 

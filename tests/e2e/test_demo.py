@@ -11,7 +11,8 @@ from msjob_operator.sdk import MSJobClient
 
 from .test_mindspore import JOB_TIMEOUT
 
-LINE = re.compile(r"^\[ *(?P<t>[0-9.]+)s\] demo-train: (?P<state>\w+) workers (?P<ready>\d)/2 restarts (?P<restarts>\d+)"
+LINE = re.compile(r"^\[ *(?P<t>[0-9.]+)s\] demo-train: (?P<state>\w+) workers (?P<ready>\d)/2 "
+                  r"restarts (?P<restarts>\d+)"
                   r"(?:  step (?P<step>\d+)  loss (?P<loss>[0-9.e+-]+)  (?P<rate>[0-9.]+) steps/s)?$")
 
 

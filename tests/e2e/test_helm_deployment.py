@@ -50,9 +50,11 @@ def test_the_charts_deployment_runs_the_operator_that_trains_a_job(helm, cluster
                        describe=lambda: [(p.metadata.name, p.spec.node_name, p.status.phase)
                                          for p in core.list_namespaced_pod(ns).items])
         assert pod.spec.node_name == jobs.node.name and pod.spec.service_account_name == f"{release}-msjob-operator"
-        assert pod.spec.containers[0].command is None and pod.spec.containers[0].args[0] == "run"  # the image's entrypoint
+        main = pod.spec.containers[0]
+        assert main.command is None and main.args[0] == "run"  # the image's entrypoint
         name = pod.metadata.name
-        wait_for(lambda: "serving metrics on port 8080" in jobs.node.log(ns, name), timeout=60, message="the operator in the pod started", describe=lambda: jobs.node.log(ns, name)[-3000:])
+        wait_for(lambda: "serving metrics on port 8080" in jobs.node.log(ns, name), timeout=60,
+                 message="the operator in the pod started", describe=lambda: jobs.node.log(ns, name)[-3000:])
 
         jobs.create(msjob("helm-dp", workers=2, worker_args=["--epochs", "2"]))
         status = jobs.wait_finished("helm-dp", JOB_TIMEOUT)

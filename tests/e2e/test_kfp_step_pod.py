@@ -68,7 +68,8 @@ def step_container(compiled: dict, task: str, pipeline_args: dict) -> dict:
     def fill(arg: str) -> str:
         if match := re.fullmatch(r"\{\{\$\.inputs\.parameters\['(\w+)'\]\}\}", arg):
             return rendered(values[match[1]])
-        if match := re.fullmatch(r"\{\{\$\.outputs\.(?:parameters|artifacts)\['(\w+)'\]\.(?:output_file|path)\}\}", arg):
+        output = r"\{\{\$\.outputs\.(?:parameters|artifacts)\['(\w+)'\]\.(?:output_file|path)\}\}"
+        if match := re.fullmatch(output, arg):
             return f"{OUTPUTS}/{match[1]}/data"
         assert "{{" not in arg, f"a placeholder this test does not know: {arg}"
         return arg
@@ -108,9 +109,11 @@ def test_the_pipeline_step_runs_as_a_pod_and_a_deleted_pod_deletes_its_job(jobs,
 
     # A run of the "train" step with the example's job, its workers finishing on the fake nodes after 5 s.
     job = yaml.safe_load(example.JOB_YAML)
-    job["spec"]["msReplicaSpecs"]["Worker"]["template"].setdefault("metadata", {})["annotations"] = {EXIT: "0", RUN: "5"}
+    worker_template = job["spec"]["msReplicaSpecs"]["Worker"]["template"]
+    worker_template.setdefault("metadata", {})["annotations"] = {EXIT: "0", RUN: "5"}
     container = step_container(compiled, "msjob-launcher-2", {"job_yaml": json.dumps(job)})
-    assert container["image"] == example.LAUNCHER_IMAGE and container["command"] == ["python", "-m", "msjob_operator.kfp.launcher"]
+    assert container["image"] == example.LAUNCHER_IMAGE
+    assert container["command"] == ["python", "-m", "msjob_operator.kfp.launcher"]
     core.create_namespaced_pod(ns, step_pod("train-step", container, tmp_path / "train"))
     wait_for(lambda: core.read_namespaced_pod("train-step", ns).status.phase in ("Succeeded", "Failed"), timeout=180,
              message="the step's pod finished", describe=lambda: jobs.node.log(ns, "train-step")[-3000:])

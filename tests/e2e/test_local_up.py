@@ -64,7 +64,8 @@ def test_local_up_with_a_process_node_runs_the_readme_job(cluster_name, tmp_path
     state = json.loads((node_root / STATE_FILE).read_text())
     assert _is_agent(state["pid"]), "the process node did not outlive `local up`"
     status = cli("status", "--name", cluster_name)
-    assert status.returncode == 0 and re.search(rf"process-node +pid {state['pid']} +running", status.stdout), status.stdout
+    assert status.returncode == 0, status.stdout
+    assert re.search(rf"process-node +pid {state['pid']} +running", status.stdout), status.stdout
     assert re.search(r"^process-node-0\s+Ready\s", status.stdout, re.M), status.stdout
 
     # The user's project: their script (here the example script) in a directory of this machine.
@@ -81,11 +82,13 @@ def test_local_up_with_a_process_node_runs_the_readme_job(cluster_name, tmp_path
     finally:
         operator.stop()
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr + operator.tail()
-    assert re.search(r"^my-job: Succeeded: MSJobSucceeded: .*worker 0 succeeded", submitted.stdout, re.M), submitted.stdout
+    outcome = re.search(r"^my-job: Succeeded: MSJobSucceeded: .*worker 0 succeeded", submitted.stdout, re.M)
+    assert outcome, submitted.stdout
     assert re.search(r"\] my-job: Running workers 2/2 restarts \d", submitted.stdout), submitted.stdout
     # Real training ran on the process node, in its pods' own directories.
     runs = list(node_root.glob("pods/default/my-job-worker-0/*/mindspore.log"))
-    assert any("allreduce check: sum of (rank + 1) over 2 ranks = 3 (expected 3)" in log.read_text() for log in runs), runs
+    allreduce = "allreduce check: sum of (rank + 1) over 2 ranks = 3 (expected 3)"
+    assert any(allreduce in log.read_text() for log in runs), runs
     figures("local_up_readme_job", worker0_runs=len(runs))
 
     prefix = state["prefix"]

@@ -27,7 +27,8 @@ def flake_restarts(jobs, name: str) -> int:
     into one Event with a count, and keep only the latest message)."""
     if jobs.operator is not None:
         return sum(1 for line in restart_lines(jobs, name) if "exit code 139" in line)
-    return sum(e.count or 1 for e in jobs.events(name) if e.reason == "MemberFailed" and "exit code 139" in (e.message or ""))
+    return sum(e.count or 1 for e in jobs.events(name)
+               if e.reason == "MemberFailed" and "exit code 139" in (e.message or ""))
 
 
 def restart_lines(jobs, name: str) -> list[str]:
@@ -86,8 +87,8 @@ def test_data_parallel_training_with_allreduce_and_checkpoints(jobs, tmp_path, f
     for index in range(2):
         pod = f"dp-worker-{index}"
         ip = jobs.runs(pod)[0]["ip"]
-        assert re.search(rf"The new node: {index}\(role: MS_WORKER\), rank id: {index}, .*hostname: {pod}, ip: {re.escape(ip)} ",
-                         scheduler_log), scheduler_log[-3000:]
+        registered = rf"The new node: {index}\(role: MS_WORKER\), rank id: {index}, .*hostname: {pod}, "
+        assert re.search(registered + rf"ip: {re.escape(ip)} ", scheduler_log), scheduler_log[-3000:]
     # The job's condition says why it succeeded; the remaining pods were cleaned up (cleanPodPolicy Running).
     assert "worker 0 succeeded" in jobs.condition("dp", "Succeeded")["message"]
     wait_for(lambda: all(p.status.phase in ("Succeeded", "Failed") for p in jobs.pods("dp")), timeout=30,
@@ -106,7 +107,8 @@ def test_parameter_server_joins_the_cluster(jobs, figures):
     assert "MS_PSERVER (replica index 0) joining the cluster" in ps_log
     assert "parameter server joined the cluster (role MS_PSERVER" in ps_log
     scheduler_log = jobs.logs("ps-scheduler-0")[0]
-    assert re.search(r"\(role: MS_PSERVER\), rank id: 0, .*hostname: ps-ps-0, .* is registered successfully", scheduler_log)
+    assert re.search(r"\(role: MS_PSERVER\), rank id: 0, .*hostname: ps-ps-0, .* is registered successfully",
+                     scheduler_log)
     # With a PS, MindSpore ranks the workers by host IP (see builders/env.py): one rank each.
     assert sorted(worker_ranks(jobs, "ps", 2).values()) == [0, 1]
     assert re.search(r"hostname: ps-worker-0, .* is registered successfully", scheduler_log)
@@ -129,8 +131,8 @@ def test_killed_worker_restarts_the_gang_which_resumes_from_the_checkpoint(jobs,
                 if p.metadata.labels.get(naming.ATTEMPT_LABEL) == "1"]
         if len(pods) == 3 and all(p.status.phase == "Running" for p in pods):
             watch.mark("replacements_running")
-        if any("resumed from" in jobs.log(f"gang-worker-{i}") and jobs.runs(f"gang-worker-{i}")[-1]["uid"] != first[f"gang-worker-{i}"]
-               for i in range(2)):
+        if any("resumed from" in jobs.log(f"gang-worker-{i}")
+               and jobs.runs(f"gang-worker-{i}")[-1]["uid"] != first[f"gang-worker-{i}"] for i in range(2)):
             watch.mark("resumed")
 
     status = jobs.wait_finished("gang", JOB_TIMEOUT, watch=timeline)
@@ -150,10 +152,12 @@ def test_killed_worker_restarts_the_gang_which_resumes_from_the_checkpoint(jobs,
     for index in range(2):
         runs = jobs.runs(f"gang-worker-{index}")
         assert len(runs) >= 2 and runs[0]["uid"] == first[f"gang-worker-{index}"]
-        resumed = re.search(r"^resumed from /ckpt/rank_\d/\S+-(\d+)_8\.ckpt \(epoch (\d+) of 5\)$", jobs.logs(f"gang-worker-{index}")[1], re.M)
+        resumed = re.search(r"^resumed from /ckpt/rank_\d/\S+-(\d+)_8\.ckpt \(epoch (\d+) of 5\)$",
+                            jobs.logs(f"gang-worker-{index}")[1], re.M)
         assert resumed and int(resumed.group(2)) >= 1, mindspore_lines(jobs.logs(f"gang-worker-{index}")[1])
     assert len(jobs.runs("gang-scheduler-0")) >= 2
-    assert "training finished" in jobs.logs("gang-worker-0")[-1] or "nothing left to train" in jobs.logs("gang-worker-0")[-1]
+    last_run = jobs.logs("gang-worker-0")[-1]
+    assert "training finished" in last_run or "nothing left to train" in last_run
 
 
 def test_killed_scheduler_is_recreated_alone_under_recovery(jobs, tmp_path, figures):
@@ -178,14 +182,16 @@ def test_killed_scheduler_is_recreated_alone_under_recovery(jobs, tmp_path, figu
             # may legitimately restart the gang).
             at_recovery["restartCount"] = jobs.get("rec")["status"].get("restartCount")
             at_recovery["workers"] = {p.metadata.name: p.metadata.uid for p in pods if "worker" in p.metadata.name}
-        if len(jobs.runs("rec-scheduler-0")) > 1 and len(re.findall(r"The new node: \d\(role: MS_WORKER\)", jobs.log("rec-scheduler-0"))) >= 2:
+        registered = re.findall(r"The new node: \d\(role: MS_WORKER\)", jobs.log("rec-scheduler-0"))
+        if len(jobs.runs("rec-scheduler-0")) > 1 and len(registered) >= 2:
             watch.mark("workers_reregistered")
 
     status = jobs.wait_finished("rec", JOB_TIMEOUT, watch=timeline)
     watch.mark("finished")
     assert status["state"] == "Succeeded", jobs.state("rec")
     figures("scheduler_killed_recovery", kill_to_scheduler_running=watch.marks.get("scheduler_running"),
-            kill_to_workers_reregistered=watch.marks.get("workers_reregistered"), kill_to_success=watch.marks["finished"])
+            kill_to_workers_reregistered=watch.marks.get("workers_reregistered"),
+            kill_to_success=watch.marks["finished"])
 
     # Only the scheduler was recreated: no gang restart, the workers are the same pods (RESTARTS,
     # restartCount, counts the scheduler's restart: it counts every restart).
@@ -200,7 +206,8 @@ def test_killed_scheduler_is_recreated_alone_under_recovery(jobs, tmp_path, figu
     assert next(s for s in jobs.services("rec") if s.metadata.name == "rec-scheduler").spec.cluster_ip == cluster_ip
     new_log = jobs.logs("rec-scheduler-0")[1]
     for index in range(2):
-        assert re.search(rf"The new node: {index}\(role: MS_WORKER\), rank id: {index}, .*hostname: rec-worker-{index}, ", new_log)
+        assert re.search(rf"The new node: {index}\(role: MS_WORKER\), rank id: {index}, "
+                         rf".*hostname: rec-worker-{index}, ", new_log)
     for index in range(2):
         assert re.search(r"Successfully reconnected to the meta server|registered successfully|Reconnect",
                          jobs.logs(f"rec-worker-{index}")[0])
@@ -209,7 +216,8 @@ def test_killed_scheduler_is_recreated_alone_under_recovery(jobs, tmp_path, figu
 
 def test_spent_restart_budget_fails_the_job_and_names_the_member(jobs, figures):
     jobs.create(msjob("budget", workers=2, restart_policy="OnFailure", backoff_limit=0,
-                      worker_args=["--epochs", "3", "--crash-at-step", "4", "--crash-rank", "1", "--crash-exit-code", "3"]))
+                      worker_args=["--epochs", "3", "--crash-at-step", "4", "--crash-rank", "1",
+                                   "--crash-exit-code", "3"]))
     watch = Stopwatch()
     status = jobs.wait_finished("budget", JOB_TIMEOUT)
     watch.mark("finished")
@@ -226,8 +234,9 @@ def test_spent_restart_budget_fails_the_job_and_names_the_member(jobs, figures):
     figures("budget_exhausted", to_failed=watch.marks["finished"])
 
     # cleanPodPolicy Running (the default): pods still running are deleted, the failed one stays.
-    wait_for(lambda: [(p.metadata.name, p.status.phase) for p in jobs.pods("budget")] == [("budget-worker-1", "Failed")],
-             timeout=60, message="only the failed worker is left", describe=lambda: jobs.state("budget"))
+    wait_for(lambda: [(p.metadata.name, p.status.phase) for p in jobs.pods("budget")]
+             == [("budget-worker-1", "Failed")], timeout=60, message="only the failed worker is left",
+             describe=lambda: jobs.state("budget"))
     # ... and their processes and network namespaces are gone.
     for pod in ("budget-scheduler-0", "budget-worker-0", "budget-worker-1"):
         run = jobs.runs(pod)[-1]

@@ -80,14 +80,16 @@ def test_expansion_follows_kubernetes_rules():
 
 def test_pods_are_processes_with_their_own_ip_hostname_env_and_services(process_node, core, namespace):
     ns = namespace
-    core.create_namespaced_config_map(ns, {"metadata": {"name": "code"}, "data": {"server.py": SERVER, "client.py": CLIENT}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "code"},
+                                           "data": {"server.py": SERVER, "client.py": CLIENT}})
     core.create_namespaced_service(ns, {"metadata": {"name": "web"}, "spec": {
         "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-    core.create_namespaced_pod(ns, pod("web", ["python", "server.py"], labels={"app": "web"},
-                                       env=[{"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]))
+    my_ip = {"name": "MY_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}
+    core.create_namespaced_pod(ns, pod("web", ["python", "server.py"], labels={"app": "web"}, env=[my_ip]))
     client_env = [{"name": "A", "value": "a-$(EXIT)"}, {"name": "EXIT", "value": "3"},
                   {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
-    core.create_namespaced_pod(ns, pod("client", ["python", "client.py", "$(A)", "$(POD)", "$$(A)", "$(NOPE)"], env=client_env))
+    core.create_namespaced_pod(ns, pod("client", ["python", "client.py", "$(A)", "$(POD)", "$$(A)", "$(NOPE)"],
+                                       env=client_env))
 
     client = phase_of(core, ns, "client")
     web = core.read_namespaced_pod("web", ns)
@@ -121,7 +123,8 @@ def test_pods_are_processes_with_their_own_ip_hostname_env_and_services(process_
     assert web_run["netns"] not in process_node.namespaces()
 
     # Without ready endpoints the ClusterIP refuses connections at once (as kube-proxy does).
-    core.create_namespaced_pod(ns, pod("refused", ["python", "client.py"], env=[{"name": "UNTIL_REFUSED", "value": "1"}]))
+    core.create_namespaced_pod(ns, pod("refused", ["python", "client.py"],
+                                       env=[{"name": "UNTIL_REFUSED", "value": "1"}]))
     refused = phase_of(core, ns, "refused")
     assert refused.status.phase == "Succeeded"
     assert "Connection refused" in process_node.log(ns, "refused")
@@ -130,7 +133,8 @@ def test_pods_are_processes_with_their_own_ip_hostname_env_and_services(process_
 def test_grace_period_then_sigkill_and_start_errors(process_node, core, namespace):
     ns = namespace
     core.create_namespaced_config_map(ns, {"metadata": {"name": "code"}, "data": {
-        "stubborn.py": "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('up', flush=True)\ntime.sleep(600)\n"}})
+        "stubborn.py": "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                       "print('up', flush=True)\ntime.sleep(600)\n"}})
     core.create_namespaced_pod(ns, pod("stubborn", ["python", "stubborn.py"], terminationGracePeriodSeconds=2))
     core.create_namespaced_pod(ns, pod("typo", ["no-such-command", "--flag"]))
 
@@ -179,7 +183,8 @@ def test_native_sidecar_and_in_cluster_api_access(process_node, core, kube, name
     the rights RBAC gives that account."""
     ns = namespace
     rbac = RbacAuthorizationV1Api(kube)
-    core.create_namespaced_config_map(ns, {"metadata": {"name": "code"}, "data": {"sidecar.py": SIDECAR, "api.py": IN_CLUSTER}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "code"},
+                                           "data": {"sidecar.py": SIDECAR, "api.py": IN_CLUSTER}})
     core.create_namespaced_service_account(ns, {"metadata": {"name": "reader"}})
     rbac.create_namespaced_role(ns, {"metadata": {"name": "read-pods"}, "rules": [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})
@@ -192,7 +197,8 @@ def test_native_sidecar_and_in_cluster_api_access(process_node, core, kube, name
         "name": "helper", "image": "python:3", "command": ["python", "/code/sidecar.py"], "restartPolicy": "Always",
         "volumeMounts": [{"name": "code", "mountPath": "/code"}]}]
     core.create_namespaced_pod(ns, with_sidecar)
-    core.create_namespaced_pod(ns, pod("no-token", ["python", "api.py"], env=pod_name, automountServiceAccountToken=False))
+    core.create_namespaced_pod(ns, pod("no-token", ["python", "api.py"], env=pod_name,
+                                       automountServiceAccountToken=False))
 
     done = phase_of(core, ns, "api", timeout=60)
     assert done.status.phase == "Succeeded", process_node.log(ns, "api")

@@ -44,7 +44,8 @@ def test_a_hanging_worker_is_detected_as_stalled_and_the_gang_restarted(jobs, tm
     # The restarted run resumed from the checkpoint and did not hang again.
     hung_run, *later_runs = jobs.logs("stall-worker-0")
     assert f"stops making progress at step {HANG_AT_STEP}" in hung_run
-    assert any("training finished" in log and "stops making progress" not in log for log in later_runs), later_runs[-1][-2000:]
+    assert any("training finished" in log and "stops making progress" not in log
+               for log in later_runs), later_runs[-1][-2000:]
     assert any("resumed from /ckpt/rank_0/" in log for log in later_runs)
     # The sidecar reported through its pod's own ServiceAccount token, in-cluster.
     reporter_log = jobs.node.log(jobs.ns, "stall-worker-0", container="msjob-reporter")

@@ -64,4 +64,6 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
 
     assert results["load_before"]["cpus"] >= 1 and results["load_after"]["loadavg_1m"] >= 0
     out = capsys.readouterr().out
-    assert "recovery, 8 workers" in out and "plain bulk client (the limit)" in out and "resident jobs" in out and "API requests for one job" in out
+    headings = ("recovery, 8 workers", "plain bulk client (the limit)", "resident jobs", "API requests for one job")
+    for heading in headings:
+        assert heading in out, out

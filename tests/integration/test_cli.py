@@ -1,5 +1,6 @@
 """The `msjob` command, run as a user runs it (a subprocess with --kubeconfig), against the local cluster."""
 
+import itertools
 import json
 import re
 import subprocess
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.cluster
 EXIT = "kwok.msjob.test/exit-code"
 RUN = "kwok.msjob.test/run-seconds"
 MSJOB = Path(sys.executable).parent / "msjob"
-PROGRESS = re.compile(r"^\[\s*\d+\.\ds\] (?P<name>[a-z0-9-]+): (?P<state>\w+) workers (?P<workers>\d+/\d+) restarts (?P<restarts>\d+)")
+PROGRESS = re.compile(r"^\[\s*\d+\.\ds\] (?P<name>[a-z0-9-]+): (?P<state>\w+) "
+                      r"workers (?P<workers>\d+/\d+) restarts (?P<restarts>\d+)")
 
 
 @pytest.fixture
@@ -61,7 +63,7 @@ def test_submit_wait_get_list_describe(cli, client, tmp_path, namespace):
     assert all(m["name"] == "cli-train" and m["workers"].endswith("/2") for m in steps)
     # One line per change: no two consecutive lines say the same.
     keys = [(m["state"], m["workers"], m["restarts"]) for m in steps]
-    assert all(a != b for a, b in zip(keys, keys[1:])), done.stdout
+    assert all(a != b for a, b in itertools.pairwise(keys)), done.stdout
     assert lines[-1].startswith("cli-train: Succeeded"), done.stdout
 
     got = cli("get", "cli-train")
@@ -107,7 +109,8 @@ def test_wait_exit_codes_for_failure_and_timeout(cli, tmp_path):
     assert last.startswith("cli-bad: Failed: BackoffLimitExceeded: ") and "exit code 3" in last
 
     described = cli("describe", "cli-bad").stdout
-    assert re.search(r"^  Exit Code:\s+3$", described, re.M) and re.search(r"^  Pod:\s+cli-bad-worker-0$", described, re.M)
+    assert re.search(r"^  Exit Code:\s+3$", described, re.M), described
+    assert re.search(r"^  Pod:\s+cli-bad-worker-0$", described, re.M), described
 
     timed_out = cli("wait", "cli-long", "--timeout", "2", timeout=60)
     assert timed_out.returncode == 2, (timed_out.stdout, timed_out.stderr)

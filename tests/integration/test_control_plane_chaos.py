@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 from kubernetes import config
 
-from msjob_operator.api import naming
 from msjob_localcluster.cluster import LocalCluster
 from msjob_localcluster.operator_process import OperatorProcess
+from msjob_operator.api import naming
 
 from .msjobs import EXIT, MSJobs, msjob
 

@@ -27,4 +27,5 @@ def test_example_is_accepted(kube, namespace, path):
             for rtype, replica in doc["spec"]["msReplicaSpecs"].items():
                 kept = stored["spec"]["msReplicaSpecs"][rtype]
                 assert kept["replicas"] == replica.get("replicas", 1)
-                assert kept["template"]["spec"]["containers"][0]["command"] == replica["template"]["spec"]["containers"][0]["command"]
+                kept_main = kept["template"]["spec"]["containers"][0]
+                assert kept_main["command"] == replica["template"]["spec"]["containers"][0]["command"]

@@ -22,7 +22,8 @@ def gang_job(name: str, pool_name: str, workers: int, npus: int = 8, **run_polic
     for rtype, replica in body["spec"]["msReplicaSpecs"].items():
         spec = replica["template"]["spec"]
         spec["nodeSelector"] = {POOL_LABEL: pool_name}
-        spec["tolerations"] = spec.get("tolerations", []) + [{"key": POOL_LABEL, "value": pool_name, "effect": "NoSchedule"}]
+        spec["tolerations"] = spec.get("tolerations", []) + [
+            {"key": POOL_LABEL, "value": pool_name, "effect": "NoSchedule"}]
         if rtype == "Worker":
             spec["containers"][0]["resources"] = {"limits": {NPU: npus}}
     return body
@@ -36,7 +37,8 @@ def test_gang_that_does_not_fit_binds_nothing_until_nodes_are_added(jobs, pool):
     pool(2)  # 16 NPUs; the job needs 24
     jobs.create(gang_job("big", pool.name, workers=3))
     group = wait_for(lambda: (jobs.get("big").get("status") or {}).get("podGroup", {}).get("message"), timeout=60,
-                     message="the gang scheduler's reason in status.podGroup", describe=lambda: jobs.get("big").get("status"))
+                     message="the gang scheduler's reason in status.podGroup",
+                     describe=lambda: jobs.get("big").get("status"))
     assert "unschedulable" in group.lower() or "NotEnoughResources" in group
     pods = jobs.pods("big")
     assert len(pods) == 4 and not bound(jobs, "big")  # no partial gang
@@ -82,12 +84,14 @@ def test_queue_and_priority_reach_the_podgroup_and_pods(jobs, pool, kube):
         "spec": {"weight": 1, "reclaimable": True}})
     # No Volcano controller-manager here: open the queue as it would.
     wait_for(lambda: custom.patch_cluster_custom_object_status("scheduling.volcano.sh", "v1beta1", "queues", queue,
-                                                               {"status": {"state": "Open"}}), timeout=30, message="queue opened")
+                                                               {"status": {"state": "Open"}}),
+             timeout=30, message="queue opened")
     priority = f"p{uuid.uuid4().hex[:6]}"
     SchedulingV1Api(kube).create_priority_class({"metadata": {"name": priority}, "value": 1000})
     try:
         pool(1)
-        jobs.create(gang_job("queued", pool.name, workers=1, schedulingPolicy={"queue": queue, "priorityClass": priority}))
+        jobs.create(gang_job("queued", pool.name, workers=1,
+                             schedulingPolicy={"queue": queue, "priorityClass": priority}))
         jobs.wait_pods("queued", 2, timeout=90)
         group = custom.get_namespaced_custom_object("scheduling.volcano.sh", "v1beta1", jobs.ns, "podgroups", "queued")
         assert group["spec"]["queue"] == queue and group["spec"]["priorityClassName"] == priority
@@ -109,7 +113,8 @@ def test_higher_priority_gang_goes_first(jobs, pool, kube):
         # Both wait for nodes that do not exist yet; then room appears for one of them.
         jobs.create(gang_job("lowjob", pool.name, workers=2, schedulingPolicy={"priorityClass": names["low"]}))
         jobs.create(gang_job("highjob", pool.name, workers=2, schedulingPolicy={"priorityClass": names["high"]}))
-        wait_for(lambda: len(jobs.pods("lowjob")) == 3 and len(jobs.pods("highjob")) == 3, timeout=60, message="both gangs pending")
+        wait_for(lambda: len(jobs.pods("lowjob")) == 3 and len(jobs.pods("highjob")) == 3, timeout=60,
+                 message="both gangs pending")
         pool(2)
         jobs.wait_pods("highjob", 3, timeout=90)
         assert not bound(jobs, "lowjob")

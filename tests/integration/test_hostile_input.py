@@ -12,7 +12,8 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
@@ -69,17 +70,21 @@ FIELDS = {
                             st.sampled_from(["Always", "OnFailure", "Never", "ExitCode", "Sometimes", "never", ""]),
                             enum("Always", "OnFailure", "Never", "ExitCode")),
     "backoff limit": field(("spec", "runPolicy", "backoffLimit"),
-                           st.one_of(st.integers(-5, 5), st.integers(MAX_COUNT - 1, MAX_COUNT + 1)), at_least(0, MAX_COUNT)),
+                           st.one_of(st.integers(-5, 5), st.integers(MAX_COUNT - 1, MAX_COUNT + 1)),
+                           at_least(0, MAX_COUNT)),
     "active deadline": field(("spec", "runPolicy", "activeDeadlineSeconds"),
-                             st.one_of(st.integers(-2, 3), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1), st.just(2 ** 63 - 1)),
+                             st.one_of(st.integers(-2, 3), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1),
+                                       st.just(2 ** 63 - 1)),
                              at_least(1, MAX_SECONDS)),
     "startup deadline": field(("spec", "failurePolicy", "startupDeadlineSeconds"),
                               st.one_of(st.integers(-1, 2), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1)),
                               at_least(1, MAX_SECONDS)),
     "ttl": field(("spec", "runPolicy", "ttlSecondsAfterFinished"),
-                 st.one_of(st.integers(-1, 2), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1)), at_least(0, MAX_SECONDS)),
+                 st.one_of(st.integers(-1, 2), st.integers(MAX_SECONDS - 1, MAX_SECONDS + 1)),
+                 at_least(0, MAX_SECONDS)),
     "clean pod policy": field(("spec", "runPolicy", "cleanPodPolicy"),
-                              st.sampled_from(["None", "Running", "All", "Some", "all"]), enum("None", "Running", "All")),
+                              st.sampled_from(["None", "Running", "All", "Some", "all"]),
+                              enum("None", "Running", "All")),
     "success policy": field(("spec", "successPolicy"), st.sampled_from(["", "AllWorkers", "AnyWorker", "allworkers"]),
                             enum("", "AllWorkers")),
     "scheduler port": field(("spec", "mindspore", "schedulerPort"),
@@ -146,8 +151,9 @@ def odd_valid_jobs(draw, index: int = 0) -> dict:
                                 "cleanPodPolicy": draw(st.sampled_from(["None", "Running", "All"])),
                                 "suspend": draw(st.booleans())}
     if draw(st.booleans()):
-        rule = {"action": draw(st.sampled_from(["FailJob", "RestartJob", "Ignore", "RestartReplica", "RestartJobIgnoreBudget"])),
-                "onExitCodes": {"operator": "In", "values": draw(st.lists(st.integers(1, 255), min_size=1, max_size=3))}}
+        actions = ["FailJob", "RestartJob", "Ignore", "RestartReplica", "RestartJobIgnoreBudget"]
+        codes = draw(st.lists(st.integers(1, 255), min_size=1, max_size=3))
+        rule = {"action": draw(st.sampled_from(actions)), "onExitCodes": {"operator": "In", "values": codes}}
         if rule["action"] == "Ignore":  # admitted only for workers of an elastic job
             rule["replicaTypes"] = ["Worker"]
             job["spec"]["enableDynamicWorker"] = True
@@ -173,8 +179,8 @@ def test_odd_valid_jobs_never_crash_or_wedge_the_operator(jobs, running_operator
     create()
     # Every one is reconciled (it gets a state) and the operator is still alive afterwards...
     for name in created:
-        wait_for(lambda: (jobs.get(name).get("status") or {}).get("state"), timeout=120,
-                 message=f"{name} reconciled", describe=lambda: jobs.get(name))
+        wait_for(lambda name=name: (jobs.get(name).get("status") or {}).get("state"), timeout=120,
+                 message=f"{name} reconciled", describe=lambda name=name: jobs.get(name))
     assert running_operator.proc.poll() is None
     # ...and still does its job for a known-good job.
     jobs.create(msjob("known-good", workers=1))

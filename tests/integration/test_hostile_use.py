@@ -90,8 +90,13 @@ def test_orphans_of_an_earlier_job_are_not_adopted(jobs, kube):
     # The orphaned Services are not taken over either: the job names them once the pods are gone.
     for name in old:
         jobs.core.delete_namespaced_pod(name, jobs.ns, grace_period_seconds=0)
-    services = wait_for(lambda: (lambda w: w if w and w["reason"] == "ServiceNameTaken" else None)(waiting(jobs, "orph")),
-                        timeout=30, message="the orphaned Services named", describe=lambda: status(jobs, "orph"))
+
+    def name_taken() -> dict | None:
+        w = waiting(jobs, "orph")
+        return w if w and w["reason"] == "ServiceNameTaken" else None
+
+    services = wait_for(name_taken, timeout=30, message="the orphaned Services named",
+                        describe=lambda: status(jobs, "orph"))
     assert "Service orph-scheduler exists and is not owned by this MSJob" in services["message"]
     for svc in jobs.services("orph"):
         jobs.core.delete_namespaced_service(svc.metadata.name, jobs.ns)
@@ -160,7 +165,8 @@ def test_a_preemption_does_not_use_the_budget(jobs, pool, core: CoreV1Api, sched
     nodes = pool(1)
     low, high = scheduling.priority_class("low", 10), scheduling.priority_class("high", 100000)
     spec = {"nodeSelector": {"kwok.msjob.test/pool": pool.name},
-            "tolerations": [{"key": "kwok.msjob.test/pool", "operator": "Equal", "value": pool.name, "effect": "NoSchedule"}]}
+            "tolerations": [{"key": "kwok.msjob.test/pool", "operator": "Equal", "value": pool.name,
+                             "effect": "NoSchedule"}]}
     body = msjob("preempted", workers=1, scheduler=False, runPolicy={"backoffLimit": 0})
     worker = body["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]
     worker.update(spec, priorityClassName=low)
@@ -205,7 +211,8 @@ def test_a_member_evicted_on_every_attempt_backs_off_and_stops(jobs):
 # -- 4. every refusal visible ------------------------------------------------------------------------
 
 def test_a_quota_refusal_shows_in_status_and_fails_at_the_startup_deadline(jobs):
-    jobs.core.create_namespaced_resource_quota(jobs.ns, {"metadata": {"name": "three"}, "spec": {"hard": {"pods": "3"}}})
+    jobs.core.create_namespaced_resource_quota(jobs.ns, {"metadata": {"name": "three"},
+                                                         "spec": {"hard": {"pods": "3"}}})
     jobs.create(msjob("quota", workers=4, failurePolicy={"startupDeadlineSeconds": 15}))
     blocked = wait_for(lambda: waiting(jobs, "quota"), timeout=30, message="the refusal in the status",
                        describe=lambda: status(jobs, "quota"))
@@ -300,7 +307,8 @@ def test_a_member_without_the_operators_labels_is_still_handled(jobs, running_op
 # -- 8. admission, and RESTARTS counting every restart -------------------------------------------------
 
 def test_restarts_column_counts_replica_restarts(jobs):
-    jobs.create(msjob("rr", workers=2, failurePolicy={"rules": [{"action": "RestartReplica", "replicaTypes": ["Worker"]}]}))
+    jobs.create(msjob("rr", workers=2,
+                      failurePolicy={"rules": [{"action": "RestartReplica", "replicaTypes": ["Worker"]}]}))
     jobs.wait_condition("rr", "Running")
     jobs.annotate_pod("rr-worker-1", {EXIT: "1"})
     wait_for(lambda: status(jobs, "rr").get("restartCount") == 1, timeout=30, message="the restart counted",

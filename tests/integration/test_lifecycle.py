@@ -60,7 +60,8 @@ def test_job_creates_pods_services_and_env_then_succeeds(jobs):
     assert "worker 0 succeeded" in done["message"]
     # cleanPodPolicy Running: every pod still running is stopped.
     wait_for(lambda: [p.metadata.name for p in jobs.pods("train")] == ["train-worker-0"],
-             timeout=60, message="only the succeeded worker remains", describe=lambda: [p.metadata.name for p in jobs.pods("train")])
+             timeout=60, message="only the succeeded worker remains",
+             describe=lambda: [p.metadata.name for p in jobs.pods("train")])
     status = jobs.get("train")["status"]
     assert status["state"] == "Succeeded" and status["completionTime"]
     for reason in ("MSJobCreated", "MSJobRunning", "MSJobSucceeded"):

@@ -8,7 +8,6 @@ import urllib.request
 import uuid
 
 import pytest
-
 from kubernetes.client import CoordinationV1Api
 
 from msjob_localcluster.operator_process import OperatorProcess
@@ -85,7 +84,7 @@ def test_candidates_racing_for_a_lease_never_both_win(cluster, namespace):
                 rounds.append(list(await asyncio.gather(*(c.try_acquire_or_renew() for c in candidates))))
                 # The winner stops renewing: once the others have seen its record unchanged for a
                 # lease duration (their own clocks), exactly one of them takes over.
-                losers = [c for c, won in zip(candidates, rounds[-1]) if not won]
+                losers = [c for c, won in zip(candidates, rounds[-1], strict=True) if not won]
                 assert not any(await asyncio.gather(*(c.try_acquire_or_renew() for c in losers)))  # held
                 await asyncio.sleep(1.2)
                 rounds.append(list(await asyncio.gather(*(c.try_acquire_or_renew() for c in losers))))

@@ -46,6 +46,7 @@ def test_rank_table_is_built_from_the_device_plugin_and_mounted(jobs, device_plu
     assert env["RANK_TABLE_FILE"] == "/etc/msjob/ranktable/hccl.json"
     assert any(v.config_map and v.config_map.name == "hccl-ranktable" for v in worker1.spec.volumes)
     # Server order follows the replica index.
-    server0 = json.loads(pods[0].metadata.annotations["ascend.kubectl.kubernetes.io/ascend-910-configuration"])["server_id"]
+    annotation = pods[0].metadata.annotations["ascend.kubectl.kubernetes.io/ascend-910-configuration"]
+    server0 = json.loads(annotation)["server_id"]
     assert done["server_list"][0]["server_id"] == server0
     jobs.wait_event("hccl", "RankTableCompleted")

@@ -5,8 +5,15 @@ import pytest
 
 from msjob_operator.api import naming
 from msjob_operator.sdk import (
-    LogsUnavailableError, MSJob, MSJobFailedError, MSJobNotFoundError, MSJobStatus, MSJobTimeoutError,
-    new_msjob, state_of, status_of,
+    LogsUnavailableError,
+    MSJob,
+    MSJobFailedError,
+    MSJobNotFoundError,
+    MSJobStatus,
+    MSJobTimeoutError,
+    new_msjob,
+    state_of,
+    status_of,
 )
 
 from ..helpers import wait_for

@@ -23,8 +23,10 @@ pytestmark = pytest.mark.cluster
 
 RESTRICTED_USER = "msjob-operator-restricted"
 # kopf lists CustomResourceDefinitions and namespaces (cluster-scoped: read-only) in either mode.
-KOPF_RULES = [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
-              {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
+KOPF_RULES = [
+    {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+]
 # Everything the operator uses, and nothing of Secrets.
 OPERATOR_RULES = [
     {"apiGroups": [GROUP], "resources": ["msjobs"], "verbs": ["get", "list", "watch", "delete"]},
@@ -33,7 +35,8 @@ OPERATOR_RULES = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "create"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["scheduling.volcano.sh"], "resources": ["podgroups"], "verbs": ["get", "list", "watch", "create", "delete"]},
+    {"apiGroups": ["scheduling.volcano.sh"], "resources": ["podgroups"],
+     "verbs": ["get", "list", "watch", "create", "delete"]},
 ]
 
 
@@ -69,7 +72,8 @@ def test_operator_runs_without_any_access_to_secrets(cluster, kube, core, namesp
         rbac.create_cluster_role_binding({"metadata": {"name": role}, "roleRef": ref, "subjects": subjects})
         args = []
     else:
-        rbac.create_namespaced_role_binding(namespace, {"metadata": {"name": role}, "roleRef": ref, "subjects": subjects})
+        rbac.create_namespaced_role_binding(namespace, {"metadata": {"name": role}, "roleRef": ref,
+                                                        "subjects": subjects})
         args = ["--namespace", namespace]
         assert cluster.kubectl("auth", "can-i", "create", "pods", "-n", "default", "--as", RESTRICTED_USER,
                                check=False).stdout.strip() == "no"
@@ -79,7 +83,8 @@ def test_operator_runs_without_any_access_to_secrets(cluster, kube, core, namesp
     core.create_namespaced_secret(namespace, {"metadata": {"name": "db"}, "stringData": {"password": "hunter2-secret"}})
     body = msjob("uses-secrets", workers=2)
     spec = body["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]
-    spec["containers"][0]["env"] = [{"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
+    spec["containers"][0]["env"] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]
     spec["containers"][0]["envFrom"] = [{"secretRef": {"name": "db"}}]
     spec["volumes"] = [{"name": "creds", "secret": {"secretName": "db"}}]
     spec["imagePullSecrets"] = [{"name": "db"}]
@@ -127,7 +132,8 @@ def test_tenant_cannot_reach_another_namespace(cluster, kube, core, namespace, j
         {"apiGroups": [GROUP], "resources": ["msjobs"], "verbs": ["*"]},
         {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]}]})
     rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": "tenant"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+        "metadata": {"name": "tenant"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
         "subjects": [{"kind": "User", "name": tenant}]})
     victim = MSJobs(kube, other)
     alice_api = as_user(cluster, tenant)

@@ -75,7 +75,8 @@ CASES = {
     "template label key invalid": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["metadata"]["labels"]
                                    .update({"bad key!": "v"}), ["template.metadata.labels", "label key"]),
     "init container named like a container": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["spec"].update(
-        initContainers=[{"name": "mindspore", "image": "busybox"}]), ["template.spec", "container names must be unique"]),
+        initContainers=[{"name": "mindspore", "image": "busybox"}]),
+        ["template.spec", "container names must be unique"]),
     "container named like the reporter": (lambda s: s["msReplicaSpecs"]["Worker"]["template"]["spec"].update(
         initContainers=[{"name": "msjob-reporter", "image": "busybox"}]), ["template.spec", "reserved"]),
     "deadline beyond ten years": (lambda s: s.update(runPolicy={"activeDeadlineSeconds": 10 ** 12}),
@@ -148,13 +149,15 @@ def test_template_labels_and_annotations_are_kept(kube, namespace):
     body["spec"]["msReplicaSpecs"]["Worker"]["template"]["metadata"] = {"labels": {"a": "b"}, "annotations": {"c": "d"}}
     api = CustomObjectsApi(kube)
     stored = api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body, dry_run="All")
-    assert stored["spec"]["msReplicaSpecs"]["Worker"]["template"]["metadata"] == {"labels": {"a": "b"}, "annotations": {"c": "d"}}
+    assert stored["spec"]["msReplicaSpecs"]["Worker"]["template"]["metadata"] == {"labels": {"a": "b"},
+                                                                                 "annotations": {"c": "d"}}
 
 
 def test_immutable_fields_cannot_change(kube, namespace):
     api = CustomObjectsApi(kube)
     body = msjob("frozen", workers=2, mindspore={"schedulerPort": 3000}, runPolicy={"managedBy": ""})
-    body["spec"]["msReplicaSpecs"]["PS"] = {"replicas": 1, "template": copy.deepcopy(body["spec"]["msReplicaSpecs"]["Worker"]["template"])}
+    worker_template = body["spec"]["msReplicaSpecs"]["Worker"]["template"]
+    body["spec"]["msReplicaSpecs"]["PS"] = {"replicas": 1, "template": copy.deepcopy(worker_template)}
     api.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
 
     def update_rejected(patch: dict) -> str:
@@ -164,9 +167,11 @@ def test_immutable_fields_cannot_change(kube, namespace):
         return json.loads(info.value.body)["message"]
 
     assert "spec.mindspore is immutable" in update_rejected({"spec": {"mindspore": {"schedulerPort": 3001}}})
-    assert "managedBy is immutable" in update_rejected({"spec": {"runPolicy": {"managedBy": "kueue.x-k8s.io/multikueue"}}})
+    assert "managedBy is immutable" in update_rejected(
+        {"spec": {"runPolicy": {"managedBy": "kueue.x-k8s.io/multikueue"}}})
     assert "PS.replicas is immutable" in update_rejected({"spec": {"msReplicaSpecs": {"PS": {"replicas": 2}}}})
     assert "cannot be added or removed" in update_rejected({"spec": {"msReplicaSpecs": {"PS": None}}})
     # Worker replicas may change (the scale subresource), and so may suspend.
     api.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "frozen",
-                                       {"spec": {"msReplicaSpecs": {"Worker": {"replicas": 3}}, "runPolicy": {"suspend": True}}})
+                                       {"spec": {"msReplicaSpecs": {"Worker": {"replicas": 3}},
+                                                 "runPolicy": {"suspend": True}}})

@@ -1,4 +1,4 @@
-"""A job that says why it waits: each cause, from the real scheduler, kubelet stand-in, API server and gang scheduler."""
+"""A job that says why it waits: each cause, from the real scheduler, kubelet stand-in, API server, gang scheduler."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def waiting_for(jobs, name: str, reason: str) -> dict:
     def check():
         waiting = (jobs.get(name).get("status") or {}).get("waiting") or {}
         return waiting if waiting.get("reason") == reason else None
-    return wait_for(check, timeout=60, message=f"{name} waiting for {reason}", describe=lambda: jobs.get(name).get("status"))
+    return wait_for(check, timeout=60, message=f"{name} waiting for {reason}",
+                    describe=lambda: jobs.get(name).get("status"))
 
 
 def test_unschedulable_pods_name_the_schedulers_reason(jobs, cluster):

@@ -16,7 +16,8 @@ def template(image: str = "mindspore:2.10", env=None, ports=None, name="mindspor
         container["env"] = env
     if ports:
         container["ports"] = ports
-    return {"metadata": {"labels": {"app": "demo"}, "annotations": {"note": "kept"}}, "spec": {"containers": [container]}}
+    return {"metadata": {"labels": {"app": "demo"}, "annotations": {"note": "kept"}},
+            "spec": {"containers": [container]}}
 
 
 def job(name="demo", workers=2, scheduler=True, ps=0, status=None, **spec_extra) -> dict:

@@ -65,7 +65,8 @@ def test_user_env_is_never_overridden():
 def test_scheduler_port_from_named_container_port_then_spec():
     j = job(mindspore={"schedulerPort": 3333})
     assert scheduler_port(MSJobSpec.model_validate(j["spec"])) == 3333
-    j["spec"]["msReplicaSpecs"]["Scheduler"]["template"] = template(ports=[{"name": "msjob-port", "containerPort": 4444}])
+    j["spec"]["msReplicaSpecs"]["Scheduler"]["template"] = template(
+        ports=[{"name": "msjob-port", "containerPort": 4444}])
     assert scheduler_port(MSJobSpec.model_validate(j["spec"])) == 4444
 
 
@@ -115,7 +116,8 @@ def test_services():
     assert scheduler["metadata"]["name"] == "demo-scheduler"
     assert scheduler["spec"]["selector"][naming.REPLICA_TYPE_LABEL] == "scheduler"
     assert scheduler["spec"]["ports"][0]["port"] == 2222
-    assert [s["metadata"]["name"] for s in build_services(job(scheduler=False), MSJobSpec.model_validate(job(scheduler=False)["spec"]))] == ["demo"]
+    alone = job(scheduler=False)
+    assert [s["metadata"]["name"] for s in build_services(alone, MSJobSpec.model_validate(alone["spec"]))] == ["demo"]
 
 
 def test_building_workers_without_the_cluster_ip_is_refused():

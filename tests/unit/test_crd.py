@@ -85,7 +85,8 @@ def test_checked_in_crd_is_up_to_date(rendered):
 
 def test_chart_carries_the_same_crd(rendered):
     assert CHART_CRD_FILE.exists() and CHART_CRD_FILE.read_text(encoding="utf-8") == rendered, (
-        "charts/msjob-operator/crds/mindspore.gitee.com_msjobs.yaml is missing or stale; run: python scripts/generate.py"
+        "charts/msjob-operator/crds/mindspore.gitee.com_msjobs.yaml is missing or stale; "
+        "run: python scripts/generate.py"
     )
 
 
@@ -282,7 +283,8 @@ class StructuralChecker:
             if "reason" in rule and rule["reason"] not in self.REASONS:
                 self.err(where, f"unsupported reason {rule['reason']}")
             if "oldSelf" in text and transition_blocker is not None:
-                self.err(where, f"transition rule (oldSelf) below {transition_blocker}, where old values cannot be correlated")
+                self.err(where, f"transition rule (oldSelf) below {transition_blocker}, "
+                                "where old values cannot be correlated")
             if "fieldPath" in rule and not self.field_path_valid(node, rule["fieldPath"]):
                 self.err(where, f"fieldPath {rule['fieldPath']!r} does not exist in the schema")
 
@@ -314,8 +316,9 @@ def test_checker_catches_non_structural_schemas():
             "b": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "B"},
             "c": {"type": "array", "items": {"type": "object", "properties": {"k": {"type": "string"}}},
                   "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"]},
-            "d": {"type": "array", "items": {"type": "object", "properties": {"v": {"type": "string"}},
-                                             "x-kubernetes-validations": [{"rule": "self.v == oldSelf.v", "message": "m"}]}},
+            "d": {"type": "array", "items": {
+                "type": "object", "properties": {"v": {"type": "string"}},
+                "x-kubernetes-validations": [{"rule": "self.v == oldSelf.v", "message": "m"}]}},
             "e": {"type": "object", "x-kubernetes-validations": [{"rule": "true"}]},
             "f": {"type": "string", "default": None, "x-msjob-podtemplate": True},
         },
@@ -633,7 +636,8 @@ def _pod_template(spec_schema: dict) -> dict:
 
 def _object_meta() -> dict:
     props = {f: {"type": "string", "description": f} for f in ("name", "namespace", "generateName", "uid")}
-    props["labels"] = props["annotations"] = {"type": "object", "additionalProperties": {"type": "string", "default": ""}}
+    props["labels"] = props["annotations"] = {"type": "object",
+                                              "additionalProperties": {"type": "string", "default": ""}}
     props["finalizers"] = {"type": "array", "items": {"type": "string", "default": ""}, "x-kubernetes-list-type": "set",
                            "x-kubernetes-patch-strategy": "merge"}
     props["creationTimestamp"] = {"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.Time"}]}
@@ -657,7 +661,7 @@ def ref(name: str) -> dict:
 
 
 def test_structural_schema_rejects_what_a_crd_cannot_express():
-    from typing import Any, Optional, Union
+    from typing import Optional, Union
 
     from pydantic import BaseModel, Field
 
@@ -700,8 +704,8 @@ def test_updater_inlines_refs_and_maps_special_types(updater):
     schema, notes = _convert(updater, spec_schema, C=c)
     assert notes == []
     spec = schema["properties"]["spec"]
-    assert spec["properties"]["c"] == {"type": "object", "description": "field doc", "properties": {"x": {"type": "string"}},
-                                       "x-kubernetes-map-type": "atomic"}
+    assert spec["properties"]["c"] == {"type": "object", "description": "field doc",
+                                       "properties": {"x": {"type": "string"}}, "x-kubernetes-map-type": "atomic"}
     assert spec["properties"]["port"] == {"x-kubernetes-int-or-string": True, "description": "a port"}
     assert spec["properties"]["limits"]["additionalProperties"] == {
         "anyOf": [{"type": "integer"}, {"type": "string"}], "pattern": updater.QUANTITY_PATTERN,
@@ -713,7 +717,8 @@ def test_updater_inlines_refs_and_maps_special_types(updater):
     assert set(meta["properties"]) == set(updater.EMBEDDED_META_FIELDS)
     assert meta["description"] == "meta" and "default" not in meta
     assert meta["properties"]["labels"] == {"type": "object", "additionalProperties": {"type": "string"}}
-    assert meta["properties"]["finalizers"] == {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "set"}
+    assert meta["properties"]["finalizers"] == {"type": "array", "items": {"type": "string"},
+                                                "x-kubernetes-list-type": "set"}
     assert StructuralChecker().check_root({"type": "object", "properties": {"t": schema}}) == []
 
 

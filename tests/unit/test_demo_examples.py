@@ -12,7 +12,8 @@ PACKAGED = Path(demo.__file__).parent / "examples"
 
 
 def test_every_packaged_example_equals_the_one_in_examples():
-    packaged = sorted(p.relative_to(PACKAGED) for p in PACKAGED.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    packaged = sorted(p.relative_to(PACKAGED) for p in PACKAGED.rglob("*")
+                      if p.is_file() and "__pycache__" not in p.parts)
     assert [str(p) for p in packaged] == ["demo-train.yaml", "demo.yaml", "scripts/train_data_parallel.py"]
     for rel in packaged:
         assert (PACKAGED / rel).read_bytes() == (REPO / "examples" / rel).read_bytes(), (

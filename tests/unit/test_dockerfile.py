@@ -75,7 +75,8 @@ def test_the_charts_args_make_a_valid_operator_command_line():
 
     template = (DOCKERFILE.parent / "charts" / "msjob-operator" / "templates" / "deployment.yaml").read_text()
     assert "command:" not in template  # the image's ENTRYPOINT runs
-    manifests = [d for d in yaml.safe_load_all((DOCKERFILE.parent / "manifests" / "msjob-operator.yaml").read_text()) if d]
+    manifest_file = DOCKERFILE.parent / "manifests" / "msjob-operator.yaml"
+    manifests = [d for d in yaml.safe_load_all(manifest_file.read_text()) if d]
     (deployment,) = [d for d in manifests if d["kind"] == "Deployment"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     parsed = build_parser().parse_args(container["args"])  # argv after the ENTRYPOINT `msjob-operator`

@@ -152,7 +152,8 @@ def test_the_health_builders_import_neither_kubernetes_nor_mindspore():
     import subprocess
     import sys
 
-    code = ("import sys, msjob_operator.reconcile.stall_clock, msjob_operator.builders.reporter, msjob_operator.builders.rbac; "
+    code = ("import sys, msjob_operator.reconcile.stall_clock, msjob_operator.builders.reporter, "
+            "msjob_operator.builders.rbac; "
             "print(sorted(m for m in ('kubernetes', 'mindspore') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -3,7 +3,7 @@ import json
 
 from msjob_operator.reconcile.plan import reconcile
 
-from .jobs import NOW, gang, job, services, condition, finished, is_true
+from .jobs import NOW, condition, gang, is_true, job, services
 from .test_plan import running_status
 
 

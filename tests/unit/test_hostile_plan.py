@@ -2,10 +2,10 @@
 
 import datetime as dt
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from msjob_operator.api import naming
-from msjob_operator.api import models
+from msjob_operator.api import models, naming
 from msjob_operator.controller.kube import merge_patch
 from msjob_operator.reconcile import backoff
 from msjob_operator.reconcile.plan import reconcile
@@ -155,7 +155,8 @@ def test_a_refused_pod_is_named_in_the_status_and_at_the_startup_deadline():
 
 def test_unschedulable_and_image_pull_causes_per_replica_type():
     pods = [pod("demo", "Scheduler", 0, phase="Pending", waiting="ImagePullBackOff"),
-            pod("demo", "Worker", 0, phase="Pending", ready=False), pod("demo", "Worker", 1, phase="Pending", ready=False)]
+            pod("demo", "Worker", 0, phase="Pending", ready=False),
+            pod("demo", "Worker", 1, phase="Pending", ready=False)]
     for p in pods[1:]:
         p["spec"] = {}
         p["status"]["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -165,7 +166,8 @@ def test_unschedulable_and_image_pull_causes_per_replica_type():
     assert waiting["replicaTypes"]["Scheduler"]["reason"] == "ImagePullBackOff"
     assert waiting["replicaTypes"]["Worker"] == {
         "reason": "Unschedulable", "pods": 2,
-        "message": "2 of 2 pods: pod demo-worker-0 cannot be scheduled: 0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}
+        "message": "2 of 2 pods: pod demo-worker-0 cannot be scheduled: "
+                   "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."}
     assert waiting["reason"] == "ImagePullBackOff" and waiting["since"] == "2026-11-22T12:00:00Z"
     assert waiting["message"].startswith("Scheduler: pod demo-scheduler-0 ImagePullBackOff")
     # The same causes in the next pass: no new Events, the same `since`.
@@ -241,7 +243,8 @@ admitted_seconds = st.one_of(st.none(), st.integers(1, models.MAX_SECONDS), st.s
 @settings(max_examples=150, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(active=admitted_seconds, startup=admitted_seconds, ttl=st.one_of(st.none(), st.integers(0, models.MAX_SECONDS)),
        backoff_limit=st.one_of(st.none(), st.integers(0, models.MAX_COUNT)),
-       uncounted=st.one_of(st.none(), st.integers(0, 10000)), stall=st.one_of(st.none(), st.integers(10, models.MAX_SECONDS)),
+       uncounted=st.one_of(st.none(), st.integers(0, 10000)),
+       stall=st.one_of(st.none(), st.integers(10, models.MAX_SECONDS)),
        finished=st.booleans(), failed_member=st.booleans(), elapsed=st.integers(0, 10 ** 9))
 def test_every_admitted_duration_and_count_reconciles(active, startup, ttl, backoff_limit, uncounted, stall, finished,
                                                       failed_member, elapsed):

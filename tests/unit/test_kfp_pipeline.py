@@ -46,7 +46,8 @@ def test_the_component_and_its_interface(compiled):
     inputs = comp["inputDefinitions"]["parameters"]
     assert set(inputs) == COMPONENT_INPUTS
     assert inputs["msjob_yaml"]["parameterType"] == "STRING" and inputs["workers"]["parameterType"] == "NUMBER_INTEGER"
-    assert inputs["delete_after_done"]["parameterType"] == "BOOLEAN" and inputs["delete_after_done"]["defaultValue"] is False
+    assert inputs["delete_after_done"]["parameterType"] == "BOOLEAN"
+    assert inputs["delete_after_done"]["defaultValue"] is False
     assert inputs["generate_name"]["defaultValue"] is True
     assert all(p.get("isOptional") for p in inputs.values())
     assert comp["outputDefinitions"]["parameters"]["status"]["parameterType"] == "STRING"

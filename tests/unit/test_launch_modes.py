@@ -39,7 +39,8 @@ def test_named_devices_are_requested_for_workers_only():
 
 
 def test_user_limits_and_scheduling_fields_are_kept():
-    j = with_limits(job(mindspore={"devices": {"resource": "huawei.com/Ascend910", "perPod": 8}}), {"huawei.com/Ascend910": 4})
+    j = with_limits(job(mindspore={"devices": {"resource": "huawei.com/Ascend910", "perPod": 8}}),
+                    {"huawei.com/Ascend910": 4})
     template = j["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]
     template["nodeSelector"] = {"accelerator": "ascend"}
     template["tolerations"] = [{"key": "npu", "operator": "Exists"}]

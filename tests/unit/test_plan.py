@@ -3,7 +3,7 @@ import datetime as dt
 from msjob_operator.api import naming
 from msjob_operator.reconcile.plan import reconcile
 
-from .jobs import NOW, gang, job, pod, services, condition, finished, is_true
+from .jobs import NOW, finished, gang, is_true, job, pod, services
 
 
 def names(objs):
@@ -51,7 +51,8 @@ def test_all_running_sets_running_condition_and_counts():
     assert plan.status["workers"] == "2/2"
     worker = plan.status["replicaStatuses"]["Worker"]
     assert worker["active"] == 2 and worker["ready"] == 2
-    assert worker["selector"] == f"{naming.JOB_NAME_LABEL}=demo,{naming.OPERATOR_NAME_LABEL}=msjob-operator,{naming.REPLICA_TYPE_LABEL}=worker"
+    assert worker["selector"] == (f"{naming.JOB_NAME_LABEL}=demo,{naming.OPERATOR_NAME_LABEL}=msjob-operator,"
+                                  f"{naming.REPLICA_TYPE_LABEL}=worker")
 
 
 def test_worker_zero_success_finishes_the_job_and_cleans_running_pods():
@@ -293,7 +294,8 @@ def test_clean_pod_policy_none_and_all():
     pods = gang()
     pods[1] = pod("demo", "Worker", 0, phase="Failed", exit_code=1)
     assert not reconcile(job(status=status, runPolicy={"cleanPodPolicy": "None"}), pods, services(), NOW).delete_pods
-    assert len(reconcile(job(status=status, runPolicy={"cleanPodPolicy": "All"}), pods, services(), NOW).delete_pods) == 3
+    every_pod = reconcile(job(status=status, runPolicy={"cleanPodPolicy": "All"}), pods, services(), NOW)
+    assert len(every_pod.delete_pods) == 3
     assert len(reconcile(job(status=status), pods, services(), NOW).delete_pods) == 2
 
 

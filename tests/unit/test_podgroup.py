@@ -1,7 +1,7 @@
 from msjob_operator.api.models import MSJobSpec
 from msjob_operator.builders.podgroup import build_podgroup, join_gang, total_requests
+from msjob_operator.config import SCHEDULER_PLUGINS, Config, GangSettings
 from msjob_operator.reconcile.plan import reconcile
-from msjob_operator.config import SCHEDULER_PLUGINS, GangSettings, Config
 
 from .jobs import NOW, gang, job, owned, pod, services
 
@@ -73,9 +73,12 @@ def test_jobs_without_scheduling_policy_get_no_gang_unless_configured():
 
 def test_unschedulable_gang_shows_in_status_and_events():
     j = npu_job(runPolicy={"schedulingPolicy": {"queue": "default"}})
-    group = {"metadata": {"name": "demo", "ownerReferences": owned()}, "spec": {"queue": "default"}, "status": {"phase": "Inqueue", "conditions": [
-        {"type": "Unschedulable", "status": "True", "reason": "NotEnoughResources", "message": "3/3 tasks in gang unschedulable"}]}}
-    pending = [pod("demo", "Worker", i, phase="Pending", ready=False) for i in range(2)] + [pod("demo", "Scheduler", 0, phase="Pending")]
+    unschedulable = {"type": "Unschedulable", "status": "True", "reason": "NotEnoughResources",
+                     "message": "3/3 tasks in gang unschedulable"}
+    group = {"metadata": {"name": "demo", "ownerReferences": owned()}, "spec": {"queue": "default"},
+             "status": {"phase": "Inqueue", "conditions": [unschedulable]}}
+    pending = [pod("demo", "Worker", i, phase="Pending", ready=False) for i in range(2)]
+    pending.append(pod("demo", "Scheduler", 0, phase="Pending"))
     plan = reconcile(j, pending, services(), NOW, podgroups=[group])
     assert plan.status["podGroup"] == {"name": "demo", "phase": "Inqueue",
                                        "message": "NotEnoughResources: 3/3 tasks in gang unschedulable"}
@@ -84,7 +87,8 @@ def test_unschedulable_gang_shows_in_status_and_events():
 
 def test_finished_or_suspended_job_releases_its_gang():
     group = {"metadata": {"name": "demo", "ownerReferences": owned()}, "status": {"phase": "Running"}}
-    suspended = reconcile(job(runPolicy={"suspend": True, "schedulingPolicy": {}}), gang(), services(), NOW, podgroups=[group])
+    suspended = reconcile(job(runPolicy={"suspend": True, "schedulingPolicy": {}}), gang(), services(), NOW,
+                          podgroups=[group])
     assert suspended.delete_podgroups == ["demo"]
     pods = gang()
     pods[1] = pod("demo", "Worker", 0, phase="Succeeded", exit_code=0)

@@ -6,7 +6,8 @@ from msjob_operator.builders.probes import DEFAULT_STARTUP_GRACE_SECONDS, startu
 
 from .jobs import job
 
-LIVENESS = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 20, "timeoutSeconds": 3, "failureThreshold": 3}
+LIVENESS = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 20, "timeoutSeconds": 3,
+            "failureThreshold": 3}
 
 
 def test_liveness_without_startup_probe_gets_one_for_the_grace_period():

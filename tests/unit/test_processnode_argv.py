@@ -12,8 +12,9 @@ def test_image_names_without_registry_tag_or_digest():
 
 
 def test_command_replaces_the_entrypoint_and_drops_cmd():
-    assert container_argv({"image": "msjob-operator:0.1.0", "command": ["python", "-m", "x"]}, ENV) == ["python", "-m", "x"]
-    assert container_argv({"image": "msjob-operator:0.1.0", "command": ["python", "t.py"], "args": ["--epochs", "$(EPOCHS)"]},
+    image = "msjob-operator:0.1.0"
+    assert container_argv({"image": image, "command": ["python", "-m", "x"]}, ENV) == ["python", "-m", "x"]
+    assert container_argv({"image": image, "command": ["python", "t.py"], "args": ["--epochs", "$(EPOCHS)"]},
                           ENV) == ["python", "t.py", "--epochs", "3"]
 
 

@@ -1,7 +1,7 @@
 """The progress lines of `msjob wait`, the pipeline step and the demo: state, workers, restarts, training progress."""
 
 from msjob_operator.api.models import MSJob
-from msjob_operator.sdk.cli import progress_line
+from msjob_operator.sdk.format import progress_line
 
 
 def job(status: dict) -> MSJob:

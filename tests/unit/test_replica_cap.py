@@ -1,7 +1,7 @@
 """The operator-side cap on pods per job (--max-replicas-per-job)."""
 
-from msjob_operator.reconcile.plan import reconcile
 from msjob_operator.config import Config
+from msjob_operator.reconcile.plan import reconcile
 
 from .jobs import NOW, job, pod, services
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from msjob_operator.sdk import client
+from msjob_operator.sdk import accessors, client
 
 MALFORMED = "apiVersion: mindspore.gitee.com/v1\nkind: MSJob\nmetadata: {name: x\nspec: [\n"
 
@@ -22,6 +22,6 @@ def test_malformed_yaml_is_one_line_naming_the_place(tmp_path):
 
 
 def test_every_condition_type_can_be_waited_for():
-    assert {"Stalled", "Waiting", "Succeeded", "Failed"} <= set(client.CONDITION_TYPES)
+    assert {"Stalled", "Waiting", "Succeeded", "Failed"} <= set(accessors.CONDITION_TYPES)
     with pytest.raises(ValueError, match="conditions must be among"):
         client.MSJobClient.wait_for_condition(None, "x", ["Exploded"])  # checked before any request

@@ -6,7 +6,7 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,7 +18,7 @@ REQUESTS_METRIC = "msjob_api_requests_total"
 TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
 
 
-def job_body(name: str, workers: int, annotations: Optional[dict] = None, **spec) -> dict:
+def job_body(name: str, workers: int, annotations: Optional[dict[str, Any]] = None, **spec: Any) -> dict[str, Any]:
     """An MSJob for the fake nodes: a Scheduler and `workers` Workers; annotations drive the fake containers."""
     template = {"metadata": {"annotations": dict(annotations or {})},
                 "spec": {"containers": [{"name": "mindspore", "image": "mindspore/mindspore:2.10.0"}],
@@ -28,13 +28,14 @@ def job_body(name: str, workers: int, annotations: Optional[dict] = None, **spec
                                         "Worker": {"replicas": workers, "template": template}}, **spec}}
 
 
-async def create_job(kube: Kube, namespace: str, body: dict) -> None:
+async def create_job(kube: Kube, namespace: str, body: dict[str, Any]) -> None:
     await kube.request("POST", job_path(namespace), body)
 
 
 async def new_namespace(kube: Kube, prefix: str) -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:6]}"
-    await kube.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+    await kube.request("POST", "/api/v1/namespaces",
+                       {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
     return name
 
 
@@ -59,9 +60,9 @@ async def delete_namespace(kube: Kube, namespace: str, wait: float = 0) -> None:
         await until_gone(kube, f"/api/v1/namespaces/{namespace}", wait, poll=1)
 
 
-def api_requests(metrics_text: str) -> Counter:
+def api_requests(metrics_text: str) -> Counter[tuple[str, str]]:
     """(verb, resource) -> requests, from the operator's metrics page."""
-    counts: Counter = Counter()
+    counts: Counter[tuple[str, str]] = Counter()
     for family in text_string_to_metric_families(metrics_text):
         for sample in family.samples:
             if sample.name == REQUESTS_METRIC:
@@ -69,7 +70,8 @@ def api_requests(metrics_text: str) -> Counter:
     return counts
 
 
-async def quiet_requests(metrics: Callable[[], str], timeout: float, quiet_seconds: float = 1) -> Counter:
+async def quiet_requests(metrics: Callable[[], str], timeout: float,
+                         quiet_seconds: float = 1) -> Counter[tuple[str, str]]:
     """The operator's request counts once they stop moving: it has caught up with everything it was told."""
     last = api_requests(await asyncio.to_thread(metrics))
     deadline = time.monotonic() + timeout
@@ -99,11 +101,11 @@ class PodWatch:
         self._uid_by_name: dict[str, str] = {}
         self.ever_running: set[str] = set()  # pod names the watch has seen Running
         self.failed_at: dict[str, float] = {}  # pod name -> when the watch first reported it Failed
-        self.pods: Counter = Counter()         # attempt -> pods that exist (terminating included)
-        self.running: Counter = Counter()      # attempt -> pods Running and not terminating
-        self.terminating: Counter = Counter()  # attempt -> pods being deleted
+        self.pods: Counter[str] = Counter()       # attempt -> pods that exist (terminating included)
+        self.running: Counter[str] = Counter()    # attempt -> pods Running and not terminating
+        self.terminating: Counter[str] = Counter()  # attempt -> pods being deleted
         self._changed = asyncio.Event()
-        self._task: Optional[asyncio.Task] = None
+        self._task: Optional[asyncio.Task[None]] = None
 
     @property
     def total(self) -> int:
@@ -135,7 +137,7 @@ class PodWatch:
                     self._update(event["type"], obj)
                     self._changed.set()
 
-    def _update(self, kind: str, pod: dict) -> None:
+    def _update(self, kind: str, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
         old = self._pods.pop(meta["uid"], None)
         if old is not None:

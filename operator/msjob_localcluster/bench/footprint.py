@@ -10,17 +10,21 @@ import asyncio
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube, job_path
+
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests, until_gone
 
 
-def process_usage(pid: int) -> dict:
+def process_usage(pid: int) -> dict[str, Any]:
     """RSS and peak RSS in MiB, and CPU seconds (user + system) of a live process."""
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    kib = lambda field: int(status[field].split()[0])  # noqa: E731  ("123456 kB")
+
+    def kib(field: str) -> int:
+        return int(status[field].split()[0])  # "123456 kB"
+
     # Fields after the command name, which is in parentheses and may contain spaces; utime and stime are 14 and 15.
     stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     ticks = int(stat[11]) + int(stat[12])
@@ -28,7 +32,8 @@ def process_usage(pid: int) -> dict:
             "cpu_s": round(ticks / os.sysconf("SC_CLK_TCK"), 2)}
 
 
-async def measure_footprint(pid: int, jobs: int, pods: int, since: dict, idle_seconds: float = 10) -> dict:
+async def measure_footprint(pid: int, jobs: int, pods: int, since: dict[str, Any],
+                            idle_seconds: float = 10) -> dict[str, Any]:
     """With `jobs` jobs / `pods` pods resident: memory, CPU since `since` (a process_usage), CPU while idle."""
     now = process_usage(pid)
     await asyncio.sleep(idle_seconds)  # nothing changes: what does holding the jobs cost?
@@ -38,14 +43,16 @@ async def measure_footprint(pid: int, jobs: int, pods: int, since: dict, idle_se
             "idle_cpu_percent": round(100 * (idle["cpu_s"] - now["cpu_s"]) / idle_seconds, 1)}
 
 
-async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], workers: int, timeout: float) -> dict:
+async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], workers: int,
+                                     timeout: float) -> dict[str, Any]:
     """The operator's requests for one job: create -> Running -> Succeeded -> deleted by its TTL, pods gone."""
     name, pods = "lifecycle", workers + 1
     namespace = await new_namespace(kube, "bench-lifecycle")
     watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
     try:
         before = await quiet_requests(metrics, timeout)
-        body = job_body(name, workers, annotations={"kwok.msjob.test/exit-code": "0", "kwok.msjob.test/run-seconds": "3"},
+        body = job_body(name, workers,
+                        annotations={"kwok.msjob.test/exit-code": "0", "kwok.msjob.test/run-seconds": "3"},
                         runPolicy={"ttlSecondsAfterFinished": 0})
         await create_job(kube, namespace, body)
         await watch.until(lambda w: len(w.ever_running) >= pods, timeout, f"{pods} pods Running")
@@ -58,7 +65,7 @@ async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], wor
     finally:
         await watch.stop()
         await delete_namespace(kube, namespace)
-    by_verb: Counter = Counter()
+    by_verb: Counter[str] = Counter()
     detail = {}
     for (verb, resource), n in sorted((after - before).items()):
         by_verb[verb] += n
@@ -67,7 +74,7 @@ async def measure_lifecycle_requests(kube: Kube, metrics: Callable[[], str], wor
             "by_verb": dict(sorted(by_verb.items())), "by_verb_resource": detail}
 
 
-def table(footprint: dict | None, requests: dict | None) -> str:
+def table(footprint: dict[str, Any] | None, requests: dict[str, Any] | None) -> str:
     lines = []
     if footprint:
         f = footprint

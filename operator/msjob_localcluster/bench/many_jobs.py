@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube
+
 from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests, seconds
 
 
-async def measure_concurrent(kube: Kube, jobs: int, workers: int, timeout: float, settle: bool = True) -> dict:
+async def measure_concurrent(kube: Kube, jobs: int, workers: int, timeout: float,
+                             settle: bool = True) -> dict[str, Any]:
     """`jobs` jobs of `workers` workers created at once: seconds until all their pods are Running."""
     pods = jobs * (workers + 1)
     namespace = await new_namespace(kube, "bench-concurrent")
@@ -41,14 +43,21 @@ class ResidentJobs:
         self.namespace = ""
         self.catch_up_s = 0.0  # after the last growth: from all pods Running until the operator was quiet
         self.jobs = 0
-        self.watch: PodWatch | None = None
+        self._watch: PodWatch | None = None
+
+    @property
+    def watch(self) -> PodWatch:
+        """The namespace's pods (from ``async with`` on)."""
+        if self._watch is None:
+            raise RuntimeError("ResidentJobs is used outside its `async with`")
+        return self._watch
 
     async def __aenter__(self) -> "ResidentJobs":
         self.namespace = await new_namespace(self.kube, "bench-resident")
-        self.watch = await PodWatch(self.kube, self.namespace, naming.CHILD_SELECTOR).start()
+        self._watch = await PodWatch(self.kube, self.namespace, naming.CHILD_SELECTOR).start()
         return self
 
-    async def __aexit__(self, *exc) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.watch.stop()
         await delete_namespace(self.kube, self.namespace, wait=self.timeout if self.settle else 0)
 
@@ -90,7 +99,7 @@ class ResidentJobs:
         return created - started, running - started
 
 
-async def measure_resident(resident: ResidentJobs, counts: list[int], new_jobs: int) -> list[dict]:
+async def measure_resident(resident: ResidentJobs, counts: list[int], new_jobs: int) -> list[dict[str, Any]]:
     """For each count of resident jobs (ascending): the mean time per new job, one at a time."""
     rows = []
     for count in counts:
@@ -111,15 +120,16 @@ async def measure_resident(resident: ResidentJobs, counts: list[int], new_jobs: 
     return rows
 
 
-def table(concurrent: dict | None, resident: list[dict]) -> str:
+def table(concurrent: dict[str, Any] | None, resident: list[dict[str, Any]]) -> str:
     lines = []
     if concurrent:
-        lines.append(f"{concurrent['jobs']} jobs of {concurrent['workers']} workers at once ({concurrent['pods']} pods): "
-                     f"all created {concurrent['created_s']:.2f} s, all Running {concurrent['running_s']:.2f} s")
+        lines.append(f"{concurrent['jobs']} jobs of {concurrent['workers']} workers at once "
+                     f"({concurrent['pods']} pods): all created {concurrent['created_s']:.2f} s, "
+                     f"all Running {concurrent['running_s']:.2f} s")
     if resident:
         lines.append(f"{'resident jobs':>14} {'resident pods':>14} {'new job: created':>17} {'ratio':>6} "
                      f"{'running':>8} {'max':>6} {'ratio':>6} {'caught up after':>16}")
         lines += [f"{r['resident_jobs']:>14} {r['resident_pods']:>14} {r['mean_created_s']:>16.2f}s "
-                  f"{r['ratio_created_to_first']:>6.2f} {r['mean_s']:>7.2f}s {r['max_s']:>5.2f}s {r['ratio_to_first']:>6.2f} "
-                  f"{r['catch_up_s']:>15.2f}s" for r in resident]
+                  f"{r['ratio_created_to_first']:>6.2f} {r['mean_s']:>7.2f}s {r['max_s']:>5.2f}s "
+                  f"{r['ratio_to_first']:>6.2f} {r['catch_up_s']:>15.2f}s" for r in resident]
     return "\n".join(lines)

@@ -19,9 +19,10 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from msjob_operator.controller.kube import Kube
+
 from . import footprint, many_jobs, recovery
 from .sizes import HEADER, run_sizes
 
@@ -47,16 +48,17 @@ class Options:
     settle: bool = True
 
 
-def load() -> dict:
+def load() -> dict[str, Any]:
     """The machine's load while we measure: other work on the same cores slows everything down."""
     one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
     return {"loadavg_1m": float(one), "loadavg_5m": float(five), "loadavg_15m": float(fifteen), "cpus": os.cpu_count()}
 
 
-async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, metrics: Callable[[], str]) -> dict:
+async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int,
+                        metrics: Callable[[], str]) -> dict[str, Any]:
     """Run the chosen scenarios one after another against an operator that is already running."""
     chosen = set(options.scenarios)
-    results: dict = {"load_before": load()}
+    results: dict[str, Any] = {"load_before": load()}
     if "sizes" in chosen:
         print(HEADER, flush=True)
         results["results"] = await run_sizes(kubeconfig, options.sizes, options.timeout, options.settle,
@@ -65,7 +67,8 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
     try:
         if "recovery" in chosen:
             rec = await recovery.measure_recovery(kube, options.recovery_workers, options.timeout, options.settle)
-            rec["limit"] = await recovery.measure_recovery_limit(kube, options.recovery_workers, options.timeout, options.settle)
+            rec["limit"] = await recovery.measure_recovery_limit(kube, options.recovery_workers, options.timeout,
+                                                                 options.settle)
             rec["ratio_created"] = round(rec["created_s"] / max(rec["limit"]["created_s"], 1e-3), 2)
             results["recovery"] = rec
             print(recovery.table(results["recovery"]), flush=True)
@@ -79,7 +82,8 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int, me
             print(many_jobs.table(results["concurrent"], []), flush=True)
         if chosen & {"resident", "footprint"}:
             since = footprint.process_usage(operator_pid)
-            async with many_jobs.ResidentJobs(kube, options.job_workers, options.timeout, metrics, options.settle) as resident:
+            resident_jobs = many_jobs.ResidentJobs(kube, options.job_workers, options.timeout, metrics, options.settle)
+            async with resident_jobs as resident:
                 if "resident" in chosen:
                     results["resident"] = await many_jobs.measure_resident(resident, options.resident, options.new_jobs)
                     print(many_jobs.table(None, results["resident"]), flush=True)
@@ -100,7 +104,8 @@ def _ints(text: str) -> list[int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msjob_localcluster.bench", description=__doc__.splitlines()[0],
-                                     epilog=__doc__.split("\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated, from the list below")
     parser.add_argument("--sizes", default="8,128,512,1024", help="sizes: worker counts, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="sizes: measurements per size (the median is reported)")
@@ -108,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lifecycle-workers", type=int, default=4, help="requests: workers of the job")
     parser.add_argument("--concurrent-jobs", type=int, default=200)
     parser.add_argument("--job-workers", type=int, default=4, help="workers of each concurrent or resident job")
-    parser.add_argument("--resident", default="100,1000", help="resident job counts, ascending; footprint uses the last")
+    parser.add_argument("--resident", default="100,1000",
+                        help="resident job counts, ascending; footprint uses the last")
     parser.add_argument("--new-jobs", type=int, default=3, help="new jobs timed per resident count")
     parser.add_argument("--kubeconfig", help="an existing cluster (default: start a local one)")
     parser.add_argument("--nodes", type=int, default=12, help="fake nodes of the local cluster (1000 pods each)")
@@ -119,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))} (choose from {', '.join(SCENARIOS)})")
-    options = Options(scenarios=scenarios, sizes=_ints(args.sizes), repeat=args.repeat, recovery_workers=args.recovery_workers,
+    options = Options(scenarios=scenarios, sizes=_ints(args.sizes), repeat=args.repeat,
+                      recovery_workers=args.recovery_workers,
                       lifecycle_workers=args.lifecycle_workers, concurrent_jobs=args.concurrent_jobs,
                       job_workers=args.job_workers, resident=sorted(_ints(args.resident)), new_jobs=args.new_jobs,
                       timeout=args.timeout)
@@ -132,13 +139,14 @@ def main(argv: list[str] | None = None) -> int:
         if not kubeconfig:
             from ..cluster import LocalCluster
 
-            capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8", "nvidia.com/gpu": "8"}
+            capacity = {"cpu": "1000", "memory": "4Ti", "pods": "1000", "huawei.com/Ascend910": "8",
+                        "nvidia.com/gpu": "8"}
             cluster = LocalCluster(name="bench", nodes=args.nodes, node_capacity=capacity).start()
             kubeconfig = str(cluster.kubeconfig)
         try:
             operator = OperatorProcess(Path(kubeconfig), Path(scratch), verbose=False).start()
             try:
-                results = asyncio.run(run_scenarios(kubeconfig, options, operator.proc.pid, operator.metrics))
+                results = asyncio.run(run_scenarios(kubeconfig, options, operator.pid, operator.metrics))
             finally:
                 operator.stop()
         finally:

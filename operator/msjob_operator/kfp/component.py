@@ -1,6 +1,8 @@
 """The Kubeflow Pipelines v2 component that runs an MSJob as a pipeline step (needs ``kfp`` 2.x to import).
 
-    from kfp import dsl
+    from typing import Any
+
+from kfp import dsl
     from msjob_operator.kfp.component import msjob_op
 
     @dsl.pipeline(name="train")
@@ -18,19 +20,22 @@ component on another image; it needs this package and the ``kubernetes`` client 
 
 # No ``from __future__ import annotations``: kfp reads the parameter annotations as objects.
 
+from typing import Any
+
 from kfp import dsl
 
 DEFAULT_IMAGE = "msjob-operator:latest"
 LAUNCHER_COMMAND = ["python", "-m", "msjob_operator.kfp.launcher"]
 
 
-def make_msjob_op(image: str = DEFAULT_IMAGE):
-    """The ``msjob-launcher`` container component running the launcher in ``image``."""
+def make_msjob_op(image: str = DEFAULT_IMAGE) -> Any:
+    """The ``msjob-launcher`` component (a kfp ``ContainerComponent``) running the launcher in ``image``."""
     _image = image  # the component's own ``image`` input (the training image) shadows the name below
 
+    # kfp ships no type information (its decorator is untyped to mypy), and its output annotations are calls.
     @dsl.container_component
     def msjob_launcher(
-        status: dsl.OutputPath(str),
+        status: dsl.OutputPath(str),  # type: ignore[valid-type]
         status_artifact: dsl.Output[dsl.Artifact],
         msjob_yaml: str = "",
         name: str = "",
@@ -48,7 +53,7 @@ def make_msjob_op(image: str = DEFAULT_IMAGE):
         namespace: str = "",
         timeout_seconds: int = 86400,
         delete_after_done: bool = False,
-    ):
+    ) -> dsl.ContainerSpec:
         """Submit an MSJob (from ``msjob_yaml``, or from ``image``/``command``/``workers``...), wait for it while
         printing progress, fail when it fails, delete it when the run is cancelled; outputs its final status.
 

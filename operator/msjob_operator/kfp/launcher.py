@@ -27,13 +27,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any, Optional, TextIO
 
 import yaml
 
-from ..api.models import KIND
-from ..sdk.cli import Progress, outcome_line
-from ..sdk.client import (
+from ..api.models import KIND, MSJob
+from ..sdk import (
     MSJobClient,
     MSJobError,
     MSJobFailedError,
@@ -45,6 +45,8 @@ from ..sdk.client import (
     state_of,
     status_of,
 )
+from ..sdk.errors import api_message
+from ..sdk.format import Progress, outcome_line
 
 EXIT_OK, EXIT_FAILED, EXIT_TIMEOUT = 0, 1, 2
 
@@ -115,7 +117,7 @@ def build_job(msjob_yaml: Optional[str] = None, *, name: Optional[str] = None, g
               image: Optional[str] = None, command: Any = None, args: Any = None, workers: int = 1,
               scheduler: bool = True, ps: int = 0, resources: Any = None, env: Any = None, node_selector: Any = None,
               tolerations: Any = None, worker_annotations: Any = None, backoff_limit: Optional[int] = None,
-              labels: Optional[dict] = None) -> dict:
+              labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
     """The MSJob to submit: from YAML text if given, else from the parameters (``image`` is then required)."""
     if msjob_yaml and msjob_yaml.strip():
         try:
@@ -124,7 +126,7 @@ def build_job(msjob_yaml: Optional[str] = None, *, name: Optional[str] = None, g
             raise LaunchError(f"msjob_yaml is not valid YAML: {e}") from None
         if len(docs) != 1 or not isinstance(docs[0], dict) or docs[0].get("kind") != KIND:
             raise LaunchError(f"msjob_yaml must hold exactly one object of kind {KIND}")
-        job = docs[0]
+        job: dict[str, Any] = docs[0]
         meta = job.setdefault("metadata", {})
         if name:
             meta["name"] = name
@@ -135,7 +137,8 @@ def build_job(msjob_yaml: Optional[str] = None, *, name: Optional[str] = None, g
             meta["generateName"] = "msjob-"
     else:
         if not image:
-            raise LaunchError("give msjob_yaml, or image (with name, command, workers...) to build the job from parameters")
+            raise LaunchError(
+                "give msjob_yaml, or image (with name, command, workers...) to build the job from parameters")
         job = new_msjob(name or "msjob", image, parse_command(command), args=parse_command(args), workers=int(workers),
                         scheduler=scheduler, ps=int(ps or 0), resources=parse_json(resources, "resources"),
                         env=parse_json(env, "env"), node_selector=parse_json(node_selector, "node_selector"),
@@ -147,7 +150,7 @@ def build_job(msjob_yaml: Optional[str] = None, *, name: Optional[str] = None, g
     return job
 
 
-def final_status(job) -> dict:
+def final_status(job: MSJob) -> dict[str, Any]:
     """What the step outputs: the job's identity, how it ended and its whole status."""
     st = status_of(job)
     state = state_of(job)
@@ -188,11 +191,11 @@ class _Signals:
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
         if self.cancelled:
             return  # a second signal must not interrupt the clean-up of the first
         if self.holding:
@@ -212,7 +215,7 @@ class _Signals:
             raise Cancelled(signum)
 
 
-def run(job: dict, client: MSJobClient, *, namespace: Optional[str] = None, timeout: float = 86400,
+def run(job: dict[str, Any], client: MSJobClient, *, namespace: Optional[str] = None, timeout: float = 86400,
         delete_after_done: bool = False, status_output: Optional[str] = None, status_artifact: Optional[str] = None,
         out: Optional[TextIO] = None, err: Optional[TextIO] = None) -> int:
     """Submit ``job``, follow it to the end, write the outputs; returns the exit code (see the module doc)."""
@@ -271,7 +274,8 @@ def _delete(client: MSJobClient, name: str, namespace: str, err: TextIO) -> None
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m msjob_operator.kfp.launcher",
-                                description="Submit an MSJob, wait for it while printing progress, output its final status.")
+                                description="Submit an MSJob, wait for it while printing progress, "
+                                            "output its final status.")
     src = p.add_argument_group("the job, from YAML")
     src.add_argument("--msjob-yaml", default="", help="the MSJob as YAML text")
     src.add_argument("--msjob-file", default="", help="a file holding the MSJob's YAML")
@@ -285,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     par.add_argument("--workers", type=parse_int, default=1)
     par.add_argument("--scheduler", type=parse_bool, default=True)
     par.add_argument("--ps", type=parse_int, default=0)
-    par.add_argument("--resources", default="", help='worker container resources as JSON, e.g. {"limits": {"huawei.com/Ascend910": 8}}')
+    par.add_argument("--resources", default="",
+                     help='worker container resources as JSON, e.g. {"limits": {"huawei.com/Ascend910": 8}}')
     par.add_argument("--env", default="", help='environment of every replica as a JSON object')
     par.add_argument("--node-selector", default="", help="JSON object")
     par.add_argument("--tolerations", default="", help="JSON list")
@@ -294,9 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     run_opts = p.add_argument_group("running")
     run_opts.add_argument("--namespace", default="", help="default: the launcher pod's own namespace")
     run_opts.add_argument("--kubeconfig", default="", help="default: in-cluster service account")
-    run_opts.add_argument("--timeout", type=float, default=86400, help="seconds before giving up (the job is then deleted)")
+    run_opts.add_argument("--timeout", type=float, default=86400,
+                          help="seconds before giving up (the job is then deleted)")
     run_opts.add_argument("--delete-after-done", type=parse_bool, default=False, help="delete the job once finished")
-    run_opts.add_argument("--status-output", default="", help="file to write the final status JSON to (KFP output parameter)")
+    run_opts.add_argument("--status-output", default="",
+                          help="file to write the final status JSON to (KFP output parameter)")
     run_opts.add_argument("--status-artifact", default="", help="file to write the final status JSON to (KFP artifact)")
     return p
 
@@ -328,8 +335,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         from kubernetes.client.exceptions import ApiException
 
         if isinstance(e, ApiException):
-            from ..sdk.client import _api_message
-            print(f"error: the API server refused: {_api_message(e)}", file=sys.stderr, flush=True)
+            print(f"error: the API server refused: {api_message(e)}", file=sys.stderr, flush=True)
             return EXIT_FAILED
         raise
     finally:

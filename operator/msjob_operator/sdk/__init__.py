@@ -2,27 +2,32 @@
 ``new_msjob`` builder and typed status accessors. The ``msjob`` command (``msjob_operator.sdk.cli``) is built on it.
 
 Needs the official ``kubernetes`` client (the ``local`` extra, or ``pip install kubernetes``).
+
+Modules: ``client`` (MSJobClient), ``waiting`` (its watch/poll loop), ``builder`` (new_msjob), ``accessors``
+(status helpers), ``errors``; for the command: ``cli``, ``describe`` and ``format`` (tables, progress lines).
 """
 
 from ..api.models import MSJob
 from ..api.status import Condition, MSJobStatus, ReplicaStatus
-from .client import (
+from .accessors import (
+    condition_of,
+    conditions_of,
+    has_condition,
+    is_finished,
+    state_of,
+    status_of,
+    to_dict,
+    total_workers,
+)
+from .builder import new_msjob
+from .client import MSJobClient
+from .errors import (
     LogsUnavailableError,
-    MSJobClient,
     MSJobDeletedError,
     MSJobError,
     MSJobFailedError,
     MSJobNotFoundError,
     MSJobTimeoutError,
-    condition_of,
-    conditions_of,
-    has_condition,
-    is_finished,
-    new_msjob,
-    state_of,
-    status_of,
-    to_dict,
-    total_workers,
 )
 
 __all__ = [

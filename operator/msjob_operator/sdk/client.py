@@ -10,243 +10,29 @@ Built on the official ``kubernetes`` client and shaped like Kubeflow's ``Trainin
     job = client.wait_for_job("train", timeout=3600, callback=lambda j: print(status_of(j).state))
 
 Everything here is synchronous; each method is one or a few API calls, except the ``wait_*`` methods, which
-watch the job (falling back to polling when the watch is not allowed or keeps failing).
+watch the job (falling back to polling when the watch is not allowed or keeps failing: ``sdk/waiting.py``).
 """
 
 from __future__ import annotations
 
 import builtins
-import copy
-import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from ..api import naming
-from ..api.models import (
-    API_VERSION,
-    GROUP,
-    KIND,
-    PLURAL,
-    REPLICA_TYPES,
-    VERSION,
-    ConditionType,
-    MSJob,
-    ReplicaType,
-)
+from ..api.enums import REPLICA_TYPES, ReplicaType
+from ..api.models import API_VERSION, GROUP, KIND, PLURAL, VERSION, MSJob
 from ..api.status import Condition, MSJobStatus
+from . import waiting
+from .accessors import FINISHED, JobLike, conditions_of, has_condition, status_of, to_dict
+from .errors import LogsUnavailableError, MSJobFailedError, MSJobNotFoundError, MSJobTimeoutError, api_message
 
-log = logging.getLogger(__name__)
-
-JobLike = Union[MSJob, dict]
 _SA_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-_FINISHED = ("Succeeded", "Failed")
-# Condition types a job can have (Kubeflow's, plus Stalled and Waiting), for argument checking.
-CONDITION_TYPES = tuple(c.value for c in ConditionType)
-
-
-# ----------------------------------------------------------------------------------------------
-# Errors
-
-
-class MSJobError(RuntimeError):
-    """Base class of the SDK's errors."""
-
-
-class MSJobNotFoundError(MSJobError, LookupError):
-    def __init__(self, name: str, namespace: str):
-        super().__init__(f"MSJob {namespace}/{name} not found")
-        self.name, self.namespace = name, namespace
-
-
-class MSJobFailedError(MSJobError):
-    """The job ended Failed: ``reason`` and ``message`` are those of its ``Failed`` condition."""
-
-    def __init__(self, job: MSJob):
-        cond = condition_of(job, "Failed")
-        self.job = job
-        self.reason = (cond.reason if cond else None) or "Failed"
-        self.message = (cond.message if cond else None) or ""
-        super().__init__(f"MSJob {job.namespace}/{job.name} failed: {self.reason}: {self.message}".rstrip(": "))
-
-
-class MSJobTimeoutError(MSJobError, TimeoutError):
-    """A wait ran out of time; ``job`` is the last version seen (None if it was never seen)."""
-
-    def __init__(self, message: str, job: Optional[MSJob]):
-        super().__init__(message)
-        self.job = job
-
-
-class MSJobDeletedError(MSJobError):
-    """The job was deleted while being waited for."""
-
-
-class LogsUnavailableError(MSJobError):
-    """The pod's log cannot be read: no such pod, its container has not started, or its node serves no logs.
-
-    Pods on kwok's fake nodes have no containers and no kubelet log endpoint, so reading their log always
-    raises this error (with the API server's answer in ``detail``); on a real cluster it means the pod is not
-    there (yet) or is still pending.
-    """
-
-    def __init__(self, message: str, pod: Optional[str] = None, node: Optional[str] = None,
-                 status: Optional[int] = None, detail: str = ""):
-        super().__init__(message)
-        self.pod, self.node, self.status, self.detail = pod, node, status, detail
-
-
-# ----------------------------------------------------------------------------------------------
-# Typed accessors (MSJob.status is kept as a plain dict in the API model)
-
-
-def status_of(job: JobLike) -> MSJobStatus:
-    """The job's status as an ``MSJobStatus`` (empty when the operator has not written one yet)."""
-    raw = job.status if isinstance(job, MSJob) else job.get("status")
-    return MSJobStatus.read(raw or {})
-
-
-def conditions_of(job: JobLike) -> list[Condition]:
-    return list(status_of(job).conditions or [])
-
-
-def condition_of(job: JobLike, ctype: str) -> Optional[Condition]:
-    for cond in conditions_of(job):
-        if cond.type == ctype:
-            return cond
-    return None
-
-
-def has_condition(job: JobLike, ctype: str) -> bool:
-    """True when the job's condition ``ctype`` is ``status: "True"``."""
-    cond = condition_of(job, ctype)
-    return cond is not None and cond.status == "True"
-
-
-def state_of(job: JobLike) -> str:
-    """The state ``kubectl get msj`` shows; ``Pending`` before the operator first wrote a status."""
-    return status_of(job).state or "Pending"
-
-
-def is_finished(job: JobLike) -> bool:
-    return has_condition(job, "Succeeded") or has_condition(job, "Failed")
-
-
-def total_workers(job: JobLike) -> int:
-    spec = job.spec if isinstance(job, MSJob) else MSJob.model_validate(job).spec
-    worker = spec.ms_replica_specs.worker
-    return (worker.replicas if worker and worker.replicas is not None else 1) if worker else 0
-
-
-def to_dict(job: JobLike) -> dict:
-    """The object as the API server takes it (camelCase keys, no unset fields)."""
-    if isinstance(job, MSJob):
-        return job.model_dump(by_alias=True, exclude_none=True, mode="json")
-    return copy.deepcopy(job)
-
-
-# ----------------------------------------------------------------------------------------------
-# Builder
-
-
-def new_msjob(name: str, image: str, command: Optional[Sequence[str]] = None, *, workers: int = 1,
-              scheduler: bool = True, ps: int = 0, args: Optional[Sequence[str]] = None,
-              resources: Optional[dict] = None, env: Optional[dict[str, str]] = None, namespace: Optional[str] = None,
-              labels: Optional[dict[str, str]] = None, annotations: Optional[dict[str, str]] = None,
-              pod_annotations: Optional[dict[str, str]] = None, worker_annotations: Optional[dict[str, str]] = None,
-              node_selector: Optional[dict[str, str]] = None, tolerations: Optional[list[dict]] = None,
-              restart_policy: Optional[str] = None, backoff_limit: Optional[int] = None,
-              active_deadline_seconds: Optional[int] = None, ttl_seconds_after_finished: Optional[int] = None,
-              clean_pod_policy: Optional[str] = None, success_policy: Optional[str] = None,
-              suspend: Optional[bool] = None, scheduler_port: Optional[int] = None,
-              generate_name: bool = False, **spec: Any) -> dict:
-    """An MSJob as a dict, for people who would rather not write YAML.
-
-    Every replica runs ``image`` with ``command``/``args`` in a container named ``mindspore`` (the operator injects
-    the MindSpore environment there). ``resources`` (a container ``resources`` dict, e.g.
-    ``{"limits": {"huawei.com/Ascend910": 8}}``) applies to the workers only: the scheduler and the parameter
-    servers need no devices. ``env`` applies to every replica; ``pod_annotations``, ``node_selector`` and
-    ``tolerations`` to every pod, ``worker_annotations`` to worker pods. ``generate_name=True`` makes ``name`` a
-    ``metadata.generateName`` prefix (the API server appends a random suffix: handy in pipelines that run again).
-    Further keyword arguments are added to ``spec`` as they are (e.g. ``failurePolicy={...}``).
-    """
-    if workers < 1:
-        raise ValueError("workers must be at least 1")
-    if ps and not scheduler:
-        raise ValueError("parameter servers need a scheduler")
-
-    def template(role: str) -> dict:
-        container: dict[str, Any] = {"name": "mindspore", "image": image}
-        if command:
-            container["command"] = list(command)
-        if args:
-            container["args"] = list(args)
-        if env:
-            container["env"] = [{"name": k, "value": str(v)} for k, v in env.items()]
-        if resources and role == "Worker":
-            container["resources"] = copy.deepcopy(resources)
-        if scheduler_port and role == "Scheduler":
-            container["ports"] = [{"name": "msjob-port", "containerPort": scheduler_port}]
-        pod_spec: dict[str, Any] = {"containers": [container]}
-        if node_selector:
-            pod_spec["nodeSelector"] = dict(node_selector)
-        if tolerations:
-            pod_spec["tolerations"] = copy.deepcopy(tolerations)
-        meta: dict[str, Any] = {}
-        pod_ann = dict(pod_annotations or {})
-        if role == "Worker":
-            pod_ann.update(worker_annotations or {})
-        if pod_ann:
-            meta["annotations"] = pod_ann
-        return {"metadata": meta, "spec": pod_spec} if meta else {"spec": pod_spec}
-
-    def replica(role: str, count: int) -> dict:
-        out: dict[str, Any] = {"replicas": count, "template": template(role)}
-        if restart_policy:
-            out["restartPolicy"] = restart_policy
-        return out
-
-    replicas: dict[str, Any] = {}
-    if scheduler:
-        replicas["Scheduler"] = replica("Scheduler", 1)
-    if ps:
-        replicas["PS"] = replica("PS", ps)
-    replicas["Worker"] = replica("Worker", workers)
-
-    run_policy = {k: v for k, v in {
-        "backoffLimit": backoff_limit, "activeDeadlineSeconds": active_deadline_seconds,
-        "ttlSecondsAfterFinished": ttl_seconds_after_finished, "cleanPodPolicy": clean_pod_policy,
-        "suspend": suspend}.items() if v is not None}
-    body_spec: dict[str, Any] = {"msReplicaSpecs": replicas}
-    if run_policy:
-        body_spec["runPolicy"] = run_policy
-    if success_policy is not None:
-        body_spec["successPolicy"] = success_policy
-    if scheduler_port:
-        body_spec["mindspore"] = {"schedulerPort": scheduler_port}
-    for key, value in spec.items():
-        if isinstance(value, dict) and isinstance(body_spec.get(key), dict):
-            body_spec[key] = {**body_spec[key], **value}
-        else:
-            body_spec[key] = value
-
-    metadata: dict[str, Any] = {"generateName": name if name.endswith("-") else name + "-"} if generate_name else {"name": name}
-    if namespace:
-        metadata["namespace"] = namespace
-    if labels:
-        metadata["labels"] = dict(labels)
-    if annotations:
-        metadata["annotations"] = dict(annotations)
-    return {"apiVersion": API_VERSION, "kind": KIND, "metadata": metadata, "spec": body_spec}
-
-
-# ----------------------------------------------------------------------------------------------
-# The client
 
 
 def _default_namespace(kubeconfig: Optional[str], context: Optional[str] = None) -> str:
@@ -257,31 +43,25 @@ def _default_namespace(kubeconfig: Optional[str], context: Optional[str] = None)
             active = next((c for c in contexts if c.get("name") == context), None)
         ns = ((active or {}).get("context") or {}).get("namespace")
         if ns:
-            return ns
+            return str(ns)
     except Exception:  # noqa: BLE001 - no kubeconfig: in cluster, or nothing
         pass
     try:
         with open(_SA_NAMESPACE_FILE) as f:
-            ns = f.read().strip()
-            if ns:
-                return ns
+            own = f.read().strip()
+            if own:
+                return own
     except OSError:
         pass
     return "default"
 
 
-def _api_message(e: ApiException) -> str:
-    """The human part of an API error (the Status ``message``), else its reason."""
-    import json
-
-    body = e.body.decode(errors="replace") if isinstance(e.body, bytes) else e.body
-    try:
-        parsed = json.loads(body or "")
-        if isinstance(parsed, dict) and parsed.get("message"):
-            return str(parsed["message"])
-    except (TypeError, ValueError):
-        pass
-    return (body or "").strip() or str(e.reason or e.status)
+def _replica_type(value: str) -> str:
+    """``worker``/``Worker``/``WORKER`` -> ``Worker``; ``ps`` -> ``PS``."""
+    for t in ReplicaType:
+        if value.lower() == t.value.lower():
+            return t.value
+    raise ValueError(f"unknown replica type {value!r}: use Scheduler, PS or Worker")
 
 
 class MSJobClient:
@@ -312,10 +92,10 @@ class MSJobClient:
     def close(self) -> None:
         self.api_client.close()
 
-    def __enter__(self) -> "MSJobClient":
+    def __enter__(self) -> MSJobClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _ns(self, namespace: Optional[str]) -> str:
@@ -353,10 +133,10 @@ class MSJobClient:
         """Jobs of a namespace (or of every namespace), sorted by namespace and name."""
         kwargs = {"label_selector": label_selector} if label_selector else {}
         if all_namespaces:
-            items = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)["items"]
+            answer = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
         else:
-            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, self._ns(namespace), PLURAL, **kwargs)["items"]
-        jobs = [MSJob.model_validate(i) for i in items]
+            answer = self.custom.list_namespaced_custom_object(GROUP, VERSION, self._ns(namespace), PLURAL, **kwargs)
+        jobs = [MSJob.model_validate(i) for i in answer["items"]]
         return sorted(jobs, key=lambda j: (j.namespace, j.name))
 
     def delete(self, name: str, namespace: Optional[str] = None, wait: bool = False, timeout: float = 120,
@@ -387,15 +167,16 @@ class MSJobClient:
             time.sleep(0.5)
         raise MSJobTimeoutError(f"MSJob {ns}/{name} still exists {timeout:g} s after its deletion", last)
 
-    def patch(self, name: str, patch: dict, namespace: Optional[str] = None) -> MSJob:
+    def patch(self, name: str, patch: dict[str, Any], namespace: Optional[str] = None) -> MSJob:
         """A JSON merge patch of the job (e.g. ``{"spec": {"runPolicy": {"backoffLimit": 5}}}``)."""
         ns = self._ns(namespace)
         try:
-            return MSJob.model_validate(self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, patch))
+            patched = self.custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name, patch)
         except ApiException as e:
             if e.status == 404:
                 raise MSJobNotFoundError(name, ns) from None
             raise
+        return MSJob.model_validate(patched)
 
     def suspend(self, name: str, namespace: Optional[str] = None) -> MSJob:
         """Set ``runPolicy.suspend: true``: the operator deletes the job's pods and keeps the job."""
@@ -427,7 +208,7 @@ class MSJobClient:
 
     # -- waiting ---------------------------------------------------------------------------------
 
-    def wait_for_condition(self, name: str, conditions: Union[str, Iterable[str]] = _FINISHED,
+    def wait_for_condition(self, name: str, conditions: Union[str, Iterable[str]] = FINISHED,
                            namespace: Optional[str] = None, timeout: float = 600, polling_interval: float = 2,
                            callback: Optional[Callable[[MSJob], None]] = None) -> MSJob:
         """Wait until one of ``conditions`` is true on the job and return the job.
@@ -439,104 +220,15 @@ class MSJobClient:
         ``MSJobDeletedError`` if it is deleted while waiting; ``MSJobTimeoutError`` (a ``TimeoutError``, carrying
         the last job seen) after ``timeout`` seconds.
         """
-        wanted = (conditions,) if isinstance(conditions, str) else tuple(conditions)
-        unknown = [c for c in wanted if c not in CONDITION_TYPES]
-        if not wanted or unknown:
-            raise ValueError(f"conditions must be among {', '.join(CONDITION_TYPES)}; got {wanted!r}")
-        ns = self._ns(namespace)
-        deadline = time.monotonic() + timeout
-        last: Optional[MSJob] = None
-        seen_version: Optional[str] = None
-
-        def observe(job: MSJob) -> Optional[MSJob]:
-            nonlocal last, seen_version
-            last = job
-            version = job.metadata.get("resourceVersion")
-            if callback is not None and (version is None or version != seen_version):
-                callback(job)
-            seen_version = version
-            if any(has_condition(job, c) for c in wanted):
-                return job
-            if "Failed" not in wanted and has_condition(job, "Failed"):
-                raise MSJobFailedError(job)
-            return None
-
-        watch_allowed = True
-        watch_failures = 0
-        while True:
-            try:
-                job = self.get(name, ns)
-            except MSJobNotFoundError:
-                if last is not None:
-                    raise MSJobDeletedError(f"MSJob {ns}/{name} was deleted while waiting for {'/'.join(wanted)}") from None
-                raise
-            done = observe(job)
-            if done is not None:
-                return done
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            if watch_allowed:
-                try:
-                    done = self._watch_until(name, ns, job.metadata.get("resourceVersion"), remaining, observe)
-                    watch_failures = 0
-                except ApiException as e:
-                    if e.status in (401, 403, 405):
-                        log.debug("watching MSJob %s/%s is not allowed (%s): polling instead", ns, name, e.status)
-                        watch_allowed = False
-                    elif e.status != 410:  # 410 Gone: the version expired; get and watch again
-                        watch_failures += 1
-                except _Propagate as p:  # raised by observe() or the callback: the caller's business
-                    raise p.error from None
-                except Exception as e:  # noqa: BLE001 - connection reset, read timeout...: poll, then watch again
-                    log.debug("watch of MSJob %s/%s broke (%r): polling", ns, name, e)
-                    watch_failures += 1
-                if done is not None:
-                    return done
-                if watch_failures >= 3:
-                    watch_allowed = False
-                if watch_failures:
-                    time.sleep(max(0.0, min(polling_interval, deadline - time.monotonic())))
-            else:
-                time.sleep(max(0.0, min(polling_interval, deadline - time.monotonic())))
-            # Next round: read the job again (after the deadline too, so a timeout reports the newest state).
-        st = status_of(last) if last is not None else MSJobStatus()
-        conds = ", ".join(f"{c.type}={c.status}" for c in st.conditions or []) or "none"
-        raise MSJobTimeoutError(
-            f"timed out after {timeout:g} s waiting for MSJob {ns}/{name} to be {' or '.join(wanted)}; "
-            f"last state: {st.state or 'Pending'}, workers {st.workers or '-'}, restarts {st.restart_count or 0}, "
-            f"conditions: {conds}", last)
-
-    def _watch_until(self, name: str, ns: str, resource_version: Optional[str], remaining: float,
-                     observe: Callable[[MSJob], Optional[MSJob]]) -> Optional[MSJob]:
-        """One watch request (at most ``remaining`` seconds, server side and client side)."""
-        w = k8s_watch.Watch()
-        server_timeout = max(1, int(min(remaining, 300)))
-        kwargs: dict[str, Any] = {"field_selector": f"metadata.name={name}", "timeout_seconds": server_timeout,
-                                  "_request_timeout": (10, server_timeout + 10)}
-        if resource_version:
-            kwargs["resource_version"] = resource_version
-        try:
-            for event in w.stream(self.custom.list_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, **kwargs):
-                kind, obj = event.get("type"), event.get("raw_object") or event.get("object")
-                if kind == "DELETED":
-                    raise _Propagate(MSJobDeletedError(f"MSJob {ns}/{name} was deleted while being waited for"))
-                if kind in ("ADDED", "MODIFIED") and isinstance(obj, dict):
-                    try:
-                        done = observe(MSJob.model_validate(obj))
-                    except Exception as e:  # noqa: BLE001 - not a watch failure: pass it on untouched
-                        raise _Propagate(e) from e
-                    if done is not None:
-                        return done
-        finally:
-            w.stop()
-        return None
+        wanted = waiting.wanted_conditions(conditions)
+        return waiting.wait_for_condition(self, name, wanted, self._ns(namespace), timeout, polling_interval,
+                                          callback)
 
     def wait_for_job(self, name: str, namespace: Optional[str] = None, timeout: float = 600,
                      polling_interval: float = 2, callback: Optional[Callable[[MSJob], None]] = None) -> MSJob:
         """Wait until the job finishes: return it when it Succeeded, raise ``MSJobFailedError`` (with the
         ``Failed`` condition's reason and message) when it Failed, ``MSJobTimeoutError`` on timeout."""
-        job = self.wait_for_condition(name, _FINISHED, namespace, timeout, polling_interval, callback)
+        job = self.wait_for_condition(name, FINISHED, namespace, timeout, polling_interval, callback)
         if has_condition(job, "Failed"):
             raise MSJobFailedError(job)
         return job
@@ -551,15 +243,17 @@ class MSJobClient:
             selector[naming.REPLICA_TYPE_LABEL] = naming.replica_label(_replica_type(replica_type))
         if index is not None:
             selector[naming.REPLICA_INDEX_LABEL] = str(index)
-        pods = self.core.list_namespaced_pod(self._ns(namespace), label_selector=naming.selector_string(selector)).items
+        selector_text = naming.selector_string(selector)
+        pods = self.core.list_namespaced_pod(self._ns(namespace), label_selector=selector_text).items
         if not include_terminating:
             pods = [p for p in pods if p.metadata.deletion_timestamp is None]
         order = {naming.replica_label(t): i for i, t in enumerate(REPLICA_TYPES)}
 
-        def key(p):
-            labels = p.metadata.labels or {}
+        def key(p: k8s.V1Pod) -> tuple[int, int, str]:
+            labels: dict[str, str] = p.metadata.labels or {}
             idx = labels.get(naming.REPLICA_INDEX_LABEL, "")
-            return (order.get(labels.get(naming.REPLICA_TYPE_LABEL), 9), int(idx) if idx.isdigit() else 0, p.metadata.name)
+            rank = order.get(labels.get(naming.REPLICA_TYPE_LABEL, ""), 9)
+            return rank, int(idx) if idx.isdigit() else 0, str(p.metadata.name)
         return sorted(pods, key=key)
 
     def get_logs(self, name: str, namespace: Optional[str] = None, replica_type: str = "Worker", index: int = 0,
@@ -584,44 +278,28 @@ class MSJobClient:
             kwargs["tail_lines"] = tail_lines
         if previous:
             kwargs["previous"] = True
+        pod_name, node = pod.metadata.name, pod.spec.node_name
+        where = f"pod {ns}/{pod_name} (container {container}, node {node or 'none'}"
         try:
-            return self.core.read_namespaced_pod_log(pod.metadata.name, ns, **kwargs)
+            return str(self.core.read_namespaced_pod_log(pod_name, ns, **kwargs))
         except ApiException as e:
-            node = pod.spec.node_name
-            detail = _api_message(e)
-            raise LogsUnavailableError(
-                f"cannot read the log of pod {ns}/{pod.metadata.name} (container {container}, node {node or 'none'}, "
-                f"phase {pod.status.phase if pod.status else '?'}): {detail}",
-                pod=pod.metadata.name, node=node, status=e.status, detail=detail) from None
+            detail = api_message(e)
+            phase = pod.status.phase if pod.status else "?"
+            raise LogsUnavailableError(f"cannot read the log of {where}, phase {phase}): {detail}",
+                                       pod=pod_name, node=node, status=e.status, detail=detail) from None
         except Exception as e:  # noqa: BLE001 - e.g. the API server cannot reach the node
-            node = pod.spec.node_name
-            raise LogsUnavailableError(
-                f"cannot read the log of pod {ns}/{pod.metadata.name} (container {container}, node {node or 'none'}): {e}",
-                pod=pod.metadata.name, node=node, detail=str(e)) from None
+            raise LogsUnavailableError(f"cannot read the log of {where}): {e}",
+                                       pod=pod_name, node=node, detail=str(e)) from None
 
     def get_events(self, name: str, namespace: Optional[str] = None) -> builtins.list[k8s.CoreV1Event]:
         """Events about the job itself, oldest first."""
         ns = self._ns(namespace)
-        events = self.core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name},involvedObject.kind={KIND}").items
+        selector = f"involvedObject.name={name},involvedObject.kind={KIND}"
+        events = self.core.list_namespaced_event(ns, field_selector=selector).items
 
-        def when(e):  # timestamps have one-second precision: the resourceVersion orders events of one second
+        def when(e: k8s.CoreV1Event) -> tuple[float, int]:
+            # Timestamps have one-second precision: the resourceVersion orders the events of one second.
             t = e.last_timestamp or e.event_time or e.first_timestamp or e.metadata.creation_timestamp
             rv = e.metadata.resource_version or ""
             return (t.timestamp() if t else 0.0, int(rv) if rv.isdigit() else 0)
         return sorted(events, key=when)
-
-
-class _Propagate(Exception):
-    """Carries an error out of a watch that must not count as the watch failing."""
-
-    def __init__(self, error: BaseException):
-        super().__init__(str(error))
-        self.error = error
-
-
-def _replica_type(value: str) -> str:
-    """``worker``/``Worker``/``WORKER`` -> ``Worker``; ``ps`` -> ``PS``."""
-    for t in ReplicaType:
-        if value.lower() == t.value.lower():
-            return t.value
-    raise ValueError(f"unknown replica type {value!r}: use Scheduler, PS or Worker")

@@ -54,7 +54,8 @@ class FakeKube(Kube):
         """Every request under ``prefix`` without a scripted answer goes to ``handler``."""
         self._routes.append((prefix, handler))
 
-    def on_list(self, path: str, *answers: Union[tuple[list, str], BaseException], selector: Optional[str] = None) -> None:
+    def on_list(self, path: str, *answers: Union[tuple[list, str], BaseException],
+                selector: Optional[str] = None) -> None:
         """The next lists of ``path``: (items, resourceVersion) or an exception."""
         self._lists[(path, selector)].extend(answers)
 

@@ -50,7 +50,8 @@ def test_the_status_write_is_a_merge_patch_with_nulls_conditioned_on_the_jobs_ve
     old = {"phase": "Pending", "message": "waiting", "replicaStatuses": {"Worker": {"active": 1, "failed": 1}}}
     kube, applier, the_job = setup(old)
     plan = Plan(status={"phase": "Running", "replicaStatuses": {"Worker": {"active": 2}}})
-    kube.answer("PATCH", STATUS, lambda call: (200, {**the_job, "metadata": {**the_job["metadata"], "resourceVersion": "8"},
+    kube.answer("PATCH", STATUS, lambda call: (200, {**the_job, "metadata": {**the_job["metadata"],
+                                                                             "resourceVersion": "8"},
                                                      "status": copy.deepcopy(plan.status)}))
     assert apply(applier, the_job, plan) is False
     (call,) = kube.calls
@@ -64,7 +65,8 @@ def test_the_status_write_is_a_merge_patch_with_nulls_conditioned_on_the_jobs_ve
 
 def test_an_unchanged_status_is_not_written():
     kube, applier, the_job = setup({"phase": "Running", "lastReconcileTime": "2026-01-01T00:00:00Z"})
-    assert apply(applier, the_job, Plan(status={"phase": "Running", "lastReconcileTime": "2026-02-02T00:00:00Z"})) is False
+    assert apply(applier, the_job, Plan(status={"phase": "Running",
+                                                "lastReconcileTime": "2026-02-02T00:00:00Z"})) is False
     assert kube.calls == []
 
 

@@ -65,7 +65,8 @@ def test_watch_events_upsert_and_remove_and_the_next_watch_resumes_where_the_las
     kube.on_watch(NS_A, [
         event("ADDED", second, 11),
         event("MODIFIED", {**first, "status": {"phase": "Failed"}}, 12),
-        event("DELETED", {**second, "metadata": {**second["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}, 13),
+        event("DELETED", {**second, "metadata": {**second["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}},
+              13),
         {"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": "15"}}},
     ], [event("ADDED", member("y", 0, "a"), 16)])
     h = Harness(kube)

@@ -115,7 +115,8 @@ def test_watch_yields_each_line_and_fails_on_a_bad_status():
 
     async def collect(kube):
         return [e async for e in kube.watch("/api/v1/pods", "42", "a=b")]
-    assert asyncio.run(collect(Kube(api))) == [{"type": "ADDED", "object": {"n": 1}}, {"type": "DELETED", "object": {"n": 2}}]
+    assert asyncio.run(collect(Kube(api))) == [{"type": "ADDED", "object": {"n": 1}}, {"type": "DELETED",
+                                                                                       "object": {"n": 2}}]
     assert stream.released
     assert ("resourceVersion", "42") in api.calls[0]["query_params"]
     gone = Response(410, {"reason": "Expired"})
@@ -160,6 +161,7 @@ def test_merge_patch():
     assert merge_patch({"a": {"x": 1, "y": 2}}, {"a": {"x": 1}}) == {"a": {"y": None}}
     assert merge_patch({"a": {"x": 1}}, {"a": {"x": 1}}) == {}  # unchanged objects are left out
     assert merge_patch({"l": [1, 2]}, {"l": [1]}) == {"l": [1]}  # lists are replaced whole
-    assert merge_patch({"a": {"x": 1}}, {"a": 5}) == {"a": 5} and merge_patch({"a": 5}, {"a": {"x": 1}}) == {"a": {"x": 1}}
+    assert merge_patch({"a": {"x": 1}}, {"a": 5}) == {"a": 5} and merge_patch({"a": 5},
+                                                                              {"a": {"x": 1}}) == {"a": {"x": 1}}
     assert merge_patch({"a": None}, {}) == {"a": None}
     assert merge_patch({}, {"a": None}) == {"a": None}

@@ -74,7 +74,8 @@ class FakeApi:
 
     def add_pod(self, ns: str, name: str, annotations: dict | None = None) -> None:
         with self.cond:
-            self.pods[(ns, name)] = {"metadata": {"name": name, "namespace": ns, "annotations": dict(annotations or {})}}
+            self.pods[(ns, name)] = {"metadata": {"name": name, "namespace": ns,
+                                                  "annotations": dict(annotations or {})}}
 
     def report_history(self, ns: str, name: str) -> list[dict]:
         with self.cond:

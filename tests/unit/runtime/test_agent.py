@@ -32,9 +32,9 @@ def harness(tmp_path):
 def assert_no_overlap(events) -> None:
     """Starts and exits alternate, epochs increase, each exit is its start's PID, times ordered."""
     assert [e.event for e in events] == ["start", "exit"] * (len(events) // 2), events
-    for start, end in zip(events[::2], events[1::2]):
+    for start, end in zip(events[::2], events[1::2], strict=False):
         assert start.epoch == end.epoch and start.pid == end.pid and start.at <= end.at
-    for end, nxt in zip(events[1::2], events[2::2]):
+    for end, nxt in zip(events[1::2], events[2::2], strict=False):
         assert end.epoch < nxt.epoch and end.at <= nxt.at
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -124,7 +123,9 @@ while s.exited() is None:
 escaped = int(open(sys.argv[2]).read())
 alive_before = os.path.exists(f"/proc/{escaped}")
 s.cleanup()
-zombies = [c for c in os.listdir("/proc") if c.isdigit() and open(f"/proc/{c}/stat").read().rpartition(")")[2].split()[:2] == ["Z", str(os.getpid())]]
+def zombie_child(c):
+    return open(f"/proc/{c}/stat").read().rpartition(")")[2].split()[:2] == ["Z", str(os.getpid())]
+zombies = [c for c in os.listdir("/proc") if c.isdigit() and zombie_child(c)]
 print(json.dumps({"code": p.code, "escaped": escaped, "alive_before": alive_before, "reaped": s.reaped_others,
                   "children": live_children(os.getpid()), "zombies": zombies}))
 """

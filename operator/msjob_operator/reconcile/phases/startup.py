@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 from ...api import naming
 from ...api.enums import StartupDeadlineAction
 from .. import waiting
