@@ -11,11 +11,13 @@ from .test_gang import gang_job
 pytestmark = pytest.mark.cluster
 
 
-def waiting_for(jobs, name: str, reason: str) -> dict:
-    """The job's status.waiting once its reason is ``reason``."""
+def waiting_for(jobs, name: str, reason: str, pods: int | None = None) -> dict:
+    """The job's status.waiting once its reason is ``reason`` (for ``pods`` pods of a type, if given: the
+    scheduler looks at a gang's pods one after the other)."""
     def check():
         waiting = (jobs.get(name).get("status") or {}).get("waiting") or {}
-        return waiting if waiting.get("reason") == reason else None
+        counts = [entry.get("pods") for entry in (waiting.get("replicaTypes") or {}).values()]
+        return waiting if waiting.get("reason") == reason and (pods is None or pods in counts) else None
     return wait_for(check, timeout=60, message=f"{name} waiting for {reason}",
                     describe=lambda: jobs.get(name).get("status"))
 
@@ -25,7 +27,7 @@ def test_unschedulable_pods_name_the_schedulers_reason(jobs, cluster):
     body["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["resources"] = {
         "limits": {"nvidia.com/gpu": "64"}}
     jobs.create(body)
-    waiting = waiting_for(jobs, "toobig", "Unschedulable")
+    waiting = waiting_for(jobs, "toobig", "Unschedulable", pods=2)
     worker = waiting["replicaTypes"]["Worker"]
     assert worker["pods"] == 2 and "Insufficient nvidia.com/gpu" in worker["message"]
     assert "Scheduler" not in waiting["replicaTypes"]  # the scheduler pod runs

@@ -147,6 +147,7 @@ def test_as_subreaper_every_orphan_is_killed_and_reaped(tmp_path):
     left the process group is still found and killed, and no zombie is left."""
     pid_file = tmp_path / "escaped"
     env = {**os.environ, "PYTHONPATH": str(Path(msjob_runtime.__file__).parents[1])}
+    ours = set(live_children(os.getpid()))  # in a full run, pytest has children of its own (clusters, operators)
     done = subprocess.run([sys.executable, "-c", REAPER, FAMILY.replace("sys.argv[1]", repr(str(pid_file))),
                            str(pid_file)], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -155,4 +156,4 @@ def test_as_subreaper_every_orphan_is_killed_and_reaped(tmp_path):
     assert not exists(result["escaped"]), result
     assert result["children"] == [] and result["zombies"] == [], result
     assert result["reaped"] >= 2, result  # the quick grandchild and the escaped one
-    assert live_children(os.getpid()) == []  # nothing of it became ours
+    assert set(live_children(os.getpid())) <= ours  # nothing of it became ours
