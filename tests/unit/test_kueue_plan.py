@@ -165,8 +165,10 @@ def test_an_unknown_flavor_holds_the_admitted_job():
 def test_an_eviction_stops_the_job_uncounted_then_gives_the_quota_back():
     j = queued_job(runPolicy={"backoffLimit": 0})
     workload = created(j)
-    running = status_after(plan_of(j, gang(), kueue=observed(admitted(workload))), j)
+    held = status_after(plan_of(j, kueue=observed(workload)), j)  # queued first, as on a real cluster
+    running = status_after(plan_of(held, gang(), kueue=observed(admitted(workload))), held)
     assert is_true(running["status"]["conditions"], "Created")
+    assert condition(running["status"]["conditions"], "Suspended")["status"] == "False"
     plan = plan_of(running, gang(), kueue=observed(evicted(workload)))
     assert {d.name for d in plan.delete_pods} == {"demo-scheduler-0", "demo-worker-0", "demo-worker-1"}
     assert not plan.workload_writes  # the pods are still there: the quota stays reserved

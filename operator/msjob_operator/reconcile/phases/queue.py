@@ -245,9 +245,10 @@ def _hold(p: PassContext, gang: Gang, reason: str, message: str, queue: str, war
     if any(pod.deleting for pod in gang.members):
         p.plan.requeue(FORCE_DELETE_AFTER.total_seconds())
     release_gang(p)
-    before = cond.get(p.conditions, ConditionType.SUSPENDED)
+    known = cond.get(p.conditions, ConditionType.SUSPENDED)
+    before = (known.status, known.reason) if known is not None else None  # set_condition changes it in place
     p.condition(ConditionType.SUSPENDED, cond.TRUE, reason, message)
-    if before is None or before.status != cond.TRUE or before.reason != reason:
+    if before != (cond.TRUE, reason):
         p.event("Warning" if warning else "Normal", reason, message)
     p.condition(ConditionType.RUNNING, cond.FALSE, reason, "the job waits for Kueue")
     p.condition(ConditionType.RESTARTING, cond.FALSE, reason, "the job waits for Kueue")
