@@ -195,6 +195,28 @@ def test_a_higher_priority_job_preempts_a_lower_one_which_resumes_later_without_
     finish(jobs, survivor)
 
 
+def test_a_job_the_user_suspends_gives_its_quota_to_the_queue_and_resumes_in_its_turn(gang_jobs, kueue_api, queues,
+                                                                                       gang_pool):
+    jobs, q = gang_jobs, queues
+    gang_pool(2)
+    for name in ("paused", "steady"):
+        jobs.create(queued(name, q))
+        jobs.wait_condition(name, "Running", timeout=90)
+    jobs.create(queued("waiter", q))
+    waiting(jobs, "waiter", "QueuedForQuota")
+    jobs.patch("paused", {"spec": {"runPolicy": {"suspend": True}}})  # the user's suspension wins over the admission
+    jobs.wait_condition("waiter", "Running", timeout=90)  # the paused job's quota went to the queue
+    assert jobs.condition("paused", "Suspended")["reason"] == "MSJobSuspended"
+    assert jobs.pods("paused", include_terminating=False) == []
+    assert workload_of(kueue_api, jobs, "paused")["spec"]["active"] is False
+    jobs.patch("paused", {"spec": {"runPolicy": {"suspend": False}}})
+    waiting(jobs, "paused", "QueuedForQuota")  # back in the queue, behind nobody: the quota is taken
+    assert workload_of(kueue_api, jobs, "paused")["spec"].get("active") is not False
+    finish(jobs, "waiter")
+    jobs.wait_pods("paused", 2, timeout=90, attempt=1)
+    jobs.wait_condition("paused", "Running")
+
+
 def test_deleting_a_queued_job_leaves_no_workload(gang_jobs, kueue_api, queues, gang_pool):
     jobs, q = gang_jobs, queues
     jobs.create(queued("toobig", q, workers=3))  # 24 NPUs: more than the ClusterQueue ever has

@@ -236,15 +236,20 @@ def test_a_suspended_job_deactivates_its_workload_and_a_resumed_one_activates_it
     (write,) = suspend.workload_writes
     assert write.what == "patch" and write.body["spec"] == {"active": False}
     assert len(suspend.delete_pods) == 3  # the user's suspension wins
-    inactive = copy.deepcopy(active)
+    # Evicted (Deactivated) and its quota given back, as Kueue and the operator leave it.
+    inactive = with_conditions(created(running), ("QuotaReserved", "False", "Pending", "deactivated"),
+                               ("Evicted", "True", "Deactivated", "The workload is deactivated"))
     inactive["spec"]["active"] = False
     inactive["metadata"]["annotations"] = {wl.DEACTIVATED_ANNOTATION: "true"}
-    (resume,) = plan_of(running, kueue=observed(inactive)).workload_writes
+    resumed = plan_of(running, kueue=observed(inactive))
+    (resume,) = resumed.workload_writes
     assert resume.body == {"metadata": {"annotations": {wl.DEACTIVATED_ANNOTATION: None}}, "spec": {"active": True}}
+    assert resumed.status["waiting"]["reason"] == "QueuedForQuota"  # in the queue again, not "inactive"
     # Deactivated by someone else (an administrator, Kueue itself): left alone, and the job waits.
     del inactive["metadata"]["annotations"]
     plan = plan_of(running, kueue=observed(with_conditions(inactive)))
     assert not plan.workload_writes and plan.status["waiting"]["reason"] == "QueueWorkloadInactive"
+    assert not plan.create_pods
 
 
 def test_taking_the_label_off_takes_the_job_out_of_kueue():

@@ -72,7 +72,8 @@ def admission(p: PassContext, gang: Gang) -> bool:
     if workload is None or workload["metadata"].get("deletionTimestamp"):
         return _create(p, gang, queue, name, suspended, replaced=workload is not None)
     now = state(workload)
-    _keep_in_step(p, workload, queue, suspended, now)
+    if _keep_in_step(p, workload, queue, suspended, now) and now == WorkloadState.INACTIVE:
+        now = WorkloadState.QUEUED  # activated in this pass: in the queue again
     _report(p, workload, queue, now)
     if suspended:
         if now == WorkloadState.EVICTED and _quiet(gang):
@@ -144,16 +145,19 @@ def _create(p: PassContext, gang: Gang, queue: str, name: str, suspended: bool, 
     return _hold(p, gang, QUEUED_FOR_QUOTA, f"Workload {name} created in LocalQueue {queue}; waiting for Kueue", queue)
 
 
-def _keep_in_step(p: PassContext, workload: dict[str, Any], queue: str, suspended: bool, now: WorkloadState) -> None:
-    """The Workload follows the job: inactive while the user suspends it, in the job's queue while queued."""
+def _keep_in_step(p: PassContext, workload: dict[str, Any], queue: str, suspended: bool, now: WorkloadState) -> bool:
+    """The Workload follows the job: inactive while the user suspends it, in the job's queue while queued.
+    True when this pass activates it again."""
     active = (workload.get("spec") or {}).get("active") is not False
     ours = wl.DEACTIVATED_ANNOTATION in (workload["metadata"].get("annotations") or {})
+    activated = not suspended and not active and ours
     if suspended and active:
         p.plan.workload_writes.append(wl.set_active(workload, False))
-    elif not suspended and not active and ours:
+    elif activated:
         p.plan.workload_writes.append(wl.set_active(workload, True))
     if now in (WorkloadState.QUEUED, WorkloadState.INACTIVE) and (workload.get("spec") or {}).get("queueName") != queue:
         p.plan.workload_writes.append(wl.set_queue(workload, queue))
+    return activated
 
 
 def _admitted(p: PassContext, gang: Gang, workload: dict[str, Any], queue: str) -> bool:
