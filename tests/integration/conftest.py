@@ -73,7 +73,8 @@ def gang_operator(gang_cluster, gang_kube, helm, tmp_path_factory):
     args = [a for a in container["args"][1:] if not a.startswith(("--metrics-port", "--health-port"))]
     assert "--kueue" in args and "--gang-scheduler=workload-api" in args
     account = next(o for o in rbac if o["kind"] == "ServiceAccount")["metadata"]["name"]
-    token = helmchart.service_account_token(CoreV1Api(gang_kube), GANG_RELEASE_NAMESPACE, account)
+    # Valid for the whole session: other test files may run between this operator's first and last test.
+    token = helmchart.service_account_token(CoreV1Api(gang_kube), GANG_RELEASE_NAMESPACE, account, seconds=86400)
     workdir = tmp_path_factory.mktemp("gang-operator")
     kubeconfig = helmchart.token_kubeconfig(gang_cluster.kubeconfig, token, workdir / "operator.kubeconfig")
     proc = OperatorProcess(kubeconfig, workdir, extra_args=args)
