@@ -211,7 +211,8 @@ def test_a_job_the_user_suspends_gives_its_quota_to_the_queue_and_resumes_in_its
     assert workload_of(kueue_api, jobs, "paused")["spec"]["active"] is False
     jobs.patch("paused", {"spec": {"runPolicy": {"suspend": False}}})
     waiting(jobs, "paused", "QueuedForQuota")  # back in the queue, behind nobody: the quota is taken
-    assert workload_of(kueue_api, jobs, "paused")["spec"].get("active") is not False
+    wait_for(lambda: workload_of(kueue_api, jobs, "paused")["spec"].get("active") is not False, timeout=30,
+             message="the Workload activated again")  # written after the job's status, in the same pass
     finish(jobs, "waiter")
     jobs.wait_pods("paused", 2, timeout=90, attempt=1)
     jobs.wait_condition("paused", "Running")

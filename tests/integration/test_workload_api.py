@@ -49,14 +49,16 @@ def test_a_complete_gang_binds_all_its_pods_at_once(gang_jobs, gang_pool, gang_c
     jobs = gang_jobs
     gang_pool(2)
 
-    def whole_or_nothing() -> int:
-        count = len(bound(jobs, "whole"))
-        assert count in (0, 3), f"{count} of 3 pods bound: a partial gang"
-        return count
+    seen: list[int] = []  # bound pods, at every look: a partial gang would show as 1 or 2
+
+    def bound_now() -> int:
+        seen.append(len(bound(jobs, "whole")))
+        return seen[-1]
 
     jobs.create(gang_job("whole", gang_pool.name, workers=2))
-    wait_for(lambda: whole_or_nothing() == 3, timeout=90, message="the gang bound",
+    wait_for(lambda: bound_now() == 3, timeout=90, message="the gang bound",
              describe=lambda: jobs.get("whole").get("status"))
+    assert set(seen) <= {0, 3}, f"a partial gang was bound: {seen}"
     jobs.wait_condition("whole", "Running")
     pods = jobs.pods("whole")
     assert groups_of(gang_cluster, jobs.ns, "whole") == {"whole-0"}
