@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="whose PodGroup gang-scheduled jobs get")
     run.add_argument("--gang-scheduling", choices=[m.value for m in GangMode], default=GangMode.AUTO.value,
                      help="auto: jobs that set runPolicy.schedulingPolicy; always: every job")
+    run.add_argument("--kueue", action="store_true",
+                     help="queue jobs labelled kueue.x-k8s.io/queue-name in Kueue: the operator writes each one's "
+                          "Workload and runs the job only while Kueue admits it")
     run.add_argument("--gang-scheduler-name", help="schedulerName of gang-scheduled pods (default: per gang scheduler)")
     run.add_argument("--reporter-image", default=f"msjob-operator:{__version__}",
                      help="image of the progress reporter sidecar (spec.health.reportProgress)")

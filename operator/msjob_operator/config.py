@@ -2,7 +2,7 @@
 
 ``Config.from_args`` is the only reader of flags; the environment supplies in-cluster defaults only
 (``POD_NAMESPACE`` for the Lease's namespace). What the operator learns about the cluster at start
-(whether the gang scheduler's PodGroup CRD is served) is applied once, before any job is reconciled
+(whether the gang scheduler's PodGroup CRD and Kueue's API are served) is applied once, before any job is reconciled
 (``dataclasses.replace``), and the object never changes afterwards.
 """
 
@@ -20,6 +20,7 @@ class GangScheduler(str, enum.Enum):
 
     VOLCANO = "volcano"  # scheduling.volcano.sh/v1beta1
     SCHEDULER_PLUGINS = "scheduler-plugins"  # scheduling.x-k8s.io/v1alpha1 (coscheduling)
+    WORKLOAD_API = "workload-api"  # scheduling.k8s.io/v1beta1 Workload and PodGroup: kube-scheduler's own gang
 
 
 class GangMode(str, enum.Enum):
@@ -35,6 +36,7 @@ class LogFormat(str, enum.Enum):
 
 VOLCANO = GangScheduler.VOLCANO.value
 SCHEDULER_PLUGINS = GangScheduler.SCHEDULER_PLUGINS.value
+WORKLOAD_API = GangScheduler.WORKLOAD_API.value
 DEFAULT_REPORTER_IMAGE = "msjob-operator:0.1.0"
 
 
@@ -42,13 +44,16 @@ DEFAULT_REPORTER_IMAGE = "msjob-operator:0.1.0"
 class GangSettings:
     scheduler: str = VOLCANO
     mode: str = GangMode.AUTO.value
-    # schedulerName for the pods; default: "volcano", or "scheduler-plugins-scheduler".
+    # schedulerName for the pods; default: "volcano", "scheduler-plugins-scheduler", or none (the
+    # default scheduler does the Workload API's gang).
     scheduler_name: Optional[str] = None
 
     @property
-    def pod_scheduler_name(self) -> str:
+    def pod_scheduler_name(self) -> Optional[str]:
         if self.scheduler_name:
             return self.scheduler_name
+        if self.scheduler == WORKLOAD_API:
+            return None
         return "volcano" if self.scheduler == VOLCANO else "scheduler-plugins-scheduler"
 
 
@@ -59,6 +64,9 @@ class Config:
     reporter_image: str = DEFAULT_REPORTER_IMAGE  # the operator's own image carries the reporter
     gang_available: bool = True  # False when the gang scheduler's PodGroup CRD is not served
     max_pods_per_job: int = 4096  # a job asking for more fails without creating any
+    # Kueue: jobs labelled kueue.x-k8s.io/queue-name get a Kueue Workload and run only once it is admitted.
+    kueue: bool = False
+    kueue_available: bool = True  # False when kueue.x-k8s.io is not served (then such jobs wait)
     # What the controller and the process read.
     namespaces: tuple[str, ...] = ()  # empty: every namespace
     kubeconfig: Optional[str] = None  # None: in-cluster, then $KUBECONFIG / ~/.kube/config
@@ -81,6 +89,7 @@ class Config:
                               scheduler_name=args.gang_scheduler_name or None),
             reporter_image=args.reporter_image,
             max_pods_per_job=args.max_replicas_per_job,
+            kueue=args.kueue,
             namespaces=tuple(args.namespace or ()),
             kubeconfig=os.path.abspath(args.kubeconfig) if args.kubeconfig else None,
             metrics_port=args.metrics_port,

@@ -49,8 +49,8 @@ def token_kubeconfig(cluster_kubeconfig: Path, token: str, target: Path) -> Path
     return target
 
 
-def service_account_token(core, namespace: str, name: str) -> str:
+def service_account_token(core, namespace: str, name: str, seconds: int = 3600) -> str:
     """A short-lived token of the ServiceAccount (TokenRequest API), as the kubelet would mount."""
     request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-               "spec": {"expirationSeconds": 3600}}
+               "spec": {"expirationSeconds": seconds}}
     return core.create_namespaced_service_account_token(name, namespace, request).status.token

@@ -28,7 +28,9 @@ DANGEROUS_VERBS = {"*", "escalate", "bind", "impersonate", "update", "deletecoll
 # -- offline: lint, template, schema, manifests/ ----------------------------------------------------
 
 @pytest.mark.parametrize("values", [[], ["watchNamespaces={team-a,team-b}", "peering.enabled=true", "replicaCount=2",
-                                         "grafanaDashboard.enabled=true", "metrics.podMonitor.enabled=true"]])
+                                         "grafanaDashboard.enabled=true", "metrics.podMonitor.enabled=true"],
+                                    ["kueue.enabled=true", "gangScheduling.scheduler=workload-api"],
+                                    ["watchNamespaces={team-a}", "kueue.enabled=true"]])
 def test_chart_lints(helm, values):
     args = ["lint", str(CHART), "--strict"]
     for value in values:
@@ -44,6 +46,9 @@ def test_chart_lints(helm, values):
     ("workerz=3", "additional properties 'workerz' not allowed"),
     ("watchNamespaces={Team_A}", "/watchNamespaces/0"),
     ("replicaCount=2", "replicaCount > 1 needs peering.enabled=true"),
+    ("gangScheduling.scheduler=kube", "/gangScheduling/scheduler': value must be one of 'volcano', "
+                                      "'scheduler-plugins', 'workload-api'"),
+    ("kueue.enabled=yes", "/kueue/enabled': got string, want boolean"),
 ])
 def test_bad_values_fail_with_a_clear_message(helm, value, message):
     proc = helmchart.run(helm, "template", "t", str(CHART), "--set", value, check=False)
@@ -97,7 +102,9 @@ def test_values_reach_the_operator_flags(helm):
 
 
 @pytest.mark.parametrize("values", [[], ["peering.enabled=true"], ["watchNamespaces={team-a}", "peering.enabled=true"],
-                                    ["gangScheduling.mode=never"]])
+                                    ["gangScheduling.mode=never"],
+                                    ["kueue.enabled=true", "gangScheduling.scheduler=workload-api"],
+                                    ["watchNamespaces={team-a}", "kueue.enabled=true"]])
 def test_rbac_has_no_wildcards_no_secrets_and_no_way_to_escalate(helm, values):
     rules = helmchart.rules(helmchart.template(helm, *values))
     assert rules
@@ -117,6 +124,40 @@ def test_rbac_has_no_wildcards_no_secrets_and_no_way_to_escalate(helm, values):
         assert not lease_rules
     if "gangScheduling.mode=never" in values:
         assert not any(r["resources"] == ["podgroups"] for r in rules)
+
+
+def _grants(rules: list[dict], group: str) -> dict[str, list[str]]:
+    return {resource: rule["verbs"] for rule in rules if group in rule["apiGroups"] for resource in rule["resources"]}
+
+
+def test_each_scheduling_choice_gets_only_its_own_rules(helm):
+    default = helmchart.rules(helmchart.template(helm))
+    assert not _grants(default, "kueue.x-k8s.io") and not _grants(default, "scheduling.k8s.io")
+    objects = helmchart.template(helm, "kueue.enabled=true", "gangScheduling.scheduler=workload-api")
+    container = next(o for o in objects if o["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    from msjob_operator.cli import build_parser
+    args = build_parser().parse_args(container["args"])
+    assert args.kueue and args.gang_scheduler == "workload-api"
+    rules = helmchart.rules(objects)
+    assert _grants(rules, "kueue.x-k8s.io") == {
+        "workloads": ["list", "watch", "get", "create", "patch", "delete"], "workloads/status": ["patch"],
+        "localqueues": ["list", "watch"], "resourceflavors": ["list", "watch"],
+        "workloadpriorityclasses": ["list", "watch"]}
+    assert _grants(rules, "scheduling.k8s.io") == {"podgroups": ["list", "watch", "create", "get", "delete"],
+                                                   "workloads": ["create"]}
+    assert not _grants(rules, "scheduling.volcano.sh") and not _grants(rules, "scheduling.x-k8s.io")
+
+
+def test_namespaced_mode_with_kueue_reads_only_kueues_cluster_scoped_kinds_cluster_wide(helm):
+    objects = helmchart.template(helm, "watchNamespaces={team-a}", "kueue.enabled=true")
+    (cluster_role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert cluster_role["rules"] == [{"apiGroups": ["kueue.x-k8s.io"],
+                                      "resources": ["resourceflavors", "workloadpriorityclasses"],
+                                      "verbs": ["list", "watch"]}]
+    (binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    (role,) = [o for o in objects if o["kind"] == "Role"]
+    assert "workloads" in _grants(role["rules"], "kueue.x-k8s.io")
 
 
 def test_namespaced_mode_has_nothing_cluster_wide(helm):

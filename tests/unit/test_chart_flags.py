@@ -22,6 +22,7 @@ FLAG_VALUES = {
     "--gang-scheduler": "gangScheduling.scheduler",
     "--gang-scheduling": "gangScheduling.mode",
     "--gang-scheduler-name": "gangScheduling.schedulerName",
+    "--kueue": "kueue.enabled",
     "--reporter-image": "reporterImage",
     "--peering": "peering.enabled",
     "--peering-namespace": None,

@@ -67,8 +67,39 @@ get/patch on its own pods, and RBAC only lets it grant what it holds itself.
   resources: [roles, rolebindings]
   verbs: [create]
 {{- if ne .Values.gangScheduling.mode "never" }}
-- apiGroups: [{{ ternary "scheduling.volcano.sh" "scheduling.x-k8s.io" (eq .Values.gangScheduling.scheduler "volcano") }}]
+{{- $groups := dict "volcano" "scheduling.volcano.sh" "scheduler-plugins" "scheduling.x-k8s.io" "workload-api" "scheduling.k8s.io" }}
+- apiGroups: [{{ get $groups .Values.gangScheduling.scheduler }}]
   resources: [podgroups]
   verbs: [list, watch, create, get, delete]
+{{- if eq .Values.gangScheduling.scheduler "workload-api" }}
+# The Workload API's Workload: the template each attempt's PodGroup refers to (created if missing).
+- apiGroups: [scheduling.k8s.io]
+  resources: [workloads]
+  verbs: [create]
 {{- end }}
+{{- end }}
+{{- if .Values.kueue.enabled }}
+# Kueue: the jobs' Workloads (created, deactivated while a job is suspended, deleted when it leaves its queue),
+# their status (Finished; the quota given back after an eviction), and the LocalQueues that name ClusterQueues.
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads]
+  verbs: [list, watch, get, create, patch, delete]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [workloads/status]
+  verbs: [patch]
+- apiGroups: [kueue.x-k8s.io]
+  resources: [localqueues]
+  verbs: [list, watch]
+{{- end }}
+{{- end -}}
+
+{{/*
+Cluster-scoped reads (with kueue.enabled only): Kueue's ResourceFlavors (the node labels and tolerations an
+admission puts on pods) and WorkloadPriorityClasses (a Workload's priority value). In namespaced mode they get
+a ClusterRole of their own: read-only, two kinds of Kueue's.
+*/}}
+{{- define "msjob-operator.kueueClusterRules" -}}
+- apiGroups: [kueue.x-k8s.io]
+  resources: [resourceflavors, workloadpriorityclasses]
+  verbs: [list, watch]
 {{- end -}}

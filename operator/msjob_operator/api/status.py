@@ -65,8 +65,21 @@ class WaitingStatus(_Model):
 
 class PodGroupStatus(_Model):
     name: Optional[str] = None
-    phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown.")
+    phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown "
+                                                   "(Volcano); Pending, Scheduled, Unschedulable (the Workload API).")
     message: Optional[str] = Field(None, description="Why the gang is not scheduled yet, from the scheduler.")
+
+
+class KueueStatus(_Model):
+    """Where a Kueue-managed job stands in its queue (operator flag --kueue, job label kueue.x-k8s.io/queue-name)."""
+
+    workload: Optional[str] = Field(None, description="The job's Kueue Workload (kueue.x-k8s.io), named after the job.")
+    local_queue: Optional[str] = Field(None, alias="localQueue")
+    cluster_queue: Optional[str] = Field(None, alias="clusterQueue")
+    state: Optional[str] = Field(None, description="Queued, Admitted, Evicted, Inactive or Finished.")
+    reason: Optional[str] = Field(None, description="Kueue's reason, e.g. Pending, Inadmissible, Preempted.")
+    message: Optional[str] = Field(None, description="For people: e.g. 'waiting for quota in ClusterQueue X: ...', "
+                                                     "'admitted by ClusterQueue X'.")
 
 
 class RankTableStatus(_Model):
@@ -125,6 +138,7 @@ class MSJobStatus(_Model):
     last_failure: Optional[MemberFailure] = Field(None, alias="lastFailure")
     pod_group: Optional[PodGroupStatus] = Field(None, alias="podGroup",
                                                 description="The job's gang (PodGroup), when gang-scheduled.")
+    kueue: Optional[KueueStatus] = Field(None, description="The job's place in Kueue, for jobs Kueue queues.")
     rank_table: Optional[RankTableStatus] = Field(None, alias="rankTable",
                                                   description="The HCCL rank table (launchMode RankTable).")
     progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 "

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..api import naming
 from ..api.models import MSJobSpec
-from ..config import VOLCANO, Config, GangSettings
-from . import quantity
+from ..config import VOLCANO, WORKLOAD_API, Config, GangSettings
+from . import gang_workload, quantity
 
 VOLCANO_GROUP, VOLCANO_VERSION = "scheduling.volcano.sh", "v1beta1"
 COSCHEDULING_GROUP, COSCHEDULING_VERSION = "scheduling.x-k8s.io", "v1alpha1"
@@ -26,6 +26,8 @@ def gang_enabled(spec: MSJobSpec, config: Config) -> bool:
 
 
 def podgroup_api(gang: GangSettings) -> tuple[str, str]:
+    if gang.scheduler == WORKLOAD_API:
+        return gang_workload.WORKLOAD_API_GROUP, gang_workload.WORKLOAD_API_VERSION
     return (VOLCANO_GROUP, VOLCANO_VERSION) if gang.scheduler == VOLCANO else (COSCHEDULING_GROUP, COSCHEDULING_VERSION)
 
 
@@ -49,13 +51,19 @@ def total_requests(spec: MSJobSpec) -> dict[str, str]:
     return {name: quantity.format(value) for name, value in sorted(totals.items())}
 
 
+def min_member(spec: MSJobSpec) -> int:
+    """The gang's size: schedulingPolicy.minAvailable, else every pod of the job."""
+    policy = spec.run_policy.scheduling_policy if spec.run_policy else None
+    return (policy.min_available if policy and policy.min_available else None) or pod_count(spec)
+
+
 def build_podgroup(job: dict[str, Any], spec: MSJobSpec, gang: GangSettings) -> dict[str, Any]:
+    """Volcano's or coscheduling's PodGroup (the Workload API's are per attempt: builders.gang_workload)."""
     name = job["metadata"]["name"]
     policy = (spec.run_policy.scheduling_policy if spec.run_policy else None)
     group, version = podgroup_api(gang)
-    min_member = (policy.min_available if policy and policy.min_available else None) or pod_count(spec)
     min_resources = (policy.min_resources if policy and policy.min_resources else None) or total_requests(spec)
-    body: dict[str, Any] = {"minMember": min_member}
+    body: dict[str, Any] = {"minMember": min_member(spec)}
     if min_resources:
         body["minResources"] = {k: str(v) for k, v in min_resources.items()}
     if gang.scheduler == VOLCANO:
@@ -81,8 +89,11 @@ def build_podgroup(job: dict[str, Any], spec: MSJobSpec, gang: GangSettings) -> 
 def join_gang(pod: dict[str, Any], spec: MSJobSpec, replica_type: str, gang: GangSettings) -> None:
     """Point a pod at its job's PodGroup and at the gang scheduler."""
     job = pod["metadata"]["labels"][naming.JOB_NAME_LABEL]
-    pod["spec"]["schedulerName"] = gang.pod_scheduler_name
-    if gang.scheduler == VOLCANO:
+    if gang.pod_scheduler_name:
+        pod["spec"]["schedulerName"] = gang.pod_scheduler_name
+    if gang.scheduler == WORKLOAD_API:
+        gang_workload.join(pod)
+    elif gang.scheduler == VOLCANO:
         pod["metadata"]["annotations"][VOLCANO_GROUP_ANNOTATION] = job
         pod["metadata"]["annotations"][VOLCANO_TASK_ANNOTATION] = naming.replica_label(replica_type)
     else:

@@ -20,7 +20,7 @@ from ..builders.podgroup import podgroup_api
 from ..config import Config
 from ..reconcile.context import Plan, PodDeletion, fmt_time
 from ..reconcile.waiting import Refusal
-from . import metrics
+from . import kueue, metrics
 from .events import EventRecorder
 from .informer import selected
 from .kube import Kube, KubeError, core_path
@@ -31,7 +31,8 @@ log = logging.getLogger("msjob_operator")
 
 # Fields that change on every pass and alone are no reason to write the status.
 _VOLATILE = ("lastReconcileTime",)
-_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings"}
+_PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
+            "Workload": "workloads"}  # the Workload API's (its Kueue namesake has plan.create_workloads)
 # Children whose existing namesake is read on AlreadyExists: one the job does not own holds the name.
 _VERIFIED_KINDS = ("Pod", "Service", "PodGroup")
 
@@ -53,9 +54,11 @@ def refused(exc: BaseException) -> bool:
 
 class Applier:
     def __init__(self, kube: Kube, jobs: JobStore, pods: ChildStore, services: ChildStore, podgroups: ChildStore,
-                 refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, config: Config):
+                 refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, config: Config,
+                 kueue_workloads: Optional[ChildStore] = None):
         self.kube = kube
         self.jobs, self.pods, self.services, self.podgroups = jobs, pods, services, podgroups
+        self.kueue_workloads = kueue_workloads or ChildStore()
         self.refusals, self.holders, self.events = refusals, holders, events
         self.config = config
         group, version = podgroup_api(config.gang)
@@ -151,6 +154,15 @@ class Applier:
             ready &= await self._create(key, job, kind, f"{base}/namespaces/{namespace}/{_PLURALS[kind]}", body, None)
         return ready
 
+    async def write_workloads(self, key: Key, job: dict[str, Any], plan: Plan) -> None:
+        """The job's Kueue Workload (controller/kueue.py): created, or written to, before any pod."""
+        for body in plan.create_workloads:
+            # Named from the job's UID, so AlreadyExists is our own; refusals, as ("Workload", name), show in status.
+            await self._create(key, job, "Workload", kueue.path("workloads", key[0]), body, self.kueue_workloads)
+        for change in plan.workload_writes:
+            if not await kueue.write(self.kube, key, change, self.kueue_workloads):
+                raise StatusConflict()  # the Workload changed under the pass: plan again from the new one
+
     async def _apply_configmap(self, key: Key, job: dict[str, Any], body: dict[str, Any]) -> bool:
         """Write a ConfigMap whole: replace its data, or create it."""
         path = core_path("configmaps", key[0], body["metadata"]["name"])
@@ -168,6 +180,7 @@ class Applier:
         if not await self.write_status(key, job, plan):
             return False  # the job is gone
         self.record(namespace, plan)
+        await self.write_workloads(key, job, plan)
         if not await self.create_prerequisites(key, job, plan):
             # A PodGroup, ConfigMap or RBAC object the pods need is not there: no pod this pass.
             plan.create_pods.clear()

@@ -13,7 +13,8 @@ from ..api import naming
 from ..config import DEFAULT, Config
 from ..reconcile.context import Plan
 from ..reconcile.plan import reconcile
-from . import metrics
+from ..reconcile.queueing import KueueObserved
+from . import kueue, metrics
 from .apply import Applier, StatusConflict
 from .events import EventRecorder
 from .informer import Informer, selected
@@ -65,8 +66,11 @@ class Controller:
         self.events = EventRecorder(kube)
         self.last_success: Optional[float] = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Kueue's Workloads and the objects an admission refers to (only with --kueue).
+        self.kueue = kueue.KueueSources(kube, self.namespaces, self.queue.add) if config.kueue else None
         self.applier = Applier(kube, self.jobs, self.pods, self.services, self.podgroups, self.refusals,
-                               self.holders, self.events, self.config)
+                               self.holders, self.events, self.config,
+                               kueue_workloads=self.kueue.workloads if self.kueue else None)
         self.pod_informer = Informer(kube, self._paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add,
                                      "pods", on_unselected=self._maybe_stray)
         self.service_informer = Informer(kube, self._paths("services"), naming.CHILD_SELECTOR, self.services,
@@ -85,6 +89,8 @@ class Controller:
         informers = [self.pod_informer, self.service_informer]
         if self.config.gang_available and self.config.gang.mode != "never":
             informers.append(self.podgroup_informer)
+        if self.kueue is not None and self.config.kueue_available:
+            informers.extend(self.kueue.informers)
         return informers
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -96,6 +102,14 @@ class Controller:
                 log.warning("%s is not served: gang scheduling is off until the operator restarts",
                             self.applier.podgroup_base)
                 self.config = dataclasses.replace(self.config, gang_available=False)
+                self.applier.config = self.config
+        if self.config.kueue:
+            # Without Kueue's API, Kueue-labelled jobs wait (reason KueueNotServed) rather than run unqueued.
+            status, _ = await self.kube.request("GET", kueue.BASE, ok_statuses=(404,))
+            if status == 404:
+                log.warning("%s is not served: jobs labelled for a Kueue queue wait until Kueue is installed and "
+                            "the operator restarts", kueue.BASE)
+                self.config = dataclasses.replace(self.config, kueue_available=False)
                 self.applier.config = self.config
         for informer in self.informers:
             self._tasks.append(asyncio.create_task(informer.run(), name=f"{informer.what}-informer"))
@@ -298,4 +312,5 @@ class Controller:
         holders = [obj for obj in self.holders.for_job(key) if obj["metadata"]["name"] not in known]
         return reconcile(job, [*pods, *strays], self.services.for_job(key),
                          dt.datetime.now(dt.timezone.utc), self.config, self.podgroups.for_job(key),
-                         refusals=self.refusals.for_job(key), holders=holders)
+                         refusals=self.refusals.for_job(key), holders=holders,
+                         kueue=self.kueue.observed(key) if self.kueue is not None else KueueObserved())

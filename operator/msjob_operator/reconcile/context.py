@@ -15,10 +15,12 @@ from msjob_runtime.progress import parse_time
 from ..api.enums import CleanPodPolicy, ConditionType
 from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
 from ..api.status import Condition, MSJobStatus
+from ..builders.workload import WorkloadWrite
 from ..config import DEFAULT, Config
 from . import backoff
 from . import conditions as cond
 from .observed import PodView, controller_owner, view_pod
+from .queueing import KueueObserved
 from .waiting import Refusal
 
 # A pod still terminating this long after its deletion deadline is force-deleted (dead node).
@@ -55,6 +57,9 @@ class Plan:
     # Other namespaced objects to create if missing (the progress reporter's RBAC).
     create_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
+    # Kueue (phases/queue.py): the job's Workload to create, and writes to the one it has; before the pods.
+    create_workloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    workload_writes: list[WorkloadWrite] = dataclasses.field(default_factory=list)
     events: list[JobEvent] = dataclasses.field(default_factory=list)
     # For metrics: "created", "running", "succeeded", "failed:<reason>", "restarted:<reason>", ...
     transitions: list[str] = dataclasses.field(default_factory=list)
@@ -85,6 +90,7 @@ class Observed:
     refusals: Mapping[tuple[str, str], Refusal] = dataclasses.field(default_factory=dict)
     # Objects found under a child's name that the job does not own (AlreadyExists on create).
     holders: Sequence[dict[str, Any]] = ()
+    kueue: KueueObserved = KueueObserved()  # Kueue's objects (operator flag --kueue)
 
 
 def _owned(obj: dict[str, Any], uid: Optional[str]) -> bool:
@@ -104,6 +110,7 @@ class PassContext:
         uid = job["metadata"].get("uid")
         self.podgroups = [g for g in observed.podgroups if _owned(g, uid)]
         self.refusals: Mapping[tuple[str, str], Refusal] = observed.refusals
+        self.kueue = observed.kueue.owned_by(uid)  # only Workloads the job controls
         # A pod is a member only if the job is its controller: an orphan of an earlier job of the same
         # name or a pod made by hand under a member's name is someone else's, never adopted or touched.
         pods = [*observed.pods, *(h for h in observed.holders if h.get("kind", "Pod") == "Pod")]

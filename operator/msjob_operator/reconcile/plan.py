@@ -22,14 +22,16 @@ from ..api.models import MSJobSpec, ReplicaSpecs
 from ..config import DEFAULT, Config
 from . import conditions as cond
 from .context import Gang, JobEvent, Observed, PassContext, Plan, PodDeletion, fmt_time  # noqa: F401 (re-exported)
-from .phases import failures, lifecycle, stall, startup
+from .phases import failures, lifecycle, queue, stall, startup
 from .phases.converge import converge
+from .queueing import KueueObserved
 from .waiting import Refusal
 
 Phase = Callable[[PassContext, Gang], bool]
 
 # In order; each returns True when it has decided the pass.
 PHASES: tuple[Phase, ...] = (
+    queue.admission,  # Kueue-managed jobs: held (no pods) until admitted; the Workload follows the job
     lifecycle.finished,
     lifecycle.over_the_cap,
     lifecycle.suspended,
@@ -48,9 +50,11 @@ PHASES: tuple[Phase, ...] = (
 def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Sequence[dict[str, Any]], now: dt.datetime,
               config: Config = DEFAULT, podgroups: Sequence[dict[str, Any]] = (), *,
               refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str,
-                                                                                                   Any]] = ()) -> Plan:
+                                                                                                   Any]] = (),
+              kueue: Optional[KueueObserved] = None) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
-                        refusals=dict(refusals or {}), holders=tuple(holders))
+                        refusals=dict(refusals or {}), holders=tuple(holders),
+                        kueue=kueue or KueueObserved())
     try:
         spec = MSJobSpec.model_validate(job.get("spec") or {})
     except ValidationError as exc:

@@ -18,13 +18,15 @@ from ...api.enums import ConditionType, LaunchMode, ReplicaType
 from ...api.status import RankTableStatus
 from ...builders import ranktable
 from ...builders.env import launch_mode, needs_scheduler_service, replica_count
-from ...builders.podgroup import build_podgroup, gang_enabled, join_gang
+from ...builders.podgroup import gang_enabled, join_gang
 from ...builders.pods import build_pod
 from ...builders.services import build_services
 from .. import backoff, health, waiting
 from .. import conditions as cond
 from ..context import FORCE_DELETE_AFTER, Gang, PassContext, deletions
+from ..gang import plan_podgroup
 from ..observed import PodView
+from . import queue
 from .summary import summarize
 
 # A member whose predecessor is still going away is looked at again this often, even if the
@@ -158,10 +160,10 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
             p.plan.create_services.append(svc)
     gang_on = gang_enabled(spec, p.config)
     missing = [key for key in gang.expected if key not in gang.current]
-    if gang_on and not p.podgroups:
+    if gang_on:
         # Before any pod of the gang (the plan's prerequisites are applied first): pods created
         # before their PodGroup would be scheduled one by one.
-        p.plan.create_podgroups.append(build_podgroup(p.job, spec, p.config.gang))
+        plan_podgroup(p)
     if not missing:
         return waiting.JobBlockers()
     begins = parse_time(p.status.attempt_start_time)
@@ -196,6 +198,7 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
         pod = build_pod(p.job, spec, rtype, replicas[rtype], index, attempt=p.attempt, scheduler_ip=address)
         if gang_on:
             join_gang(pod, spec, rtype, p.config.gang)
+        queue.apply_admission(p, pod, rtype)  # Kueue's flavors: node selector and tolerations
         if reporting and (rtype, index) == (ReplicaType.WORKER.value, 0):
             health.add_reporter(pod, spec, p.config.reporter_image)
         p.plan.create_pods.append(pod)

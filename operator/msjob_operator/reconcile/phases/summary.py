@@ -11,6 +11,9 @@ from ...builders.env import replica_count
 from .. import conditions as cond
 from .. import waiting
 from ..context import Gang, PassContext, truncate
+from ..gang import current_podgroup, podgroup_state
+
+SCHEDULED_PHASES = ("Running", "Scheduled")  # Volcano's, the Workload API's
 
 
 def summarize(p: PassContext, gang: Gang, job_blockers: waiting.JobBlockers | None = None) -> None:
@@ -44,17 +47,13 @@ def summarize(p: PassContext, gang: Gang, job_blockers: waiting.JobBlockers | No
 
 def gang_status(p: PassContext) -> None:
     """Show the gang scheduler's view (e.g. waiting for resources in a queue) in the job's status."""
-    if not p.podgroups:
+    group = current_podgroup(p)
+    if group is None:
         p.status.pod_group = None
         return
-    group = p.podgroups[0]
-    gstatus = group.get("status") or {}
-    message = ""
-    for condition in gstatus.get("conditions") or []:
-        if condition.get("type") == "Unschedulable" and condition.get("status") == "True":
-            message = f"{condition.get('reason') or 'Unschedulable'}: {condition.get('message') or ''}".strip()
-    entry = PodGroupStatus(name=group["metadata"]["name"], phase=gstatus.get("phase") or "Pending")
-    if message and entry.phase != "Running":
+    phase, message = podgroup_state(p, group)
+    entry = PodGroupStatus(name=group["metadata"]["name"], phase=phase)
+    if message and entry.phase not in SCHEDULED_PHASES:
         entry.message = truncate(message, 1024)
     previous = p.status.pod_group or PodGroupStatus()
     if (previous.phase, previous.message) != (entry.phase, entry.message):
@@ -69,7 +68,7 @@ def gang_status(p: PassContext) -> None:
 
 def gang_blocker(p: PassContext) -> waiting.Cause | None:
     group = p.status.pod_group
-    if group is not None and group.phase != "Running" and group.message:
+    if group is not None and group.phase not in SCHEDULED_PHASES and group.message:
         return waiting.Cause(waiting.GANG_NOT_SCHEDULED, f"PodGroup {group.name} is {group.phase}: {group.message}")
     return None
 
