@@ -22,7 +22,7 @@ from ..api.models import MSJobSpec, ReplicaSpecs
 from ..config import DEFAULT, Config
 from . import conditions as cond
 from .context import Gang, JobEvent, Observed, PassContext, Plan, PodDeletion, fmt_time  # noqa: F401 (re-exported)
-from .phases import failures, lifecycle, stall, startup
+from .phases import failures, inplace, lifecycle, restarts, stall, startup
 from .phases.converge import converge
 from .waiting import Refusal
 
@@ -30,6 +30,7 @@ Phase = Callable[[PassContext, Gang], bool]
 
 # In order; each returns True when it has decided the pass.
 PHASES: tuple[Phase, ...] = (
+    restarts.observe,
     lifecycle.finished,
     lifecycle.over_the_cap,
     lifecycle.suspended,
@@ -37,6 +38,7 @@ PHASES: tuple[Phase, ...] = (
     lifecycle.active_deadline,
     lifecycle.resized,
     lifecycle.succeeded,
+    inplace.in_place,
     failures.lost_members,
     failures.scheduler_address,
     failures.failures,
@@ -48,9 +50,10 @@ PHASES: tuple[Phase, ...] = (
 def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Sequence[dict[str, Any]], now: dt.datetime,
               config: Config = DEFAULT, podgroups: Sequence[dict[str, Any]] = (), *,
               refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str,
-                                                                                                   Any]] = ()) -> Plan:
+                                                                                                   Any]] = (),
+              configmaps: Sequence[dict[str, Any]] = ()) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
-                        refusals=dict(refusals or {}), holders=tuple(holders))
+                        refusals=dict(refusals or {}), holders=tuple(holders), configmaps=tuple(configmaps))
     try:
         spec = MSJobSpec.model_validate(job.get("spec") or {})
     except ValidationError as exc:
