@@ -232,6 +232,8 @@ def test_an_output_rule_fails_the_job_and_the_agents_are_told_to_exit():
     assert failed["status"] == "True" and "(oom)" in failed["message"] and "Out of memory" in failed["message"]
     assert plan.status["gang"]["final"] is True
     assert written_gang(plan) == {"epoch": "0", "released": "0", "final": "true"}
+    # cleanPodPolicy Running: the running members go; the failed one ends by itself (its agent exits with its code).
+    assert sorted(d.name for d in plan.delete_pods) == ["demo-scheduler-0", "demo-worker-1"]
 
 
 def test_an_output_rule_that_does_not_match_leaves_the_decision_to_the_restart_policy():

@@ -101,7 +101,10 @@ class PodView:
 
     @property
     def active(self) -> bool:
-        return self.phase in ("Pending", "Running", "Unknown", "") and not self.deleting
+        # restartStrategy InPlace: a member whose process failed only waits for the operator's word (its
+        # pod then ends with the process's code), so cleanPodPolicy Running keeps it, as a failed pod.
+        failed_process = self.agent is not None and self.agent.failed
+        return self.phase in ("Pending", "Running", "Unknown", "") and not self.deleting and not failed_process
 
     @property
     def stopped_by_deletion(self) -> bool:
