@@ -125,3 +125,23 @@ class FakeAgents:
             self._post(pod, gang.epoch, ap.WAITING)
         elif report["state"] == ap.WAITING and gang.epoch == report["epoch"] and gang.released >= report["epoch"]:
             self._post(pod, report["epoch"], ap.RUNNING)
+
+
+def in_place(body: dict) -> dict:
+    """The MSJob with restartStrategy InPlace."""
+    body["spec"].setdefault("failurePolicy", {})["restartStrategy"] = "InPlace"
+    return body
+
+
+def barrier(jobs, name: str) -> dict:
+    """status.gang's epoch and released."""
+    gang = (jobs.get(name).get("status") or {}).get("gang") or {}
+    return {k: gang[k] for k in ("epoch", "released") if k in gang}
+
+
+def all_run(jobs, name: str, epoch: int, members: int = 3) -> bool:
+    """Every member's agent reports its process of ``epoch`` running."""
+    pods = jobs.pods(name, include_terminating=False)
+    reports = [report_of(p) for p in pods]
+    return len(pods) == members and all(r is not None and r["epoch"] == epoch and r["state"] == ap.RUNNING
+                                        for r in reports)

@@ -10,10 +10,8 @@ import pytest
 from kubernetes.client import AuthorizationV1Api, RbacAuthorizationV1Api
 from kubernetes.client.exceptions import ApiException
 
-from msjob_runtime import agent_protocol as ap
-
 from ..helpers import wait_for
-from .agents import FakeAgents, report_of
+from .agents import FakeAgents, all_run, barrier, in_place, report_of
 from .msjobs import EXIT, msjob
 
 pytestmark = pytest.mark.cluster
@@ -21,9 +19,7 @@ TIMEOUT = 90
 
 
 def inplace_job(name: str, **failure_policy) -> dict:
-    body = msjob(name, workers=2)
-    body["spec"]["failurePolicy"] = {"restartStrategy": "InPlace", **failure_policy}
-    return body
+    return in_place(msjob(name, workers=2, failurePolicy=failure_policy))
 
 
 @pytest.fixture
@@ -33,25 +29,12 @@ def agents(core, namespace):
     assert not fake.violations, fake.violations
 
 
-def gang_of(jobs, name: str) -> dict:
-    """status.gang's epoch and barrier."""
-    gang = (jobs.get(name).get("status") or {}).get("gang") or {}
-    return {k: gang[k] for k in ("epoch", "released") if k in gang}
-
-
 def uids(jobs, name: str) -> dict:
     return {p.metadata.name: p.metadata.uid for p in jobs.pods(name)}
 
 
-def all_running(jobs, name: str, epoch: int) -> bool:
-    pods = jobs.pods(name, include_terminating=False)
-    reports = [report_of(p) for p in pods]
-    return len(pods) == 3 and all(r is not None and r["epoch"] == epoch and r["state"] == ap.RUNNING
-                                  for r in reports)
-
-
 def wait_running(jobs, name: str, epoch: int) -> None:
-    wait_for(lambda: all_running(jobs, name, epoch), timeout=TIMEOUT, message=f"{name}: all members run epoch {epoch}",
+    wait_for(lambda: all_run(jobs, name, epoch), timeout=TIMEOUT, message=f"{name}: all members run epoch {epoch}",
              describe=lambda: [(p.metadata.name, p.status.phase, report_of(p)) for p in jobs.pods(name)])
     jobs.wait_condition(name, "Running", timeout=TIMEOUT)
 
@@ -100,7 +83,7 @@ def test_a_failed_process_restarts_every_member_in_its_own_pod(jobs, agents, kub
     assert role.rules[0].resource_names == ["ip-scheduler-0", "ip-worker-0", "ip-worker-1"]
 
     agents.exit("ip-worker-1", 137, "Killed")
-    wait_for(lambda: gang_of(jobs, "ip") == {"epoch": 1, "released": 1}, timeout=TIMEOUT, message="epoch 1 released",
+    wait_for(lambda: barrier(jobs, "ip") == {"epoch": 1, "released": 1}, timeout=TIMEOUT, message="epoch 1 released",
              describe=lambda: jobs.get("ip").get("status"))
     wait_running(jobs, "ip", 1)
     assert uids(jobs, "ip") == first  # the same pods
@@ -133,7 +116,7 @@ def test_a_member_whose_pod_fails_or_goes_is_recreated_while_the_others_restart_
     first = uids(jobs, "mix")
     # A pod that fails at pod level (e.g. its agent gave up on the API server): recreated; the others in place.
     jobs.annotate_pod("mix-worker-1", {EXIT: "1"})
-    wait_for(lambda: gang_of(jobs, "mix").get("released") == 1, timeout=TIMEOUT, message="epoch 1 released")
+    wait_for(lambda: barrier(jobs, "mix").get("released") == 1, timeout=TIMEOUT, message="epoch 1 released")
     wait_running(jobs, "mix", 1)
     second = uids(jobs, "mix")
     assert second["mix-worker-1"] != first["mix-worker-1"]
@@ -145,13 +128,13 @@ def test_a_member_whose_pod_fails_or_goes_is_recreated_while_the_others_restart_
     # deleted: it is recreated, no new restart begins, and the epoch is released once worker 0 stopped.
     agents.held.add("mix-worker-0")
     agents.exit("mix-worker-1", 3)
-    wait_for(lambda: gang_of(jobs, "mix") == {"epoch": 2, "released": 1}, timeout=TIMEOUT, message="epoch 2 moved")
+    wait_for(lambda: barrier(jobs, "mix") == {"epoch": 2, "released": 1}, timeout=TIMEOUT, message="epoch 2 moved")
     jobs.core.delete_namespaced_pod("mix-scheduler-0", jobs.ns)
     wait_for(lambda: "mix-scheduler-0" in (jobs.get("mix")["status"]["lastRestart"].get("recreated") or []),
              timeout=TIMEOUT, message="the scheduler noted as recreated")
-    assert gang_of(jobs, "mix") == {"epoch": 2, "released": 1}  # worker 0 still runs epoch 1
+    assert barrier(jobs, "mix") == {"epoch": 2, "released": 1}  # worker 0 still runs epoch 1
     agents.held.clear()
-    wait_for(lambda: gang_of(jobs, "mix").get("released") == 2, timeout=TIMEOUT, message="epoch 2 released")
+    wait_for(lambda: barrier(jobs, "mix").get("released") == 2, timeout=TIMEOUT, message="epoch 2 released")
     wait_running(jobs, "mix", 2)
     third = uids(jobs, "mix")
     assert third["mix-scheduler-0"] != second["mix-scheduler-0"] and third["mix-worker-0"] == first["mix-worker-0"]
@@ -164,16 +147,16 @@ def test_a_restarted_operator_resumes_the_restart_it_had_begun(jobs, agents, run
     wait_running(jobs, "resume", 0)
     agents.held.add("resume-worker-0")
     agents.exit("resume-worker-1", 137)
-    wait_for(lambda: gang_of(jobs, "resume") == {"epoch": 1, "released": 0}, timeout=TIMEOUT, message="epoch moved")
+    wait_for(lambda: barrier(jobs, "resume") == {"epoch": 1, "released": 0}, timeout=TIMEOUT, message="epoch moved")
     running_operator.kill()  # between moving the epoch and lifting the barrier
     try:
         agents.held.clear()  # the agent acknowledges while no operator runs
         wait_for(lambda: report_of(jobs.core.read_namespaced_pod("resume-worker-0", jobs.ns))["epoch"] == 1,
                  timeout=TIMEOUT, message="worker 0 acknowledged")
-        assert gang_of(jobs, "resume") == {"epoch": 1, "released": 0}
+        assert barrier(jobs, "resume") == {"epoch": 1, "released": 0}
     finally:
         running_operator.start()
-    wait_for(lambda: gang_of(jobs, "resume").get("released") == 1, timeout=TIMEOUT, message="epoch 1 released")
+    wait_for(lambda: barrier(jobs, "resume").get("released") == 1, timeout=TIMEOUT, message="epoch 1 released")
     wait_running(jobs, "resume", 1)
     assert jobs.get("resume")["status"]["restartCount"] == 1  # the same restart, not another
 
@@ -198,9 +181,11 @@ def test_output_rules_read_the_termination_message_of_recreate_jobs(jobs):
     jobs.wait_pods("hccl", 3)
     # kwok writes no termination message: the status is patched as a kubelet would write it.
     pod = jobs.core.read_namespaced_pod("hccl-worker-1", jobs.ns)
-    jobs.core.patch_namespaced_pod_status("hccl-worker-1", jobs.ns, {"status": {"phase": "Failed", "containerStatuses": [
-        {"name": "mindspore", "image": pod.spec.containers[0].image, "imageID": "", "ready": False, "restartCount": 0,
-         "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "EI0006: HCCL timeout on ring 0"}}}]}})
+    terminated = {"exitCode": 1, "reason": "Error", "message": "EI0006: HCCL timeout on ring 0"}
+    container = {"name": "mindspore", "image": pod.spec.containers[0].image, "imageID": "", "ready": False,
+                 "restartCount": 0, "state": {"terminated": terminated}}
+    jobs.core.patch_namespaced_pod_status("hccl-worker-1", jobs.ns,
+                                          {"status": {"phase": "Failed", "containerStatuses": [container]}})
     jobs.wait_pods("hccl", 3, attempt=1, timeout=TIMEOUT)
     status = jobs.get("hccl")["status"]
     assert status["restartCount"] == 1 and not status.get("backoffCount")  # the rule's action: not counted

@@ -230,10 +230,16 @@ def test_an_output_rule_fails_the_job_and_the_agents_are_told_to_exit():
                      configmaps=[gang_cm(0, 0)])
     failed = condition(plan.status["conditions"], "Failed")
     assert failed["status"] == "True" and "(oom)" in failed["message"] and "Out of memory" in failed["message"]
-    assert plan.status["gang"]["final"] is True
-    assert written_gang(plan) == {"epoch": "0", "released": "0", "final": "true"}
     # cleanPodPolicy Running: the running members go; the failed one ends by itself (its agent exits with its code).
     assert sorted(d.name for d in plan.delete_pods) == ["demo-scheduler-0", "demo-worker-1"]
+    # The agents are told once the clean-up is under way (told first, they would end their pods before).
+    assert "final" not in plan.status["gang"] and written_gang(plan) is None
+    going = [reported(pod("demo", rtype, index, deleting=True), 0, ap.RUNNING)
+             for rtype, index in (("Scheduler", 0), ("Worker", 1))]
+    plan = reconcile(inplace_job(status=plan.status, rules=rules), [*going, pods[1]], services(), NOW,
+                     configmaps=[gang_cm(0, 0)])
+    assert plan.status["gang"]["final"] is True
+    assert written_gang(plan) == {"epoch": "0", "released": "0", "final": "true"}
 
 
 def test_an_output_rule_that_does_not_match_leaves_the_decision_to_the_restart_policy():
@@ -267,13 +273,15 @@ def test_a_scheduler_failure_under_recovery_recreates_the_scheduler_alone():
     assert plan.status["replicaStatuses"]["Scheduler"]["restarts"] == 1
 
 
-def test_a_spent_budget_fails_the_job_and_ends_the_agents():
+def test_a_spent_budget_fails_the_job_and_the_agents_end_with_it():
     body = inplace_job(status=running_status())
     body["spec"]["runPolicy"] = {"backoffLimit": 0}
     pods = members([(ap.RUNNING, None), (ap.RUNNING, None), (ap.EXITED, 2)])
     plan = reconcile(body, pods, services(), NOW, configmaps=[gang_cm(0, 0)])
     assert condition(plan.status["conditions"], "Failed")["reason"] == "BackoffLimitExceeded"
-    assert written_gang(plan)["final"] == "true"
+    body["spec"]["runPolicy"]["cleanPodPolicy"] = "None"  # nothing to clean: the agents are told at once
+    plan = reconcile(body | {"status": plan.status}, pods, services(), NOW, configmaps=[gang_cm(0, 0)])
+    assert written_gang(plan)["final"] == "true" and not plan.delete_pods
 
 
 def test_recreate_restarts_record_their_phases_too():

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from msjob_runtime.agent_protocol import EXITED, STOPPED, gang_configmap_name, parse_gang
 
 from ..api import naming
-from ..api.enums import RestartStrategy
+from ..api.enums import CleanPodPolicy, RestartStrategy
 from ..api.models import MSJobSpec
 from ..api.status import GangStatus
 from ..builders import agent as agent_builder
@@ -107,6 +107,18 @@ def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:
     if not any(c["metadata"]["name"] == gang_configmap_name(p.name) for c in p.plan.apply_configmaps) \
             and gang_configmap_name(p.name) not in p.configmaps:
         write_gang(p)
+
+
+def final_due(p: PassContext, gang: Gang) -> bool:
+    """The job has ended and its clean-up (cleanPodPolicy) has been asked for: the agents left may exit.
+    Not before: an agent told first would end its pod (as Succeeded, after stopping its process) before
+    the clean-up could delete it."""
+    policy = (p.spec.run_policy.clean_pod_policy if p.spec.run_policy else None) or CleanPodPolicy.RUNNING.value
+    if policy == CleanPodPolicy.NONE.value:
+        return True
+    if policy == CleanPodPolicy.ALL.value:
+        return all(pod.deleting for pod in gang.members)
+    return not any(pod.active for pod in gang.members)
 
 
 def acknowledged(pod: PodView, old_epoch: int) -> bool:

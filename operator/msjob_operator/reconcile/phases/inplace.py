@@ -52,9 +52,7 @@ def in_place(p: PassContext, gang: Gang) -> bool:
     if not under_way and not began and not cond.finished(p.conditions):
         _on_lost(p, gang) or _on_stall(p, gang)
     if cond.finished(p.conditions):
-        inplace.state(p).final = True
-        inplace.sync_gang(p)
-        return end_finished(p, gang)
+        return end_finished(p, gang)  # the agents are told (final) once the clean-up is under way
     if inplace.restarting(p):
         _barrier(p, gang)
     elif not p.plan.delete_pods:

@@ -17,7 +17,7 @@ from typing import Optional
 
 from msjob_runtime.progress import parse_time, read_progress
 
-from ...api.enums import ConditionType, RestartStrategy
+from ...api.enums import RestartStrategy
 from ...api.status import RestartRecord
 from .. import conditions as cond
 from .. import health, inplace
@@ -31,7 +31,7 @@ PHASE_TRANSITION = "restart-phase"
 
 def observe(p: PassContext, gang: Gang) -> bool:
     if inplace.active(p):
-        if cond.finished(p.conditions):
+        if cond.finished(p.conditions) and inplace.final_due(p, gang):
             inplace.state(p).final = True
         inplace.sync_gang(p)
     record = p.status.last_restart
@@ -91,7 +91,3 @@ def _first_step(p: PassContext, record: RestartRecord, after: Optional[str]) -> 
 def _since(record: RestartRecord, now: dt.datetime) -> str:
     began = parse_time(record.failure_detected)
     return f"{(now - began).total_seconds():.1f} s" if began is not None else "?"
-
-
-def running_condition_true(p: PassContext) -> bool:
-    return cond.is_true(p.conditions, ConditionType.RUNNING)
