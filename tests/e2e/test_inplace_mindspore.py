@@ -9,6 +9,7 @@ SIGKILL of a worker's training process to the first training step of the new att
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import signal
@@ -75,7 +76,7 @@ def assert_no_overlap(jobs, pods: list[str]) -> dict[int, int]:
     """No process of epoch e+1 started before every process of epoch e had ended; processes per epoch."""
     runs = runs_of(jobs, pods)
     epochs = sorted({epoch for _, epoch, _, _ in runs})
-    for old, new in zip(epochs, epochs[1:]):
+    for old, new in itertools.pairwise(epochs):
         ends = [end for _, epoch, _, end in runs if epoch == old]
         starts = [start for _, epoch, start, _ in runs if epoch == new]
         assert all(end is not None for end in ends), f"a process of epoch {old} never ended: {runs}"
@@ -123,7 +124,7 @@ def test_killed_training_process_restarts_in_place_beside_recreate(jobs, tmp_pat
         os.kill(pid, signal.SIGKILL)  # Recreate: the container's process is the training process itself
         watch.mark("killed")
 
-        def timeline(name=name, strategy=strategy, first=first):
+        def timeline(name=name, strategy=strategy, first=first, watch=watch):
             worker0 = naming.pod_name(name, "Worker", 0)
             if strategy == "InPlace":
                 stepped = first_step_after(jobs, worker0, EPOCH1_START)

@@ -23,8 +23,8 @@ import pytest
 from kubernetes import config, watch
 from kubernetes.client import CoreV1Api
 
-from msjob_operator.api import naming
 from msjob_localcluster.operator_process import OperatorProcess
+from msjob_operator.api import naming
 
 from ..helpers import wait_for
 from .agents import FakeAgents, all_run, barrier, in_place

@@ -22,6 +22,7 @@ from typing import Optional
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube, core_path, job_path
 from msjob_runtime import agent_protocol as ap
+
 from .common import api_requests, create_job, delete_namespace, job_body, new_namespace, seconds
 
 COMMAND = ["python", "train.py"]  # InPlace needs an explicit command; kwok runs none of it

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from msjob_operator.controller.kube import Kube
+
 from . import footprint, inplace, many_jobs, recovery
 from .sizes import HEADER, run_sizes
 
