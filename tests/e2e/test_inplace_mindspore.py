@@ -13,7 +13,6 @@ import itertools
 import os
 import re
 import signal
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -98,6 +97,11 @@ def uids(jobs, name: str) -> dict[str, str]:
     return {p.metadata.name: p.metadata.uid for p in jobs.pods(name)}
 
 
+def ran(jobs, pods: list[str]) -> dict[str, list[str]]:
+    """The pod UIDs each member ran under (the node's records outlive the pods), oldest first."""
+    return {pod: [r["uid"] for r in jobs.runs(pod)] for pod in pods}
+
+
 def first_step_after(jobs, pod: str, marker: re.Pattern) -> bool:
     log = jobs.log(pod)
     found = marker.search(log)
@@ -147,8 +151,7 @@ def test_killed_training_process_restarts_in_place_beside_recreate(jobs, tmp_pat
 
     watch, status, first = results["InPlace"]
     pods = members("ipk")
-    assert uids(jobs, "ipk") == first  # no pod was recreated
-    assert all(len(jobs.runs(pod)) == 1 for pod in pods)
+    assert {pod: [r["uid"] for r in jobs.runs(pod)] for pod in pods} == {pod: [first[pod]] for pod in pods}
     assert status["restartCount"] == 1 + flake_restarts(jobs, "ipk"), jobs.state("ipk")
     assert status["lastRestart"]["strategy"] == "InPlace" and status["lastFailure"]["exitCode"] == 137
     per_epoch = assert_no_overlap(jobs, pods)
@@ -176,7 +179,8 @@ def test_killed_scheduler_process_restarts_in_its_own_pod(jobs, tmp_path, figure
     watch.mark("finished")
     assert status["state"] == "Succeeded", jobs.state("ips")
     figures("scheduler_process_killed_in_place", kill_to_success=watch.marks["finished"])
-    assert uids(jobs, "ips") == first  # the scheduler restarted in its own pod, at the same address
+    # The scheduler restarted in its own pod, at the same address.
+    assert ran(jobs, members("ips")) == {pod: [uid] for pod, uid in first.items()}
     assert next(s for s in jobs.services("ips") if s.metadata.name == "ips-scheduler").spec.cluster_ip == cluster_ip
     assert status["lastFailure"]["pod"] == "ips-scheduler-0"
     assert status["restartCount"] == 1 + flake_restarts(jobs, "ips"), jobs.state("ips")
@@ -201,6 +205,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -220,18 +231,19 @@ def test_msrun_parent_and_children_restart_as_one_group(jobs, tmp_path, figures)
     jobs.create(body)
     pods = members("imr", scheduler=False)
     msruns = {pod: process_pid(jobs, pod) for pod in pods}
-    wait_for(lambda: all(len(children(pid)) >= 2 for pid in msruns.values()), timeout=JOB_TIMEOUT,
-             message="msrun started its workers")
-    time.sleep(1)  # let them register (a kill before that is a start failure, not the case here)
+    wait_for(lambda: list((tmp_path / "ckpt").glob("rank_*/linreg-1_8.ckpt")), timeout=JOB_TIMEOUT,
+             message="a first checkpoint")
     old = {pod: children(pid) for pod, pid in msruns.items()}
     first = uids(jobs, "imr")
+    workers = [pid for pid in old["imr-worker-1"] if "train_data_parallel.py" in cmdline(pid)]
+    assert workers, [(pid, cmdline(pid)) for pid in old["imr-worker-1"]]
     watch = Stopwatch()
-    os.kill(old["imr-worker-1"][-1], signal.SIGKILL)  # one of msrun's workers in pod 1
+    os.kill(workers[0], signal.SIGKILL)  # one of msrun's workers in pod 1
     status = jobs.wait_finished("imr", JOB_TIMEOUT)
     watch.mark("finished")
     assert status["state"] == "Succeeded", jobs.state("imr")
     figures("msrun_worker_killed_in_place", kill_to_success=watch.marks["finished"])
-    assert uids(jobs, "imr") == first
+    assert ran(jobs, pods) == {pod: [uid] for pod, uid in first.items()}
     assert status["restartCount"] >= 1
     per_epoch = assert_no_overlap(jobs, pods)
     assert per_epoch[1] == 2, per_epoch  # msrun itself, under the agent, in both pods
@@ -276,10 +288,10 @@ def test_operator_killed_mid_restart_and_a_pod_deleted_meanwhile(jobs, tmp_path,
         jobs.operator.start()
     status = jobs.wait_finished("imk", JOB_TIMEOUT)
     assert status["state"] == "Succeeded", jobs.state("imk")
-    now = uids(jobs, "imk")
-    assert now["imk-scheduler-0"] != first["imk-scheduler-0"]
-    assert {k: now[k] for k in ("imk-worker-0", "imk-worker-1")} == \
-        {k: first[k] for k in ("imk-worker-0", "imk-worker-1")}
+    runs = ran(jobs, members("imk"))
+    assert runs["imk-scheduler-0"][0] == first["imk-scheduler-0"] and len(runs["imk-scheduler-0"]) == 2
+    assert {k: runs[k] for k in ("imk-worker-0", "imk-worker-1")} == \
+        {k: [first[k]] for k in ("imk-worker-0", "imk-worker-1")}
     assert status["restartCount"] == 1 + flake_restarts(jobs, "imk"), jobs.state("imk")
     assert "imk-scheduler-0" in status["lastRestart"].get("recreated", []) or \
         status["lastRestart"]["epoch"] > 1  # (a flake restart after it replaces the record)
@@ -299,9 +311,9 @@ def test_a_killed_agent_makes_its_member_recreated_while_the_others_restart_in_p
     wait_for(lambda: not alive(training), timeout=30, message="the training process died with its agent")
     status = jobs.wait_finished("iag", JOB_TIMEOUT)
     assert status["state"] == "Succeeded", jobs.state("iag")
-    now = uids(jobs, "iag")
-    assert now["iag-worker-1"] != first["iag-worker-1"]  # its pod failed (137): recreated
-    assert now["iag-worker-0"] == first["iag-worker-0"] and now["iag-scheduler-0"] == first["iag-scheduler-0"]
+    runs = ran(jobs, members("iag"))
+    assert runs["iag-worker-1"][0] == first["iag-worker-1"] and len(runs["iag-worker-1"]) == 2  # recreated
+    assert runs["iag-worker-0"] == [first["iag-worker-0"]] and runs["iag-scheduler-0"] == [first["iag-scheduler-0"]]
     assert status["lastFailure"]["pod"] == "iag-worker-1"
     per_epoch = assert_no_overlap(jobs, members("iag"))
     assert per_epoch[1] == 3, per_epoch

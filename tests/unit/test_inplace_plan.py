@@ -295,3 +295,14 @@ def test_recreate_restarts_record_their_phases_too():
     restart = plan.status["lastRestart"]
     assert restart["membersStopped"] and restart["membersRunning"] == "2026-11-22T12:00:00.000Z"
     assert "restart-phase:Recreate:running:1.500" in plan.transitions
+
+
+def test_a_stored_job_without_command_falls_back_to_recreate_with_an_event():
+    """Admission refuses it; a job stored before that rule still runs, by Recreate, and says why."""
+    body = inplace_job()
+    del body["spec"]["msReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]["command"]
+    plan = reconcile(body, [], services(), NOW)
+    assert plan.create_pods and all("initContainers" not in p["spec"] for p in plan.create_pods)
+    assert any(e.reason == "InPlaceUnavailable" and "Worker template's main container has no command" in e.message
+               for e in plan.events)
+    assert "gang" not in plan.status and not plan.apply_configmaps

@@ -93,7 +93,12 @@ def sync_gang(p: PassContext) -> None:
 def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:
     """New members of an InPlace job run under the agent; the agents' identity and the gang ConfigMap go
     first (prerequisites of the plan, applied before the pods)."""
-    if not pods or not active(p):
+    if not pods:
+        return
+    why = unavailable(p.spec) if enabled(p.spec) else None
+    if why is not None:
+        p.event("Warning", "InPlaceUnavailable", f"restartStrategy InPlace falls back to Recreate: {why}")
+    if not active(p):
         return
     for pod in pods:
         agent_builder.add_agent(pod, p.config.reporter_image)

@@ -244,7 +244,11 @@ def _barrier(p: PassContext, gang: Gang) -> None:
     """Release the new epoch once no process of the old one is left in any pod of the job."""
     old, state, record = inplace.released(p), inplace.state(p), p.status.last_restart
     # A member that has ended (by itself, or at pod level) has no agent left to restart it.
-    _recreate(p, [pod for pod in gang.current.values() if pod.finished and not pod.deleting], "it had ended")
+    planned = {d.name for d in p.plan.delete_pods}
+    ended = [pod for pod in gang.current.values() if pod.finished and not pod.deleting and pod.name not in planned]
+    _recreate(p, ended, "it had ended")
+    # Members whose pods are gone (deleted while no operator looked, say): converge creates them.
+    _note_recreated(p, [naming.pod_name(p.name, *key) for key in gang.expected if key not in gang.current])
     silent = [pod for pod in gang.members if not inplace.acknowledged(pod, old)]
     if silent:
         left = _ack_deadline(p, record) if record is not None else ACK_SLACK_SECONDS
