@@ -1323,7 +1323,9 @@ def remove_created_paths(paths: list[str]) -> None:
     """Remove mountpoints the node created, deepest first, when empty and mounted nowhere."""
     mounted = _mount_points()
     for path in sorted(set(paths), key=lambda p: len(Path(p).parts), reverse=True):
-        if path in mounted:
+        # mountinfo has resolved paths (/var/run/... is /run/... there); an rmdir of a path that is a
+        # mount point in another namespace detaches that mount there: another node's running pods.
+        if path in mounted or os.path.realpath(path) in mounted:
             continue
         with contextlib.suppress(OSError):
             p = Path(path)

@@ -161,12 +161,14 @@ def read_agent_report(pod: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def quiesced(report: Optional[Mapping[str, Any]], epoch: int) -> bool:
-    """Whether ``report`` says that no process of an epoch <= ``epoch`` runs on that member: its
-    epoch is later, or it is that epoch and not Running.  The operator releases epoch E+1 only
-    when every member's report is ``quiesced(report, E)`` (seen after it wrote ``epoch`` E+1)."""
+    """Whether ``report`` says that no process of an epoch <= ``epoch`` runs on that member, nor
+    will: its epoch is later, or it is that epoch and Exited or Stopped.  Waiting at ``epoch`` is
+    not enough: once ``epoch`` is released, a Waiting agent whose view of the ConfigMap is not yet
+    the operator's newest write starts it.  The operator releases epoch E+1 only when every
+    member's report is ``quiesced(report, E)`` (seen after it wrote ``epoch`` E+1)."""
     if report is None:
         return False
-    return report["epoch"] > epoch or (report["epoch"] == epoch and report["state"] != RUNNING)
+    return report["epoch"] > epoch or (report["epoch"] == epoch and report["state"] in (EXITED, STOPPED))
 
 
 def event_line(epoch: int, event: str, pid: int, at: datetime, code: Optional[int] = None) -> str:

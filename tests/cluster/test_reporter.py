@@ -285,6 +285,6 @@ def test_worker_pod_with_the_reporter_is_valid(kube, namespace):
 
     pod["spec"] = runtime_builder.with_runtime(spec, "msjob-operator:test")
     created = CoreV1Api(kube).create_namespaced_pod(namespace, pod, dry_run="All")
-    assert [c.name for c in created.spec.init_containers] == ["msjob-runtime-install", "msjob-reporter"]
+    assert [c.name for c in created.spec.init_containers] == ["msjob-runtime", "msjob-reporter"]
     env = {e.name: e.value for e in created.spec.containers[0].env}
     assert env["PYTHONPATH"] == "/opt/msjob/runtime"

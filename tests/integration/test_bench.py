@@ -37,6 +37,13 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
     limit = recovery["limit"]  # the same restart by a plain client, on the same cluster
     assert 0 <= limit["old_deleting_s"] <= limit["old_gone_s"] <= limit["created_s"] <= limit["running_s"]
     assert recovery["ratio_created"] > 0
+    in_place = recovery["in_place"]  # the same failure with restartStrategy InPlace, the agents' side played
+    assert in_place["pods"] == 9 and in_place["same_pods"] and in_place["restart_count"] == 1
+    assert 0 < in_place["barrier_lifted_s"] <= in_place["all_running_s"]
+    assert 0 < in_place["all_acknowledged_s"] <= in_place["all_running_s"]
+    assert in_place["last_restart"]["strategy"] == "InPlace" and in_place["last_restart"]["barrierLifted"]
+    writes = in_place["operator_writes"]  # O(1): no pod touched, the epoch and the barrier written once each
+    assert writes.get("patch configmaps") == 2 and not any(k.endswith(" pods") for k in writes), writes
 
     requests = results["lifecycle_requests"]
     assert requests["pods_seen_running"] == 3
@@ -64,6 +71,7 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
 
     assert results["load_before"]["cpus"] >= 1 and results["load_after"]["loadavg_1m"] >= 0
     out = capsys.readouterr().out
-    headings = ("recovery, 8 workers", "plain bulk client (the limit)", "resident jobs", "API requests for one job")
+    headings = ("recovery, 8 workers", "recovery in place, 8 workers", "plain bulk client (the limit)", "resident jobs",
+                "API requests for one job")
     for heading in headings:
         assert heading in out, out

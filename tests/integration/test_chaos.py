@@ -1,8 +1,14 @@
-"""Chaos: 50 job lifecycles while the operator is SIGKILLed and restarted at random moments.
+"""Chaos: 56 job lifecycles while the operator is SIGKILLed and restarted at random moments.
 
 Afterwards: no pod was created twice for the same member and attempt, no pod outlives its job,
 every job ends in the state its lifecycle calls for, and each status agrees with the pods.
 Set MSJOB_CHAOS_SEED to replay another schedule of kills (the seed is printed).
+
+Two of the seven lifecycles use restartStrategy InPlace. No process runs on kwok's nodes, so the test
+plays the members' agents (agents.FakeAgents: real reads of the gang ConfigMap, real report patches):
+that exercises the operator's whole side of the protocol (epoch, barrier, final) under the kills, and
+checks that no member ever ran an older epoch than the one the operator had released and that an
+in-place restart recreated no pod.
 """
 
 from __future__ import annotations
@@ -21,11 +27,12 @@ from msjob_localcluster.operator_process import OperatorProcess
 from msjob_operator.api import naming
 
 from ..helpers import wait_for
+from .agents import FakeAgents, all_run, barrier, in_place
 from .msjobs import EXIT, MSJobs, msjob
 
 pytestmark = pytest.mark.cluster
 
-LIFECYCLES = 50
+LIFECYCLES = 56
 CONCURRENT = 25
 TIMEOUT = 180  # per step, generous: the operator is down part of the time and the machine is shared
 
@@ -70,7 +77,33 @@ def delete(jobs: MSJobs, name: str) -> None:
     jobs.delete(name)
 
 
-LIFECYCLE = {"ok": succeed, "rs": restart_then_succeed, "fl": fail, "sr": suspend_resume, "dl": delete}
+def wait_all_run(jobs: MSJobs, name: str, epoch: int) -> None:
+    wait_for(lambda: all_run(jobs, name, epoch), timeout=TIMEOUT, message=f"{name}: every member runs epoch {epoch}")
+
+
+def restart_in_place_then_succeed(jobs: MSJobs, name: str) -> None:
+    jobs.create(in_place(msjob(name, workers=2)))
+    jobs.wait_pods(name, 3, timeout=TIMEOUT, attempt=0)
+    wait_all_run(jobs, name, 0)
+    jobs.agents.exit(f"{name}-worker-1", 137)
+    wait_for(lambda: barrier(jobs, name) == {"epoch": 1, "released": 1}, timeout=TIMEOUT,
+             message=f"{name}: epoch 1 released")
+    wait_all_run(jobs, name, 1)
+    jobs.agents.exit(f"{name}-worker-0", 0)
+    jobs.wait_condition(name, "Succeeded", timeout=TIMEOUT)
+
+
+def fail_in_place(jobs: MSJobs, name: str) -> None:
+    jobs.create(in_place(msjob(name, workers=2, runPolicy={"backoffLimit": 0})))
+    jobs.wait_pods(name, 3, timeout=TIMEOUT)
+    wait_all_run(jobs, name, 0)
+    jobs.agents.exit(f"{name}-worker-0", 3)
+    jobs.wait_condition(name, "Failed", timeout=TIMEOUT)
+
+
+LIFECYCLE = {"ok": succeed, "rs": restart_then_succeed, "fl": fail, "sr": suspend_resume, "dl": delete,
+             "ri": restart_in_place_then_succeed, "fi": fail_in_place}
+IN_PLACE = ("ri", "fi")
 
 
 class PodLedger:
@@ -146,7 +179,9 @@ def test_fifty_lifecycles_survive_random_operator_kills(cluster, namespace, runn
     running_operator.stop()  # this test's operator is the only one acting
     chaotic = OperatorProcess(cluster.kubeconfig, tmp_path).start()
     try:
-        with PodLedger(core, namespace) as ledger, Killer(chaotic, seed) as killer:
+        with PodLedger(core, namespace) as ledger, FakeAgents(core, namespace, interval=0.3) as agents, \
+                Killer(chaotic, seed) as killer:
+            jobs.agents = agents
             with ThreadPoolExecutor(CONCURRENT) as pool:
                 for future in [pool.submit(LIFECYCLE[kind], jobs, name) for name, kind in names.items()]:
                     future.result()
@@ -162,10 +197,17 @@ def test_fifty_lifecycles_survive_random_operator_kills(cluster, namespace, runn
                  describe=lambda: {n: final_state_problem(jobs, n, k) for n, k in names.items()
                                    if not final_state_ok(jobs, n, k)})
 
-        # No member was ever created twice for one attempt.
+        # No member was ever created twice for one attempt; an in-place restart created no pod at all; no
+        # agent ran an epoch older than the one released.
         duplicates = {key: uids for key, uids in ledger.uids.items() if len(uids) > 1}
         assert not duplicates, duplicates
         assert len(ledger.uids) >= LIFECYCLES * 3
+        in_place_attempts = {key for key in ledger.uids if any(key[0].startswith(f"{name}-") for name, kind in
+                                                               names.items() if kind in IN_PLACE)}
+        assert in_place_attempts and {attempt for _, attempt in in_place_attempts} == {"0"}, in_place_attempts
+        assert not agents.violations, agents.violations
+        with capsys.disabled():
+            print(f"chaos: {agents.reports} agent reports played")
 
         # No orphans: every pod belongs to a job that exists (the garbage collector has caught up).
         def orphans():
@@ -187,18 +229,19 @@ def final_state_problem(jobs: MSJobs, name: str, kind: str) -> str | None:
     status = jobs.get(name).get("status") or {}
     pods = jobs.pods(name)
     pod_names = [p.metadata.name for p in pods]
-    expected_state = {"ok": "Succeeded", "rs": "Succeeded", "fl": "Failed", "sr": "Running"}[kind]
+    expected_state = {"ok": "Succeeded", "rs": "Succeeded", "fl": "Failed", "sr": "Running", "ri": "Succeeded",
+                      "fi": "Failed"}[kind]
     if status.get("state") != expected_state:
         return f"state {status.get('state')}, expected {expected_state}"
-    restarts = {"rs": 1}.get(kind, 0)
+    restarts = {"rs": 1, "ri": 1}.get(kind, 0)
     if (status.get("restartCount") or 0) != restarts:
         return f"restartCount {status.get('restartCount')}, expected {restarts}"
-    if kind in ("ok", "rs", "fl"):
+    if kind in ("ok", "rs", "fl", "ri", "fi"):
         # cleanPodPolicy Running: only the member that ended the job is left.
         if pod_names != [f"{name}-worker-0"]:
             return f"pods {pod_names}"
         worker = status["replicaStatuses"]["Worker"]
-        ended = {"succeeded": 1, "failed": 0} if kind != "fl" else {"succeeded": 0, "failed": 1}
+        ended = {"succeeded": 1, "failed": 0} if kind not in ("fl", "fi") else {"succeeded": 0, "failed": 1}
         if {k: worker.get(k) for k in ended} != ended or worker.get("active"):
             return f"replicaStatuses.Worker {worker}, pods {pod_names}"
         return None

@@ -27,7 +27,7 @@ def test_with_runtime_gives_the_main_container_the_package():
     assert spec == pod_spec()  # a copy: the input is left alone
     assert out["volumes"] == [{"name": "msjob-runtime", "emptyDir": {}}]
     install = out["initContainers"][0]  # first: a regular init container, done before the others start
-    assert [c["name"] for c in out["initContainers"]] == ["msjob-runtime-install", "msjob-reporter"]
+    assert [c["name"] for c in out["initContainers"]] == ["msjob-runtime", "msjob-reporter"]
     assert install["image"] == "msjob-operator:0.1.0" and "restartPolicy" not in install
     assert install["command"] == ["python", "-m", "msjob_runtime.install", "/opt/msjob/runtime"]
     assert install["volumeMounts"] == [{"name": "msjob-runtime", "mountPath": "/opt/msjob/runtime"}]

@@ -39,7 +39,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/*
 What the operator calls, namespace by namespace (verified against the code and on a real cluster by
 tests/integration/test_helm.py). pods get/patch: the operator grants each job's reporter a Role with
-get/patch on its own pods, and RBAC only lets it grant what it holds itself.
+get/patch on its own pods, and RBAC only lets it grant what it holds itself; configmaps get/list/watch
+likewise for the in-place restart agents' Role (list/watch also feed its cache of the gang ConfigMaps).
 */}}
 {{- define "msjob-operator.namespacedRules" -}}
 - apiGroups: [mindspore.gitee.com]
@@ -56,7 +57,7 @@ get/patch on its own pods, and RBAC only lets it grant what it holds itself.
   verbs: [list, watch, create, get]
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [create, patch]
+  verbs: [list, watch, get, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
@@ -65,7 +66,7 @@ get/patch on its own pods, and RBAC only lets it grant what it holds itself.
   verbs: [create]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [create]
+  verbs: [create, patch]
 {{- if ne .Values.gangScheduling.mode "never" }}
 {{- $groups := dict "volcano" "scheduling.volcano.sh" "scheduler-plugins" "scheduling.x-k8s.io" "workload-api" "scheduling.k8s.io" }}
 - apiGroups: [{{ get $groups .Values.gangScheduling.scheduler }}]

@@ -2,7 +2,8 @@
 
 Scenarios (all by default; `--scenarios` picks some, the size flags keep a run cheap):
   sizes       big jobs: create -> all pods created / Running, next to a plain bulk client (the limit)
-  recovery    one worker of a big job fails: seconds until the new gang is created / Running
+  recovery    one worker of a big job fails: seconds until the new gang is created / Running (Recreate),
+              and until the new epoch is released / runs (InPlace, the agents' API side played)
   requests    the operator's API requests for one job's whole life, by verb
   concurrent  many small jobs created at once: seconds until all their pods run
   resident    time per new job with 100 and with 1000 jobs already running
@@ -23,7 +24,7 @@ from typing import Any, Callable
 
 from msjob_operator.controller.kube import Kube
 
-from . import footprint, many_jobs, recovery
+from . import footprint, inplace, many_jobs, recovery
 from .sizes import HEADER, run_sizes
 
 SCENARIOS = ("sizes", "recovery", "requests", "concurrent", "resident", "footprint")
@@ -70,8 +71,14 @@ async def run_scenarios(kubeconfig: str, options: Options, operator_pid: int,
             rec["limit"] = await recovery.measure_recovery_limit(kube, options.recovery_workers, options.timeout,
                                                                  options.settle)
             rec["ratio_created"] = round(rec["created_s"] / max(rec["limit"]["created_s"], 1e-3), 2)
+            rec["in_place"] = await inplace.measure_in_place(kube, kubeconfig, options.recovery_workers,
+                                                             options.timeout, metrics, options.settle)
             results["recovery"] = rec
             print(recovery.table(results["recovery"]), flush=True)
+            print(inplace.table(rec["in_place"]), flush=True)
+            print(f"failure -> barrier lifted (InPlace) {rec['in_place']['barrier_lifted_s']:.2f} s; failure -> "
+                  f"all new pods created (Recreate) {rec['created_s']:.2f} s, by a plain bulk client (the limit) "
+                  f"{rec['limit']['created_s']:.2f} s", flush=True)
         if "requests" in chosen:
             results["lifecycle_requests"] = await footprint.measure_lifecycle_requests(
                 kube, metrics, options.lifecycle_workers, options.timeout)

@@ -50,6 +50,8 @@ MAX_COUNT = 2**31 - 1  # counts are int32 in Kubernetes' own APIs
 DEFAULT_UNCOUNTED_RESTART_LIMIT = 10
 DEFAULT_SCHEDULER_PORT = 2222
 DEFAULT_BACKOFF_LIMIT = 3
+# A failure rule's onOutput pattern: RE2 matching is linear in pattern x text, so a bound keeps it cheap.
+MAX_OUTPUT_PATTERN_LENGTH = 256
 OPERATOR_NAME = "msjob-operator"
 
 
@@ -176,6 +178,16 @@ class FailurePolicyRule(_Model):
     replica_types: Optional[list[ReplicaType]] = Field(
         None, alias="replicaTypes", max_length=3, description="Replica types the rule applies to (default: all)."
     )
+    on_output: Optional[str] = Field(
+        None, alias="onOutput", min_length=1, max_length=MAX_OUTPUT_PATTERN_LENGTH,
+        description="A regular expression (RE2 syntax) searched for in the member's last output: the last 80 lines "
+                    "(at most 2 KiB) of its log, from the pod's termination message (Recreate) or the restart "
+                    "agent's report (InPlace). Anywhere in it: use (?m) for ^ and $ at line ends, (?i) to ignore "
+                    "case. With onExitCodes, both must match. Never matches a member deleted while it ran.",
+        json_schema_extra=rules(cel("!''.matches(self) || ''.matches(self)",
+                                    "onOutput must be a valid RE2 regular expression (no lookaround or "
+                                    "backreferences), e.g. '(?i)hccl.*timeout' or 'out of memory'.")),
+    )
 
 
 class FailurePolicy(_Model):
@@ -191,6 +203,12 @@ class FailurePolicy(_Model):
     startup_deadline_action: Optional[StartupDeadlineAction] = Field(
         None, alias="startupDeadlineAction", description="What to do when the startup deadline passes: FailJob "
                                                          "(default) or RestartJob (counted)."
+    )
+    restart_strategy: Optional[RestartStrategy] = Field(
+        None, alias="restartStrategy",
+        description="How a gang restart restarts the members: Recreate (default) deletes and recreates every pod; "
+                    "InPlace restarts the training processes inside the same pods (an agent supervises each "
+                    "member's command, which must then be set explicitly; the image needs python3). Immutable.",
     )
     uncounted_restart_limit: Optional[int] = Field(
         None, alias="uncountedRestartLimit", ge=0, le=10000,
@@ -315,7 +333,34 @@ _REPLICA_SPECS_RULES = rules(
 )
 
 
+_IN_PLACE = "has(self.failurePolicy) && has(self.failurePolicy.restartStrategy) && " \
+            "self.failurePolicy.restartStrategy == 'InPlace'"
+
+
+def _strategy(obj: str) -> str:
+    return (f"(has({obj}.failurePolicy) && has({obj}.failurePolicy.restartStrategy) ? "
+            f"{obj}.failurePolicy.restartStrategy : 'Recreate')")
+
+
+def _main_container_has_command(replica_type: str) -> str:
+    """CEL: the replica type is absent, or its main container (named 'mindspore', else the first) has a command."""
+    replica = f"self.msReplicaSpecs.{replica_type}"
+    cs = f"{replica}.template.spec.containers"
+    return (f"!has({replica}) || !has({replica}.template) || !has({replica}.template.spec) || !has({cs}) || "
+            f"size({cs}) == 0 || ({cs}.exists(c, c.name == 'mindspore') ? "
+            f"{cs}.exists(c, c.name == 'mindspore' && has(c.command) && size(c.command) > 0) : "
+            f"has({cs}[0].command) && size({cs}[0].command) > 0)")
+
+
 _SPEC_RULES = rules(
+    cel(f"!({_IN_PLACE}) || ({' && '.join(f'({_main_container_has_command(t)})' for t in REPLICA_TYPES)})",
+        "spec.failurePolicy.restartStrategy InPlace needs an explicit command in the main container (the one named "
+        "'mindspore', or the first) of every replica type: the restart agent runs that command, and the image's "
+        "ENTRYPOINT is not visible to the operator. Set command (and args), or use restartStrategy Recreate.",
+        field_path=".failurePolicy.restartStrategy"),
+    cel(f"{_strategy('self')} == {_strategy('oldSelf')}",
+        "spec.failurePolicy.restartStrategy is immutable: the members' pods are built for it; create a new MSJob to "
+        "change it.", field_path=".failurePolicy.restartStrategy"),
     cel("!has(self.failurePolicy) || !has(self.failurePolicy.rules) || !self.failurePolicy.rules.exists(r, r.action "
         "== 'Ignore') "
         "|| (has(self.enableDynamicWorker) && self.enableDynamicWorker)",

@@ -101,6 +101,42 @@ class ProgressStatus(_Model):
     reported_at: Optional[str] = Field(None, alias="reportedAt")
 
 
+class GangStatus(_Model):
+    """restartStrategy InPlace: what the operator last wrote into the ConfigMap <job>-gang."""
+
+    epoch: Optional[int] = Field(None, description="The epoch every member must be at: moved by each in-place "
+                                                   "restart.")
+    released: Optional[int] = Field(None, description="The highest epoch whose processes may start (the barrier); "
+                                                      "below epoch while the members stop.")
+    final: Optional[bool] = Field(None, description="The job has ended: the agents exit.")
+    release_at: Optional[str] = Field(None, alias="releaseAt", description="The barrier is lifted no earlier than "
+                                                                           "this (the backoff of restarts in a row).")
+
+
+class RestartRecord(_Model):
+    """The latest gang restart, phase by phase (times to the millisecond)."""
+
+    strategy: Optional[str] = Field(None, description="InPlace or Recreate.")
+    reason: Optional[str] = None
+    member: Optional[str] = Field(None, description="The pod whose failure caused it.")
+    attempt: Optional[int] = Field(None, description="Recreate: the gang attempt it began.")
+    epoch: Optional[int] = Field(None, description="InPlace: the epoch it moved the gang to.")
+    recreated: Optional[list[str]] = Field(
+        None, max_length=64, description="InPlace: members recreated instead (their pods were gone, failed, "
+                                         "evicted or on a lost node).")
+    failure_detected: Optional[str] = Field(None, alias="failureDetected",
+                                            description="When the operator decided to restart.")
+    members_stopped: Optional[str] = Field(None, alias="membersStopped",
+                                           description="When no process (InPlace) or pod (Recreate) of the old gang "
+                                                       "was left.")
+    barrier_lifted: Optional[str] = Field(None, alias="barrierLifted",
+                                          description="InPlace: when the new epoch was released.")
+    members_running: Optional[str] = Field(None, alias="membersRunning",
+                                           description="When every member ran again (InPlace: its new process).")
+    first_step: Optional[str] = Field(None, alias="firstStep",
+                                      description="The first training step after it (spec.health.reportProgress).")
+
+
 class MSJobStatus(_Model):
     state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
     workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
@@ -143,6 +179,10 @@ class MSJobStatus(_Model):
                                                   description="The HCCL rank table (launchMode RankTable).")
     progress: Optional[ProgressStatus] = Field(None, description="Training progress reported from worker 0 "
                                                                  "(spec.health.reportProgress).")
+    gang: Optional[GangStatus] = Field(None, description="restartStrategy InPlace: the restart epoch and "
+                                                         "barrier, as written into the ConfigMap <job>-gang.")
+    last_restart: Optional[RestartRecord] = Field(None, alias="lastRestart",
+                                                  description="The latest gang restart and the times of its phases.")
     handled_failures: Optional[list[str]] = Field(
         None, alias="handledFailures", max_length=64, description="UIDs of failed pods already acted on (so no "
                                                                   "failure is counted twice)."

@@ -33,12 +33,13 @@ from msjob_runtime.agent_protocol import (
     agent_grace_seconds,
 )
 
+from ..api.template_rules import RUNTIME_CONTAINER
 from .containers import main_container, volume_mount
 from .reporter import security_context
 
 RUNTIME_VOLUME = "msjob-runtime"
 RUNTIME_DIR = "/opt/msjob/runtime"
-INSTALL_CONTAINER = "msjob-runtime-install"
+INSTALL_CONTAINER = RUNTIME_CONTAINER  # a reserved name: no template can take it
 INSTALL_MODULE = "msjob_runtime.install"
 PATH_ENV = "MSJOB_RUNTIME_PATH"
 AGENT_SCRIPT_PATH = f"{RUNTIME_DIR}/{AGENT_SCRIPT}"  # run as a plain script: no PYTHONPATH needed

@@ -55,8 +55,9 @@ def refused(exc: BaseException) -> bool:
 class Applier:
     def __init__(self, kube: Kube, jobs: JobStore, pods: ChildStore, services: ChildStore, podgroups: ChildStore,
                  refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, config: Config,
-                 kueue_workloads: Optional[ChildStore] = None):
+                 configmaps: Optional[ChildStore] = None, kueue_workloads: Optional[ChildStore] = None):
         self.kube = kube
+        self.configmaps = configmaps  # the jobs' own ConfigMaps: a write's response goes in at once
         self.jobs, self.pods, self.services, self.podgroups = jobs, pods, services, podgroups
         self.kueue_workloads = kueue_workloads or ChildStore()
         self.refusals, self.holders, self.events = refusals, holders, events
@@ -148,6 +149,8 @@ class Applier:
             ready &= await self._create(key, job, "PodGroup", self.podgroup_path(namespace), group, self.podgroups)
         for body in plan.apply_configmaps:
             ready &= await self._apply_configmap(key, job, body)
+        for body in plan.apply_objects:
+            ready &= await self._apply_object(key, job, body)
         for body in plan.create_objects:
             group_version, kind = body["apiVersion"], body["kind"]
             base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
@@ -166,11 +169,26 @@ class Applier:
     async def _apply_configmap(self, key: Key, job: dict[str, Any], body: dict[str, Any]) -> bool:
         """Write a ConfigMap whole: replace its data, or create it."""
         path = core_path("configmaps", key[0], body["metadata"]["name"])
-        status, _ = await self.kube.request("PATCH", path, {"data": body["data"]},
-                                            content_type="application/merge-patch+json", ok_statuses=(404,))
+        status, written = await self.kube.request("PATCH", path, {"data": body["data"]},
+                                                  content_type="application/merge-patch+json", ok_statuses=(404,))
         if status == 404:
-            return await self._create(key, job, "ConfigMap", core_path("configmaps", key[0]), body, None)
+            return await self._create(key, job, "ConfigMap", core_path("configmaps", key[0]), body, self.configmaps)
+        if self.configmaps is not None and isinstance(written, dict) and selected(written, naming.CHILD_SELECTOR):
+            self.configmaps.upsert(written)
         return True
+
+    async def _apply_object(self, key: Key, job: dict[str, Any], body: dict[str, Any]) -> bool:
+        """Create a namespaced object, or write what it holds (all but its metadata) if it exists."""
+        group_version, kind = body["apiVersion"], body["kind"]
+        base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+        path = f"{base}/namespaces/{key[0]}/{_PLURALS[kind]}"
+        status, _ = await self.kube.request("POST", path, body, ok_statuses=(409,))
+        if status != 409:
+            return True
+        content = {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")}
+        status, _ = await self.kube.request("PATCH", f"{path}/{body['metadata']['name']}", content,
+                                            content_type="application/merge-patch+json", ok_statuses=(404,))
+        return status != 404  # gone again in between: the next pass creates it
 
     # -- the plan -------------------------------------------------------------------------------
     async def apply(self, key: Key, job: dict[str, Any], plan: Plan,
@@ -235,6 +253,9 @@ class Applier:
                 metrics.JOBS_SUSPENDED.labels(namespace).inc()
             elif what == "stalled":
                 metrics.JOBS_STALLED.labels(namespace).inc()
+            elif what == "restart-phase":  # restart-phase:<strategy>:<phase>:<seconds>
+                strategy, phase, taken = (reason.split(":") + ["", "", "0"])[:3]
+                metrics.RESTART_PHASE_SECONDS.labels(namespace, strategy, phase).observe(float(taken))
             elif what == "running":
                 began = parse_time(plan.status.get("attemptStartTime"))
                 if began is not None:

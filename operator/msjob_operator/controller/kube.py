@@ -190,12 +190,14 @@ class Kube:
                 return items, data["metadata"]["resourceVersion"]
 
     async def watch(self, path: str, resource_version: str, label_selector: Optional[str] = None,
-                    timeout_seconds: int = 300) -> AsyncIterator[dict[str, Any]]:
+                    timeout_seconds: int = 300, field_selector: Optional[str] = None) -> AsyncIterator[dict[str, Any]]:
         """Watch events as dicts ({type, object}), until the server ends the stream."""
         params = [("watch", "true"), ("resourceVersion", resource_version), ("allowWatchBookmarks", "true"),
                   ("timeoutSeconds", timeout_seconds)]
         if label_selector:
             params.append(("labelSelector", label_selector))
+        if field_selector:
+            params.append(("fieldSelector", field_selector))
         _count("GET", path, watch=True)
         response = await self.api.call_api(
             path, "GET", query_params=params, header_params={"Accept": "application/json"},

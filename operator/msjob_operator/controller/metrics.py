@@ -29,6 +29,11 @@ RECONCILE_ERRORS = Counter("msjob_reconcile_errors_total", "Reconcile passes tha
 TIME_TO_RUNNING = Histogram(
     "msjob_time_to_running_seconds", "Seconds from an attempt's start to all its pods running.", ["namespace"],
     registry=REGISTRY, buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800))
+RESTART_PHASE_SECONDS = Histogram(
+    "msjob_restart_phase_seconds", "Seconds from a gang restart's decision to each of its phases: stopped (no process "
+    "or pod of the old gang left), released (InPlace: the new epoch released), running (every member runs again), "
+    "first_step (the first training step after it).", ["namespace", "strategy", "phase"], registry=REGISTRY,
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600))
 QUEUE_DEPTH = Gauge("msjob_workqueue_depth", "Jobs waiting to be reconciled.", registry=REGISTRY)
 LAST_RECONCILE = Gauge("msjob_last_reconcile_timestamp_seconds", "Unix time of the last successful reconcile.",
                        registry=REGISTRY)

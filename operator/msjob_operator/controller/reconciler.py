@@ -57,6 +57,7 @@ class Controller:
         self.pods = ChildStore(keep_spec=("nodeName",))  # all the reconcile reads of a pod's spec
         self.services = ChildStore()
         self.podgroups = ChildStore()
+        self.configmaps = ChildStore()  # the jobs' own: the in-place gang's (and rank tables)
         self.refusals = Refusals()
         self.holders = ObjectsByJob()  # objects under a child's name that the job does not own
         self.strays = ObjectsByJob()  # members that lost the labels the pod watch selects on
@@ -69,12 +70,14 @@ class Controller:
         # Kueue's Workloads and the objects an admission refers to (only with --kueue).
         self.kueue = kueue.KueueSources(kube, self.namespaces, self.queue.add) if config.kueue else None
         self.applier = Applier(kube, self.jobs, self.pods, self.services, self.podgroups, self.refusals,
-                               self.holders, self.events, self.config,
+                               self.holders, self.events, self.config, configmaps=self.configmaps,
                                kueue_workloads=self.kueue.workloads if self.kueue else None)
         self.pod_informer = Informer(kube, self._paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add,
                                      "pods", on_unselected=self._maybe_stray)
         self.service_informer = Informer(kube, self._paths("services"), naming.CHILD_SELECTOR, self.services,
                                          self.queue.add, "services")
+        self.configmap_informer = Informer(kube, self._paths("configmaps"), naming.CHILD_SELECTOR, self.configmaps,
+                                           self.queue.add, "configmaps")
         self.podgroup_informer = Informer(
             kube, [self.applier.podgroup_path(ns) for ns in self.namespaces] or [self.applier.podgroup_path()],
             naming.CHILD_SELECTOR, self.podgroups, self.queue.add, "podgroups")
@@ -86,7 +89,7 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer]:
-        informers = [self.pod_informer, self.service_informer]
+        informers = [self.pod_informer, self.service_informer, self.configmap_informer]
         if self.config.gang_available and self.config.gang.mode != "never":
             informers.append(self.podgroup_informer)
         if self.kueue is not None and self.config.kueue_available:
@@ -313,4 +316,5 @@ class Controller:
         return reconcile(job, [*pods, *strays], self.services.for_job(key),
                          dt.datetime.now(dt.timezone.utc), self.config, self.podgroups.for_job(key),
                          refusals=self.refusals.for_job(key), holders=holders,
+                         configmaps=self.configmaps.for_job(key),
                          kueue=self.kueue.observed(key) if self.kueue is not None else KueueObserved())

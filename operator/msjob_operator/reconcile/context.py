@@ -10,11 +10,12 @@ import dataclasses
 import datetime as dt
 from typing import Any, Mapping, Optional, Sequence
 
+from msjob_runtime.agent_protocol import rfc3339
 from msjob_runtime.progress import parse_time
 
-from ..api.enums import CleanPodPolicy, ConditionType
+from ..api.enums import CleanPodPolicy, ConditionType, RestartStrategy
 from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
-from ..api.status import Condition, MSJobStatus
+from ..api.status import Condition, MSJobStatus, RestartRecord
 from ..builders.workload import WorkloadWrite
 from ..config import DEFAULT, Config
 from . import backoff
@@ -54,6 +55,8 @@ class Plan:
     delete_pods: list[PodDeletion] = dataclasses.field(default_factory=list)
     create_podgroups: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     apply_configmaps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # Namespaced objects written whole (merge patch, created when missing): the in-place agents' Role.
+    apply_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # Other namespaced objects to create if missing (the progress reporter's RBAC).
     create_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
@@ -75,6 +78,11 @@ def fmt_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def ms_time(moment: dt.datetime) -> str:
+    """RFC 3339 UTC to the millisecond: the times of a restart's phases."""
+    return rfc3339(moment) or ""
+
+
 def truncate(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -91,6 +99,7 @@ class Observed:
     # Objects found under a child's name that the job does not own (AlreadyExists on create).
     holders: Sequence[dict[str, Any]] = ()
     kueue: KueueObserved = KueueObserved()  # Kueue's objects (operator flag --kueue)
+    configmaps: Sequence[dict[str, Any]] = ()  # the job's own ConfigMaps (the in-place gang's)
 
 
 def _owned(obj: dict[str, Any], uid: Optional[str]) -> bool:
@@ -122,6 +131,7 @@ class PassContext:
         services = [*observed.services, *(h for h in observed.holders if h.get("kind") == "Service")]
         self.services = {s["metadata"]["name"]: s for s in services if _owned(s, uid)}
         self.foreign_services = {s["metadata"]["name"]: s for s in services if not _owned(s, uid)}
+        self.configmaps = {c["metadata"]["name"]: c for c in observed.configmaps if _owned(c, uid)}
         self.now_text = fmt_time(now)
         self.name = job["metadata"]["name"]
         # A parsed copy: the job dict belongs to the operator's cache and must stay as observed.
@@ -198,10 +208,27 @@ class PassContext:
 
         ``streak``: the restart follows a fault (not a resize), so it adds to the restarts in a row
         that set the backoff before the next gang."""
+        delay = self.account_restart(message, counted, streak)
+        if delay is None:
+            return False
+        self.new_attempt(delay)
+        self.status.last_restart = RestartRecord(strategy=RestartStrategy.RECREATE.value, reason=reason,
+                                                 attempt=self.attempt, failureDetected=ms_time(self.now))
+        in_a_row = self.status.consecutive_restarts
+        when = f"; the new gang starts in {delay:.0f} s (restart {in_a_row} in a row)" if delay else ""
+        self.condition(ConditionType.RESTARTING, cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
+        self.condition(ConditionType.RUNNING, cond.FALSE, reason, "the gang is restarting")
+        self.event("Warning", reason, f"restarting all pods (attempt {self.attempt}{when}): {message}")
+        self.plan.transitions.append(f"restarted:{reason}")
+        return True
+
+    def account_restart(self, message: str, counted: bool, streak: bool = True) -> Optional[float]:
+        """Count a gang restart (by either strategy): the seconds its new gang waits (the backoff), or None
+        when a budget is spent (the job is failed then)."""
         if counted and not self.budget_left():
             self.finish(False, "BackoffLimitExceeded",
                         f"{message}; the restart budget (runPolicy.backoffLimit={self.backoff_limit}) is used up")
-            return False
+            return None
         uncounted = (self.status.consecutive_uncounted_restarts or 0) + (0 if counted or not streak else 1)
         if uncounted > self.uncounted_restart_limit:
             self.finish(False, "UncountedRestartLimitExceeded",
@@ -209,7 +236,7 @@ class PassContext:
                         "without the "
                         f"gang running for {backoff.HEALTHY_SECONDS:.0f} s in between "
                         f"(failurePolicy.uncountedRestartLimit={self.uncounted_restart_limit})")
-            return False
+            return None
         if counted:
             self.count_restart()
         delay = 0.0
@@ -220,14 +247,7 @@ class PassContext:
                 self.status.consecutive_uncounted_restarts = uncounted
             delay = backoff.delay(consecutive)
         self.count_any_restart()
-        self.new_attempt(delay)
-        in_a_row = self.status.consecutive_restarts
-        when = f"; the new gang starts in {delay:.0f} s (restart {in_a_row} in a row)" if delay else ""
-        self.condition(ConditionType.RESTARTING, cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
-        self.condition(ConditionType.RUNNING, cond.FALSE, reason, "the gang is restarting")
-        self.event("Warning", reason, f"restarting all pods (attempt {self.attempt}{when}): {message}")
-        self.plan.transitions.append(f"restarted:{reason}")
-        return True
+        return delay
 
     @property
     def attempt(self) -> int:

@@ -6,11 +6,42 @@ import dataclasses
 import datetime as dt
 from typing import Any, Optional
 
+from msjob_runtime.agent_protocol import EXITED, RUNNING, read_agent_report
+
 from ..api import naming
 from ..builders.containers import MAIN_CONTAINER
 
 _DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeShutdown", "Terminated",
                        "DeletionByTaintManager"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AgentReport:
+    """The in-place restart agent's report on its pod (restartStrategy InPlace; docs/in-place-restart.md)."""
+
+    epoch: int
+    state: str  # Waiting, Running, Exited, Stopped
+    exit_code: Optional[int] = None
+    output: str = ""
+    started_at: Optional[str] = None
+    finished_at: Optional[str] = None
+
+    @property
+    def failed(self) -> bool:
+        """The process of ``epoch`` ended by itself with a non-zero code: the agent awaits a decision."""
+        return self.state == EXITED and self.exit_code not in (None, 0)
+
+    @property
+    def running(self) -> bool:
+        return self.state == RUNNING
+
+
+def _agent_report(pod: dict[str, Any]) -> Optional[AgentReport]:
+    raw = read_agent_report(pod)
+    if raw is None:
+        return None
+    return AgentReport(epoch=raw["epoch"], state=raw["state"], exit_code=raw["exitCode"], output=raw["output"] or "",
+                       started_at=raw["startedAt"], finished_at=raw["finishedAt"])
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -43,6 +74,8 @@ class PodView:
     owner: Optional[str] = None  # "Kind/name" of that owner, for messages
     # The scheduler address the member was given (MS_SCHED_HOST), from its annotation.
     scheduler_address: Optional[str] = None
+    # restartStrategy InPlace: the agent's latest report on this pod.
+    agent: Optional[AgentReport] = None
 
     @property
     def key(self) -> tuple[str, int] | None:
@@ -68,7 +101,10 @@ class PodView:
 
     @property
     def active(self) -> bool:
-        return self.phase in ("Pending", "Running", "Unknown", "") and not self.deleting
+        # restartStrategy InPlace: a member whose process failed only waits for the operator's word (its
+        # pod then ends with the process's code), so cleanPodPolicy Running keeps it, as a failed pod.
+        failed_process = self.agent is not None and self.agent.failed
+        return self.phase in ("Pending", "Running", "Unknown", "") and not self.deleting and not failed_process
 
     @property
     def stopped_by_deletion(self) -> bool:
@@ -224,4 +260,5 @@ def _view(pod: dict[str, Any]) -> PodView:
         owner_uid=(owner or {}).get("uid"),
         owner=f"{owner.get('kind')}/{owner.get('name')}" if owner else None,
         scheduler_address=(meta.get("annotations") or {}).get(naming.SCHEDULER_ADDRESS_ANNOTATION),
+        agent=_agent_report(pod),
     )

@@ -22,7 +22,7 @@ from ..api.models import MSJobSpec, ReplicaSpecs
 from ..config import DEFAULT, Config
 from . import conditions as cond
 from .context import Gang, JobEvent, Observed, PassContext, Plan, PodDeletion, fmt_time  # noqa: F401 (re-exported)
-from .phases import failures, lifecycle, queue, stall, startup
+from .phases import failures, inplace, lifecycle, queue, restarts, stall, startup
 from .phases.converge import converge
 from .queueing import KueueObserved
 from .waiting import Refusal
@@ -31,6 +31,7 @@ Phase = Callable[[PassContext, Gang], bool]
 
 # In order; each returns True when it has decided the pass.
 PHASES: tuple[Phase, ...] = (
+    restarts.observe,
     queue.admission,  # Kueue-managed jobs: held (no pods) until admitted; the Workload follows the job
     lifecycle.finished,
     lifecycle.over_the_cap,
@@ -39,6 +40,7 @@ PHASES: tuple[Phase, ...] = (
     lifecycle.active_deadline,
     lifecycle.resized,
     lifecycle.succeeded,
+    inplace.in_place,
     failures.lost_members,
     failures.scheduler_address,
     failures.failures,
@@ -51,9 +53,9 @@ def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Seq
               config: Config = DEFAULT, podgroups: Sequence[dict[str, Any]] = (), *,
               refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str,
                                                                                                    Any]] = (),
-              kueue: Optional[KueueObserved] = None) -> Plan:
+              configmaps: Sequence[dict[str, Any]] = (), kueue: Optional[KueueObserved] = None) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
-                        refusals=dict(refusals or {}), holders=tuple(holders),
+                        refusals=dict(refusals or {}), holders=tuple(holders), configmaps=tuple(configmaps),
                         kueue=kueue or KueueObserved())
     try:
         spec = MSJobSpec.model_validate(job.get("spec") or {})

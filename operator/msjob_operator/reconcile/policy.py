@@ -8,6 +8,7 @@ from typing import Optional
 from ..api.enums import FailureAction, ReplicaType, RestartPolicy
 from ..api.models import FailurePolicyRule, MSJobSpec
 from .observed import PodView
+from .output_rules import output_matches
 
 # When several members fail in one pass, the strongest action wins.
 _SEVERITY = {
@@ -43,6 +44,9 @@ def _rule_matches(rule: FailurePolicyRule, pod: PodView) -> bool:
         listed = code in rule.on_exit_codes.values
         if (rule.on_exit_codes.operator == "In") != listed:
             return False
+    # The output of a member killed by its deletion tells of the kill, not of the member.
+    if rule.on_output is not None and (pod.stopped_by_deletion or not output_matches(rule.on_output, pod.message)):
+        return False
     return True
 
 

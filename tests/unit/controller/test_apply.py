@@ -195,3 +195,22 @@ def test_deletes_are_preconditioned_on_the_uid_and_cache_only_selected_answers()
     assert "gracePeriodSeconds" not in bodies[relabelled["metadata"]["name"]]
     assert [p["metadata"]["uid"] for p in applier.pods.for_job(KEY)] == ["u0"]
     assert applier.pods.for_job(KEY)[0]["metadata"]["deletionTimestamp"]
+
+
+def test_objects_written_whole_are_created_or_patched_and_the_gang_configmap_is_cached():
+    from msjob_operator.builders import agent
+
+    kube, applier, the_job = setup()
+    applier.configmaps = ChildStore()
+    roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/roles"
+    role = agent.role(the_job, ["demo-worker-0", "demo-worker-1"])
+    gang = agent.gang_configmap(the_job, 1, 0)
+    kube.answer("POST", roles, (409, {"reason": "AlreadyExists"}))
+    kube.answer("PATCH", f"{roles}/demo-agent", (200, role))
+    kube.answer("PATCH", "/api/v1/namespaces/ns/configmaps/demo-gang",
+                (200, {**gang, "metadata": {**gang["metadata"], "uid": "cm-uid", "resourceVersion": "30"}}))
+    plan = Plan(status=copy.deepcopy(the_job["status"]), apply_objects=[role], apply_configmaps=[gang])
+    apply(applier, the_job, plan)
+    patch = kube.requests("PATCH", f"{roles}/demo-agent")[0]
+    assert patch.content_type == "application/merge-patch+json" and patch.body == {"rules": role["rules"]}
+    assert [c["data"] for c in applier.configmaps.for_job(KEY)] == [{"epoch": "1", "released": "0"}]

@@ -58,8 +58,11 @@ def test_quiesced_is_the_acknowledgement_of_an_epoch():
     assert not ap.quiesced(None, 0)
     assert not ap.quiesced(r(1, ap.RUNNING), 1)  # epoch 1 still runs
     assert not ap.quiesced(r(0, ap.RUNNING), 1)
-    for state in (ap.WAITING, ap.EXITED, ap.STOPPED):
+    for state in (ap.EXITED, ap.STOPPED):
         assert ap.quiesced(r(1, state), 1)
+    # Waiting at epoch 1 is no acknowledgement of it: with epoch 1 released, that agent starts epoch 1
+    # as soon as it looks, unless its view already has the next epoch.
+    assert not ap.quiesced(r(1, ap.WAITING), 1)
     assert ap.quiesced(r(2, ap.WAITING), 1) and ap.quiesced(r(2, ap.RUNNING), 1)  # already at a later epoch
     assert not ap.quiesced(r(0, ap.STOPPED), 1)  # has not seen epoch 1's end
 

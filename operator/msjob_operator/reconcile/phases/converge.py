@@ -21,7 +21,7 @@ from ...builders.env import launch_mode, needs_scheduler_service, replica_count
 from ...builders.podgroup import gang_enabled, join_gang
 from ...builders.pods import build_pod
 from ...builders.services import build_services
-from .. import backoff, health, waiting
+from .. import backoff, health, inplace, waiting
 from .. import conditions as cond
 from ..context import FORCE_DELETE_AFTER, Gang, PassContext, deletions
 from ..gang import plan_podgroup
@@ -67,7 +67,8 @@ def _may_be_scheduler(p: PassContext, pod: PodView) -> bool:
 def _running_condition(p: PassContext, gang: Gang) -> None:
     expected, current = gang.expected, gang.current
     all_running = bool(current) and all(
-        key in current and (current[key].running or current[key].succeeded) for key in expected)
+        key in current and (current[key].running or current[key].succeeded) for key in expected) \
+        and inplace.processes_running(p, gang)
     if all_running:
         if p.condition(ConditionType.RUNNING, cond.TRUE, "MSJobRunning", f"all {len(expected)} pods are running"):
             p.event("Normal", "MSJobRunning", f"all {len(expected)} pods are running")
@@ -202,6 +203,7 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
         if reporting and (rtype, index) == (ReplicaType.WORKER.value, 0):
             health.add_reporter(pod, spec, p.config.reporter_image)
         p.plan.create_pods.append(pod)
+    inplace.equip(p, p.plan.create_pods)  # restartStrategy InPlace: the agent, its identity, the gang ConfigMap
     if any(("Pod", naming.pod_name(p.name, *key)) in p.refusals for key in missing):
         p.plan.requeue(PREDECESSOR_RECHECK_SECONDS)
     return waiting.JobBlockers()
