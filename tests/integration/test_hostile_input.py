@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from kubernetes.client import CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from msjob_operator.api.models import MAX_COUNT, MAX_REPLICAS, MAX_SECONDS
+from msjob_operator.api.limits import MAX_COUNT, MAX_REPLICAS, MAX_SECONDS
 
 from ..helpers import wait_for
 from .msjobs import GROUP, PLURAL, VERSION, msjob, template

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from .enums import (  # noqa: F401  (the spec's enums, also imported from here)
     MS_ROLES,
@@ -29,6 +29,17 @@ from .enums import (  # noqa: F401  (the spec's enums, also imported from here)
     StartupDeadlineAction,
     SuccessPolicy,
 )
+from .limits import (
+    DEFAULT_BACKOFF_LIMIT,
+    DEFAULT_SCHEDULER_PORT,
+    MAX_CLUSTER_TIMEOUT_SECONDS,
+    MAX_COUNT,
+    MAX_NAME_LENGTH,
+    MAX_REPLICAS,
+    MAX_SECONDS,
+)
+from .policies import FailurePolicy
+from .schema import ApiModel, cel, rules
 
 GROUP = "mindspore.gitee.com"
 VERSION = "v1"
@@ -38,47 +49,10 @@ SINGULAR = "msjob"
 SHORT_NAMES = ["msj"]
 API_VERSION = f"{GROUP}/{VERSION}"
 
-# Longest job name whose derived names fit Kubernetes limits: the pod hostname
-# "<name>-scheduler-0" / "<name>-worker-<5 digits>" must be a 63-character DNS label.
-MAX_NAME_LENGTH = 50
-MAX_REPLICAS = 99999
-# The longest duration any field admits: every deadline, timeout and TTL stays within what a
-# datetime can add to today (and within what a person could mean).
-MAX_SECONDS = 10 * 365 * 24 * 3600
-MAX_CLUSTER_TIMEOUT_SECONDS = 7 * 24 * 3600  # MS_TOPO_TIMEOUT: forming a cluster never takes a week
-MAX_COUNT = 2**31 - 1  # counts are int32 in Kubernetes' own APIs
-DEFAULT_UNCOUNTED_RESTART_LIMIT = 10
-DEFAULT_SCHEDULER_PORT = 2222
-DEFAULT_BACKOFF_LIMIT = 3
-# A failure rule's onOutput pattern: RE2 matching is linear in pattern x text, so a bound keeps it cheap.
-MAX_OUTPUT_PATTERN_LENGTH = 256
 OPERATOR_NAME = "msjob-operator"
 
 
-def cel(rule: str, message: str, *, field_path: str | None = None, reason: str | None = None,
-        optional_old_self: bool = False) -> dict[str, Any]:
-    """One CEL admission rule, in the shape of ``x-kubernetes-validations`` items."""
-    item: dict[str, Any] = {"rule": rule, "message": message}
-    if field_path:
-        item["fieldPath"] = field_path
-    if reason:
-        item["reason"] = reason
-    if optional_old_self:
-        item["optionalOldSelf"] = True
-    return item
-
-
-def rules(*items: dict[str, Any]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": list(items)}
-
-
-class _Model(BaseModel):
-    # Unknown fields are ignored when reading objects from the API server, so an operator
-    # older than its CRD keeps working.
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True)
-
-
-class DeviceSettings(_Model):
+class DeviceSettings(ApiModel):
     resource: str = Field(
         max_length=253, description="Extended resource of the accelerator, e.g. huawei.com/Ascend910, "
                                     "huawei.com/npu, nvidia.com/gpu.",
@@ -95,7 +69,7 @@ class DeviceSettings(_Model):
                          description="Devices per Worker pod; added to the Worker containers' limits if missing.")
 
 
-class SchedulingPolicy(_Model):
+class SchedulingPolicy(ApiModel):
     min_available: Optional[int] = Field(
         None, alias="minAvailable", ge=1, le=3 * MAX_REPLICAS, description="Pods that must be schedulable together "
                                                                            "(gang size). Defaults to all pods."
@@ -114,7 +88,7 @@ class SchedulingPolicy(_Model):
     )
 
 
-class RunPolicy(_Model):
+class RunPolicy(ApiModel):
     clean_pod_policy: Optional[CleanPodPolicy] = Field(
         None, alias="cleanPodPolicy",
         description="Which pods to delete when the job finishes: Running (default; pods still running or pending), "
@@ -146,79 +120,7 @@ class RunPolicy(_Model):
     )
 
 
-class ExitCodesRequirement(_Model):
-    operator: ExitCodeOperator = Field(description="In: the rule matches these codes; NotIn: every non-zero code "
-                                                   "but these.")
-    values: list[int] = Field(min_length=1, max_length=255, description="Container exit codes (1-255).",
-                              json_schema_extra={"items": {"type": "integer", "minimum": 1, "maximum": 255}})
-
-
-_IGNORE_RULES = rules(
-    cel("self.action != 'Ignore' || has(self.replicaTypes)",
-        "an Ignore rule must list replicaTypes (PS and/or Worker): ignoring every type would ignore the "
-        "Scheduler too."),
-    cel("self.action != 'Ignore' || !has(self.replicaTypes) || !self.replicaTypes.exists(t, t == 'Scheduler')",
-        "an Ignore rule cannot ignore the Scheduler: a MindSpore cluster cannot run on without its scheduler; "
-        "remove Scheduler from replicaTypes."),
-)
-
-
-class FailurePolicyRule(_Model):
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True,
-                              json_schema_extra=_IGNORE_RULES)
-
-    name: Optional[str] = Field(None, max_length=63,
-                                description="Shown in the job's conditions and Events when the rule fires.")
-    action: FailureAction
-    on_exit_codes: Optional[ExitCodesRequirement] = Field(None, alias="onExitCodes")
-    on_pod_disruption: Optional[bool] = Field(
-        None, alias="onPodDisruption", description="True matches pods evicted or preempted (condition "
-                                                   "DisruptionTarget); false matches only other failures."
-    )
-    replica_types: Optional[list[ReplicaType]] = Field(
-        None, alias="replicaTypes", max_length=3, description="Replica types the rule applies to (default: all)."
-    )
-    on_output: Optional[str] = Field(
-        None, alias="onOutput", min_length=1, max_length=MAX_OUTPUT_PATTERN_LENGTH,
-        description="A regular expression (RE2 syntax) searched for in the member's last output: the last 80 lines "
-                    "(at most 2 KiB) of its log, from the pod's termination message (Recreate) or the restart "
-                    "agent's report (InPlace). Anywhere in it: use (?m) for ^ and $ at line ends, (?i) to ignore "
-                    "case. With onExitCodes, both must match. Never matches a member deleted while it ran.",
-        json_schema_extra=rules(cel("!''.matches(self) || ''.matches(self)",
-                                    "onOutput must be a valid RE2 regular expression (no lookaround or "
-                                    "backreferences), e.g. '(?i)hccl.*timeout' or 'out of memory'.")),
-    )
-
-
-class FailurePolicy(_Model):
-    rules: Optional[list[FailurePolicyRule]] = Field(
-        None, max_length=32, description="Checked in order on each member failure; the first match decides. Without "
-                                         "a match the replica's restartPolicy decides."
-    )
-    startup_deadline_seconds: Optional[int] = Field(
-        None, alias="startupDeadlineSeconds", ge=1, le=MAX_SECONDS,
-        description="Seconds every pod of an attempt has to be running "
-                    "(e.g. not stuck Pending or in ImagePullBackOff).",
-    )
-    startup_deadline_action: Optional[StartupDeadlineAction] = Field(
-        None, alias="startupDeadlineAction", description="What to do when the startup deadline passes: FailJob "
-                                                         "(default) or RestartJob (counted)."
-    )
-    restart_strategy: Optional[RestartStrategy] = Field(
-        None, alias="restartStrategy",
-        description="How a gang restart restarts the members: Recreate (default) deletes and recreates every pod; "
-                    "InPlace restarts the training processes inside the same pods (an agent supervises each "
-                    "member's command, which must then be set explicitly; the image needs python3). Immutable.",
-    )
-    uncounted_restart_limit: Optional[int] = Field(
-        None, alias="uncountedRestartLimit", ge=0, le=10000,
-        description="Gang restarts not counted against backoffLimit (evictions, preemptions, deletions, lost nodes or "
-                    "members) allowed in a row, without 10 minutes of the whole gang running in between; one more "
-                    f"fails the job (reason UncountedRestartLimitExceeded). Default {DEFAULT_UNCOUNTED_RESTART_LIMIT}.",
-    )
-
-
-class MindSporeSettings(_Model):
+class MindSporeSettings(ApiModel):
     scheduler_port: Optional[int] = Field(
         None, alias="schedulerPort", ge=1, le=65535,
         description=f"MS_SCHED_PORT. Default: the container port named 'msjob-port', else {DEFAULT_SCHEDULER_PORT}.",
@@ -258,7 +160,7 @@ _REPLICA_RULES = rules(
 )
 
 
-class HealthSettings(_Model):
+class HealthSettings(ApiModel):
     report_progress: Optional[bool] = Field(
         None, alias="reportProgress",
         description="Turn on MindSpore's step-time dump in worker 0 and run a reporter sidecar that publishes step, "
@@ -285,7 +187,7 @@ class HealthSettings(_Model):
     )
 
 
-class ReplicaSpec(_Model):
+class ReplicaSpec(ApiModel):
     replicas: Optional[int] = Field(1, ge=0, le=MAX_REPLICAS, description="Number of pods of this type.")
     restart_policy: Optional[RestartPolicy] = Field(
         None, alias="restartPolicy",
@@ -298,7 +200,7 @@ class ReplicaSpec(_Model):
     )
 
 
-class ReplicaSpecs(_Model):
+class ReplicaSpecs(ApiModel):
     scheduler: Optional[ReplicaSpec] = Field(
         None, alias="Scheduler",
         json_schema_extra=rules(cel("!has(self.replicas) || self.replicas == 1",
@@ -401,7 +303,7 @@ _SPEC_RULES = rules(
 )
 
 
-class MSJobSpec(_Model):
+class MSJobSpec(ApiModel):
     model_config = ConfigDict(populate_by_name=True, extra="ignore", use_enum_values=True,
                               json_schema_extra=_SPEC_RULES)
 
@@ -443,7 +345,7 @@ _ROOT_RULES = rules(
 )
 
 
-class MSJob(_Model):
+class MSJob(ApiModel):
     api_version: str = Field(API_VERSION, alias="apiVersion")
     kind: str = KIND
     metadata: dict[str, Any] = Field(default_factory=dict)

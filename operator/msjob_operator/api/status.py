@@ -11,10 +11,10 @@ from typing import Any, Optional
 
 from pydantic import Field, ValidationError
 
-from .models import _Model
+from .schema import ApiModel
 
 
-class Condition(_Model):
+class Condition(ApiModel):
     type: str
     status: str = Field(description="True, False or Unknown.")
     reason: Optional[str] = None
@@ -23,7 +23,7 @@ class Condition(_Model):
     last_transition_time: Optional[str] = Field(None, alias="lastTransitionTime")
 
 
-class ReplicaStatus(_Model):
+class ReplicaStatus(ApiModel):
     active: Optional[int] = Field(None, description="Pods pending or running.")
     ready: Optional[int] = Field(None, description="Pods running and ready.")
     succeeded: Optional[int] = None
@@ -32,7 +32,7 @@ class ReplicaStatus(_Model):
     selector: Optional[str] = Field(None, description="Label selector of this type's pods (for the scale subresource).")
 
 
-class MemberFailure(_Model):
+class MemberFailure(ApiModel):
     pod: str
     replica_type: Optional[str] = Field(None, alias="replicaType")
     index: Optional[int] = None
@@ -45,13 +45,13 @@ class MemberFailure(_Model):
     action: Optional[str] = Field(None, description="What the operator did about it.")
 
 
-class WaitingReplicas(_Model):
+class WaitingReplicas(ApiModel):
     reason: Optional[str] = None
     message: Optional[str] = None
     pods: Optional[int] = Field(None, description="Pods of this type held up by this cause.")
 
 
-class WaitingStatus(_Model):
+class WaitingStatus(ApiModel):
     reason: Optional[str] = Field(
         None, description="Why pods of the current attempt are not running, for programs: PodCreateRefused, "
                           "PodNameTaken, "
@@ -63,14 +63,14 @@ class WaitingStatus(_Model):
     replica_types: Optional[dict[str, WaitingReplicas]] = Field(None, alias="replicaTypes")
 
 
-class PodGroupStatus(_Model):
+class PodGroupStatus(ApiModel):
     name: Optional[str] = None
     phase: Optional[str] = Field(None, description="The gang scheduler's phase: Pending, Inqueue, Running, Unknown "
                                                    "(Volcano); Pending, Scheduled, Unschedulable (the Workload API).")
     message: Optional[str] = Field(None, description="Why the gang is not scheduled yet, from the scheduler.")
 
 
-class KueueStatus(_Model):
+class KueueStatus(ApiModel):
     """Where a Kueue-managed job stands in its queue (operator flag --kueue, job label kueue.x-k8s.io/queue-name)."""
 
     workload: Optional[str] = Field(None, description="The job's Kueue Workload (kueue.x-k8s.io), named after the job.")
@@ -82,7 +82,7 @@ class KueueStatus(_Model):
                                                      "'admitted by ClusterQueue X'.")
 
 
-class RankTableStatus(_Model):
+class RankTableStatus(ApiModel):
     status: Optional[str] = Field(None, description="initializing until every Worker pod's devices are known, then "
                                                     "completed.")
     servers: Optional[int] = None
@@ -90,7 +90,7 @@ class RankTableStatus(_Model):
     hash: Optional[str] = Field(None, description="Digest of the hccl.json last written to the ConfigMap.")
 
 
-class ProgressStatus(_Model):
+class ProgressStatus(ApiModel):
     pod: Optional[str] = None
     step: Optional[int] = None
     epoch: Optional[int] = None
@@ -101,7 +101,7 @@ class ProgressStatus(_Model):
     reported_at: Optional[str] = Field(None, alias="reportedAt")
 
 
-class GangStatus(_Model):
+class GangStatus(ApiModel):
     """restartStrategy InPlace: what the operator last wrote into the ConfigMap <job>-gang."""
 
     epoch: Optional[int] = Field(None, description="The epoch every member must be at: moved by each in-place "
@@ -113,7 +113,7 @@ class GangStatus(_Model):
                                                                            "this (the backoff of restarts in a row).")
 
 
-class RestartRecord(_Model):
+class RestartRecord(ApiModel):
     """The latest gang restart, phase by phase (times to the millisecond)."""
 
     strategy: Optional[str] = Field(None, description="InPlace or Recreate.")
@@ -137,7 +137,7 @@ class RestartRecord(_Model):
                                       description="The first training step after it (spec.health.reportProgress).")
 
 
-class MSJobStatus(_Model):
+class MSJobStatus(ApiModel):
     state: Optional[str] = Field(None, description="Created, Running, Restarting, Succeeded, Failed or Suspended.")
     workers: Optional[str] = Field(None, description="Ready/total workers, for kubectl get.")
     conditions: Optional[list[Condition]] = Field(

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..api.enums import MS_ROLES, LaunchMode, ReplicaType
-from ..api.models import DEFAULT_SCHEDULER_PORT, MSJobSpec
+from ..api.limits import DEFAULT_SCHEDULER_PORT
+from ..api.models import MSJobSpec
 from .devices import processes_per_pod, worker_devices
 
 SCHEDULER_PORT_NAME = "msjob-port"

@@ -14,7 +14,8 @@ from msjob_runtime.agent_protocol import rfc3339
 from msjob_runtime.progress import parse_time
 
 from ..api.enums import CleanPodPolicy, ConditionType, RestartStrategy
-from ..api.models import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT, MSJobSpec
+from ..api.limits import DEFAULT_BACKOFF_LIMIT, DEFAULT_UNCOUNTED_RESTART_LIMIT
+from ..api.models import MSJobSpec
 from ..api.status import Condition, MSJobStatus, RestartRecord
 from ..builders.workload import WorkloadWrite
 from ..config import DEFAULT, Config

@@ -6,7 +6,8 @@ import dataclasses
 from typing import Optional
 
 from ..api.enums import FailureAction, ReplicaType, RestartPolicy
-from ..api.models import FailurePolicyRule, MSJobSpec
+from ..api.models import MSJobSpec
+from ..api.policies import FailurePolicyRule
 from .observed import PodView
 from .output_rules import output_matches
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ..api import naming
-from ..api.models import DEFAULT_BACKOFF_LIMIT
+from ..api.limits import DEFAULT_BACKOFF_LIMIT
 from ..api.status import MemberFailure, MSJobStatus
 from .accessors import state_of, status_of
 from .client import MSJobClient
