@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from msjob_operator.api import naming
-from msjob_runtime.agent_protocol import EXIT, START, AgentEvent, parse_event_line, read_agent_report
+from msjob_runtime.agent_protocol import EXIT, START, AgentEvent, parse_event_line, quiesced, read_agent_report
 
 from ..helpers import wait_for
 from .support import Stopwatch, msjob
@@ -280,7 +280,8 @@ def test_operator_killed_mid_restart_and_a_pod_deleted_meanwhile(jobs, tmp_path,
     jobs.operator.kill()
     try:
         jobs.core.delete_namespaced_pod("imk-scheduler-0", jobs.ns)
-        wait_for(lambda: (r := report(jobs, "imk-worker-0")) and r["epoch"] == 0 and r["state"] == "Stopped",
+        # Stopped(0) is followed at once by Waiting(1): either proves epoch 0 is over in that pod.
+        wait_for(lambda: quiesced(report(jobs, "imk-worker-0"), 0),
                  timeout=60, message="worker 0's agent stopped it (SIGKILL after its grace)")
         cm = jobs.core.read_namespaced_config_map("imk-gang", jobs.ns)
         assert cm.data["released"] == "0"  # nobody lifted the barrier

@@ -72,8 +72,10 @@ def test_two_jobs_that_cannot_both_fit_run_one_after_the_other(jobs, pool):
              message="both jobs succeed, one after the other", describe=whole_or_nothing)
     # The first job's PodGroup was released when it finished, so the second could run.
     custom = CustomObjectsApi(jobs.custom.api_client)
-    groups = custom.list_namespaced_custom_object("scheduling.volcano.sh", "v1beta1", jobs.ns, "podgroups")["items"]
-    assert groups == []
+    # The second's goes in the pass after its success is written: wait for it, then none is left.
+    wait_for(lambda: custom.list_namespaced_custom_object("scheduling.volcano.sh", "v1beta1", jobs.ns,
+                                                          "podgroups")["items"] == [],
+             timeout=30, message="both jobs' PodGroups released once they finished")
 
 
 def test_queue_and_priority_reach_the_podgroup_and_pods(jobs, pool, kube):
