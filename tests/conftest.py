@@ -22,6 +22,8 @@ import pytest
 from msjob_localcluster import binaries
 from msjob_localcluster.cluster import COMPONENTS, LocalCluster
 
+from .helpers import admin_client
+
 _started: list[LocalCluster] = []
 
 
@@ -114,11 +116,7 @@ def helm() -> Path:
 @pytest.fixture(scope="session")
 def kube(cluster):
     """A sync ``kubernetes.client.ApiClient`` with the cluster's admin credentials."""
-    from kubernetes import config
-
-    client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    yield client
-    client.close()
+    yield from admin_client(cluster)
 
 
 @pytest.fixture(scope="session")

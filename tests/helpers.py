@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2, message: str = "",
@@ -33,3 +33,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
                     detail += f"; describe() failed: {e!r}"
             raise AssertionError(f"timed out after {timeout:g} s waiting for {message or predicate}; {detail}")
         time.sleep(interval)
+
+
+def admin_client(cluster: Any) -> Iterator[Any]:
+    """A sync ``kubernetes.client.ApiClient`` with ``cluster``'s admin credentials (for a session fixture)."""
+    from kubernetes import config
+
+    client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    yield client
+    client.close()

@@ -2,6 +2,8 @@ import pytest
 
 from msjob_localcluster.operator_process import OperatorProcess
 
+from ..helpers import admin_client
+
 
 @pytest.fixture(scope="session")
 def operator(cluster, tmp_path_factory):
@@ -44,11 +46,7 @@ GANG_RELEASE_NAMESPACE = "msjob-system"
 
 @pytest.fixture(scope="session")
 def gang_kube(gang_cluster):
-    from kubernetes import config
-
-    client = config.new_client_from_config(config_file=str(gang_cluster.kubeconfig))
-    yield client
-    client.close()
+    yield from admin_client(gang_cluster)
 
 
 @pytest.fixture(scope="session")

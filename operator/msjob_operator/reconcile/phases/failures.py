@@ -9,6 +9,8 @@ Each phase returns True when it decided the pass.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ...api import naming
 from ...api.enums import ConditionType, FailureAction, ReplicaType
 from ...api.status import MemberFailure, ReplicaStatus
@@ -57,25 +59,31 @@ def failure_record(decision: Decision, now: str) -> MemberFailure:
     )
 
 
-def lost_members(p: PassContext, gang: Gang) -> bool:
-    """A member of a gang that was all running is gone, and the operator never saw it fail or terminate.
-    A new pod alone would join a MindSpore cluster that has broken up: restart the gang; not counted,
-    as no fault is known."""
+def lost(p: PassContext, gang: Gang) -> Optional[tuple[list[str], str]]:
+    """The members of a gang that was all running that are gone, never seen to fail or terminate: their
+    pod names and the message, with ``lastFailure`` recorded; None when there is none."""
     if not cond.is_true(p.conditions, ConditionType.RUNNING):
-        return False
+        return None
     lost = [key for key in gang.expected if key not in gang.current]
     if p.spec.mindspore and p.spec.mindspore.enable_recovery:
         # With MS_ENABLE_RECOVERY a new scheduler alone is a real recovery: it is just recreated.
         lost = [key for key in lost if key[0] != ReplicaType.SCHEDULER.value]
     if not lost:
-        return False
+        return None
     pod_names = [naming.pod_name(p.name, *key) for key in lost]
     p.status.last_failure = MemberFailure(pod=pod_names[0], replicaType=lost[0][0], index=lost[0][1], reason="Lost",
                                           time=p.now_text,
                                           action=f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (member lost)")
     more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
-    message = f"pod {', '.join(pod_names[:3])}{more} vanished without being seen to fail or terminate"
-    return _restart_uncounted(p, gang, "MemberLost", message)
+    return pod_names, f"pod {', '.join(pod_names[:3])}{more} vanished without being seen to fail or terminate"
+
+
+def lost_members(p: PassContext, gang: Gang) -> bool:
+    """A member of a gang that was all running is gone, and the operator never saw it fail or terminate.
+    A new pod alone would join a MindSpore cluster that has broken up: restart the gang; not counted,
+    as no fault is known."""
+    found = lost(p, gang)
+    return found is not None and _restart_uncounted(p, gang, "MemberLost", found[1])
 
 
 def _restart_uncounted(p: PassContext, gang: Gang, reason: str, message: str) -> bool:
@@ -131,7 +139,7 @@ def failures(p: PassContext, gang: Gang) -> bool:
             restart(p, gang)
             return True
     elif action == FailureAction.RESTART_REPLICA.value:
-        _restart_replicas(p, gang, [d for d in decisions if d.action == action], message)
+        restart_replicas(p, gang, [d for d in decisions if d.action == action], message)
     else:  # Ignore
         for d in decisions:
             p.remember_handled(d.pod.uid)
@@ -141,7 +149,7 @@ def failures(p: PassContext, gang: Gang) -> bool:
     return False
 
 
-def _restart_replicas(p: PassContext, gang: Gang, replaced: list[Decision], message: str) -> None:
+def restart_replicas(p: PassContext, gang: Gang, replaced: list[Decision], message: str) -> None:
     if not p.budget_left():
         p.finish(False, "BackoffLimitExceeded",
                  f"{message}; the restart budget (runPolicy.backoffLimit={p.backoff_limit}) is used up")

@@ -25,16 +25,16 @@ import dataclasses
 from msjob_runtime.progress import parse_time
 
 from ...api import naming
-from ...api.enums import ConditionType, FailureAction, ReplicaType, RestartStrategy, StallAction
-from ...api.status import MemberFailure, RestartRecord
+from ...api.enums import ConditionType, FailureAction, RestartStrategy, StallAction
+from ...api.status import RestartRecord
 from .. import backoff, health, inplace
 from .. import conditions as cond
 from ..context import FORCE_DELETE_AFTER, Gang, PassContext, deletions, fmt_time, ms_time, truncate
 from ..observed import PodView
 from ..policy import decide, severity
-from . import restarts
+from . import restarts, stall
 from .converge import converge
-from .failures import _restart_replicas, describe_failure, failure_record
+from .failures import describe_failure, failure_record, lost, restart_replicas
 from .lifecycle import end_finished
 
 _RESTARTS = (FailureAction.RESTART_JOB.value, FailureAction.RESTART_JOB_IGNORE_BUDGET.value)
@@ -147,7 +147,7 @@ def _on_troubles(p: PassContext, gang: Gang) -> bool:
         _recreate(p, [t.view for t in troubles if not t.reported], "its pod failed, was evicted or was deleted")
         return began
     if action == FailureAction.RESTART_REPLICA.value:
-        _restart_replicas(p, gang, [d for d in decisions if d.action == action], message)
+        restart_replicas(p, gang, [d for d in decisions if d.action == action], message)
         return False
     for trouble, d in zip(troubles, decisions, strict=True):  # Ignore
         p.remember_handled(_report_key(trouble.view) if trouble.reported else trouble.view.uid)
@@ -157,19 +157,10 @@ def _on_troubles(p: PassContext, gang: Gang) -> bool:
 
 def _on_lost(p: PassContext, gang: Gang) -> bool:
     """A member of a running gang vanished unseen: recreated, the others restart in place (not counted)."""
-    if not cond.is_true(p.conditions, ConditionType.RUNNING):
+    found = lost(p, gang)
+    if found is None:
         return False
-    lost = [key for key in gang.expected if key not in gang.current]
-    if p.spec.mindspore and p.spec.mindspore.enable_recovery:
-        lost = [key for key in lost if key[0] != ReplicaType.SCHEDULER.value]  # recreated alone
-    if not lost:
-        return False
-    names = [naming.pod_name(p.name, *key) for key in lost]
-    p.status.last_failure = MemberFailure(pod=names[0], replicaType=lost[0][0], index=lost[0][1], reason="Lost",
-                                          time=p.now_text,
-                                          action=f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (member lost)")
-    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
-    message = f"pod {', '.join(names[:3])}{more} vanished without being seen to fail or terminate"
+    names, message = found
     if not begin(p, "MemberLost", message, counted=False, member=names[0]):
         return False
     _note_recreated(p, names)
@@ -178,14 +169,10 @@ def _on_lost(p: PassContext, gang: Gang) -> bool:
 
 def _on_stall(p: PassContext, gang: Gang) -> bool:
     """No training step for too long (spec.health): the processes are restarted in place."""
-    if not health.enabled(p.spec):
+    found = stall.detected(p)
+    if found is None:
         return False
-    stalled, message = health.update(p, p.spec, p.raw_pods)
-    if not stalled:
-        return False
-    if p.condition(ConditionType.STALLED, cond.TRUE, "NoProgress", message):
-        p.plan.transitions.append("stalled")
-    action = (p.spec.health.stall_action if p.spec.health else None) or StallAction.RESTART_JOB.value
+    action, message = found
     if action == StallAction.FAIL_JOB.value:
         p.finish(False, "Stalled", message)
         return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from ...api.enums import ConditionType, StallAction
 from .. import conditions as cond
 from .. import health
@@ -10,15 +12,24 @@ from .converge import restart
 from .lifecycle import end_finished
 
 
-def stalled(p: PassContext, gang: Gang) -> bool:
+def detected(p: PassContext) -> Optional[tuple[str, str]]:
+    """The stall action and its message when no step came for too long (the Stalled condition set);
+    None otherwise."""
     if not health.enabled(p.spec):
-        return False
+        return None
     is_stalled, message = health.update(p, p.spec, p.raw_pods)
     if not is_stalled:
-        return False
-    action = (p.spec.health.stall_action if p.spec.health else None) or StallAction.RESTART_JOB.value
+        return None
     if p.condition(ConditionType.STALLED, cond.TRUE, "NoProgress", message):
         p.plan.transitions.append("stalled")
+    return (p.spec.health.stall_action if p.spec.health else None) or StallAction.RESTART_JOB.value, message
+
+
+def stalled(p: PassContext, gang: Gang) -> bool:
+    found = detected(p)
+    if found is None:
+        return False
+    action, message = found
     if action == StallAction.FAIL_JOB.value:
         p.finish(False, "Stalled", message)
     elif p.restart_gang("Stalled", message, counted=True):
