@@ -82,7 +82,7 @@ def test_stall_startup_grace_replaces_the_timeout_before_the_first_step_only():
 
 
 # ---------------------------------------------------------------------------------------------
-# rbac.py and sidecar.py
+# builders/rbac.py and builders/reporter.py
 
 
 def test_rbac_objects():

@@ -11,7 +11,7 @@ with ``msjob_runtime`` runs it; the file's constants are that module's)::
 
 (ConfigMap volumes are updated in place by the kubelet, which is why the mount must not use subPath.)
 
-Formats followed (see also ../shared/notes/mindspore-contract.md, "Ascend rank table (HCCL)"):
+Formats followed (those MindSpore and HCCL read):
 
 * v1.0: MindSpore's / CANN's documented rank table (``status``, ``version``, ``server_count``,
   ``server_list[].server_id``, ``server_list[].device[]`` of ``device_id``, ``device_ip``, ``rank_id``,
