@@ -13,6 +13,7 @@ import itertools
 import os
 import re
 import signal
+import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -318,3 +319,26 @@ def test_a_killed_agent_makes_its_member_recreated_while_the_others_restart_in_p
     assert status["lastFailure"]["pod"] == "iag-worker-1"
     per_epoch = assert_no_overlap(jobs, members("iag"))
     assert per_epoch[1] == 3, per_epoch
+
+
+def test_an_image_without_python3_falls_back_to_recreate_and_trains(jobs, tmp_path):
+    """The "image" has `python` but no `python3` on its PATH: the agent cannot start (StartError), the job
+    goes on with Recreate from a new gang without the agent, not counted, and trains to success."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    jobs.create(in_place(msjob("inp", workers=2, restart_policy="OnFailure", env={"PATH": str(bin_dir)})))
+    status = jobs.wait_finished("inp", JOB_TIMEOUT)
+    assert status["state"] == "Succeeded", jobs.state("inp")
+    assert "has no python3" in status["gang"]["fallback"], status["gang"]
+    assert 'exec: "python3"' in status["gang"]["fallback"]  # the runtime's own words
+    assert not status.get("backoffCount"), jobs.state("inp")  # the fallback uses no budget
+    fell_back = jobs.wait_event("inp", "InPlaceUnavailable", "Warning")
+    assert "falls back to Recreate" in fell_back.message and "has no python3" in fell_back.message
+    for pod in jobs.pods("inp"):
+        assert pod.metadata.labels[naming.ATTEMPT_LABEL] != "0"
+        assert pod.spec.containers[0].command == ["python", "/workspace/train_data_parallel.py"]
+        assert not pod.spec.init_containers
+    assert "allreduce check: sum of (rank + 1) over 2 ranks = 3" in jobs.log("inp-worker-1")

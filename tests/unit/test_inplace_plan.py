@@ -306,3 +306,51 @@ def test_a_stored_job_without_command_falls_back_to_recreate_with_an_event():
     assert any(e.reason == "InPlaceUnavailable" and "Worker template's main container has no command" in e.message
                for e in plan.events)
     assert "gang" not in plan.status and not plan.apply_configmaps
+
+
+RUNC_NO_PYTHON = ('failed to create containerd task: failed to create shim task: OCI runtime create failed: '
+                  'runc create failed: unable to start container process: exec: "python3": executable file not '
+                  'found in $PATH')
+
+
+def test_an_image_without_python3_falls_back_to_recreate_uncounted_and_for_good():
+    """The agent cannot start (the runtime's StartError names python3): a new gang without the agent,
+    not counted and without backoff, and every later gang of the job too."""
+    pods = members(RUNNING3)
+    pods[2] = pod("demo", "Worker", 1, phase="Failed", exit_code=128, reason="StartError", message=RUNC_NO_PYTHON)
+    plan = reconcile(inplace_job(status=running_status()), pods, services(), NOW, configmaps=[gang_cm(0, 0)])
+    status = plan.status
+    assert status["attempt"] == 1 and status["restartCount"] == 1  # RESTARTS counts every restart
+    assert not status.get("backoffCount") and not status.get("consecutiveRestarts")  # no budget, no backoff
+    assert status["attemptStartTime"] == "2026-11-22T12:00:00Z"  # the new gang is due at once
+    assert "has no python3" in status["gang"]["fallback"] and "Worker 1" in status["gang"]["fallback"]
+    assert status["gang"]["epoch"] == 0  # no epoch moved: the pods go
+    assert sorted(d.name for d in plan.delete_pods) == ["demo-scheduler-0", "demo-worker-0", "demo-worker-1"]
+    assert status["lastFailure"]["reason"] == "StartError" and status["lastFailure"]["exitCode"] == 128
+    restart = next(e for e in plan.events if e.reason == "InPlaceUnavailable")
+    assert "falls back to Recreate" in restart.message and "demo-worker-1 has no python3" in restart.message
+    assert not is_true(status["conditions"], "Running") and is_true(status["conditions"], "Restarting")
+
+    # The new gang has no agent, and a later process failure restarts it by Recreate.
+    later = {**status, "conditions": running_status()["conditions"]}
+    plan = reconcile(inplace_job(status=later), [], services(), NOW)
+    assert len(plan.create_pods) == 3
+    for created in plan.create_pods:
+        assert created["spec"]["containers"][0]["command"] == ["python", "train.py"]
+        assert "initContainers" not in created["spec"]
+    failed = gang(attempt=1)
+    failed[1] = pod("demo", "Worker", 0, attempt=1, phase="Failed", exit_code=1)
+    body = inplace_job(status=later)
+    body["spec"]["msReplicaSpecs"]["Worker"]["restartPolicy"] = "OnFailure"
+    plan = reconcile(body, failed, services(), NOW)
+    assert plan.status["gang"] == status["gang"]  # no epoch: a Recreate restart of attempt 2
+    assert plan.status["lastRestart"]["strategy"] == "Recreate" and plan.status["attempt"] == 2
+    assert plan.status["backoffCount"] == 1
+
+def test_other_start_errors_are_ordinary_failures():
+    pods = members(RUNNING3)
+    pods[2] = pod("demo", "Worker", 1, phase="Failed", exit_code=128, reason="StartError",
+                  message='exec: "train.sh": executable file not found in $PATH')
+    plan = reconcile(inplace_job(status=running_status()), pods, services(), NOW, configmaps=[gang_cm(0, 0)])
+    assert "fallback" not in plan.status["gang"]
+    assert not any(e.reason == "InPlaceUnavailable" for e in plan.events)

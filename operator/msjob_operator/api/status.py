@@ -111,6 +111,9 @@ class GangStatus(ApiModel):
     final: Optional[bool] = Field(None, description="The job has ended: the agents exit.")
     release_at: Optional[str] = Field(None, alias="releaseAt", description="The barrier is lifted no earlier than "
                                                                            "this (the backoff of restarts in a row).")
+    fallback: Optional[str] = Field(None, description="Why the job runs with Recreate although it asks for InPlace "
+                                                      "(e.g. an image without python3 for the agent); kept for the "
+                                                      "job's life.")
 
 
 class RestartRecord(ApiModel):

@@ -110,8 +110,11 @@ def with_runtime(pod_spec: dict[str, Any], image: str, *, run_as_user: Optional[
     return spec
 
 
+AGENT_PYTHON = "python3"  # the interpreter the agent runs on: the image's own
+
+
 def agent_command(container: dict[str, Any], termination_grace_period: Optional[int],
-                  python: str = "python3") -> list[str]:
+                  python: str = AGENT_PYTHON) -> list[str]:
     """The container's ``command`` wrapped by the in-place restart agent::
 
         python3 /opt/msjob/runtime/msjob_runtime/agent.py --grace-seconds G -- <command...>

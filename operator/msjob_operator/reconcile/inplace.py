@@ -19,6 +19,7 @@ from ..api.models import MSJobSpec
 from ..api.status import GangStatus
 from ..builders import agent as agent_builder
 from ..builders.containers import main_container
+from ..builders.runtime import AGENT_PYTHON
 from .context import Gang, PassContext, expected_keys
 from .observed import PodView
 
@@ -40,8 +41,23 @@ def unavailable(spec: MSJobSpec) -> Optional[str]:
 
 
 def active(p: PassContext) -> bool:
-    """InPlace is on and the members run under the agent."""
-    return enabled(p.spec) and unavailable(p.spec) is None
+    """InPlace is on and the members run under the agent (not fallen back to Recreate)."""
+    fell_back = p.status.gang is not None and p.status.gang.fallback
+    return enabled(p.spec) and unavailable(p.spec) is None and not fell_back
+
+
+# Container runtimes' words for a command that is not in the image: runc and crun say
+# 'exec: "python3": executable file not found in $PATH', others 'no such file or directory'.
+_START_FAILURES = ("StartError", "ContainerCannotRun", "RunContainerError", "CreateContainerError")
+
+
+def missing_python(pod: PodView) -> Optional[str]:
+    """The runtime's message when the member's container could not start because its image has no
+    interpreter for the agent; None otherwise."""
+    for reason, message in ((pod.reason, pod.message), (pod.waiting_reason, pod.waiting_message)):
+        if reason in _START_FAILURES and message and f'"{AGENT_PYTHON}"' in message:
+            return message
+    return None
 
 
 def state(p: PassContext) -> GangStatus:

@@ -26,14 +26,15 @@ from msjob_runtime.progress import parse_time
 
 from ...api import naming
 from ...api.enums import ConditionType, FailureAction, RestartStrategy, StallAction
-from ...api.status import RestartRecord
+from ...api.status import MemberFailure, RestartRecord
+from ...builders.runtime import AGENT_PYTHON
 from .. import backoff, health, inplace
 from .. import conditions as cond
 from ..context import FORCE_DELETE_AFTER, Gang, PassContext, deletions, fmt_time, ms_time, truncate
 from ..observed import PodView
 from ..policy import decide, severity
 from . import restarts, stall
-from .converge import converge
+from .converge import converge, restart
 from .failures import describe_failure, failure_record, lost, restart_replicas
 from .lifecycle import end_finished
 
@@ -46,6 +47,8 @@ ACK_SLACK_SECONDS = 30.0
 def in_place(p: PassContext, gang: Gang) -> bool:
     if not inplace.active(p):
         return False
+    if _fall_back(p, gang):
+        return True
     _replace_again(p, gang)
     under_way = inplace.restarting(p)
     began = _on_troubles(p, gang)
@@ -59,6 +62,30 @@ def in_place(p: PassContext, gang: Gang) -> bool:
         return False  # nothing to do here: the later phases go on
     inplace.sync_gang(p)
     converge(p, gang)
+    return True
+
+
+def _fall_back(p: PassContext, gang: Gang) -> bool:
+    """A member's image has no python3 for the agent: the job goes on with Recreate (for good), from a new
+    gang without the agent; not counted, nor added to the restarts in a row (no fault of the training)."""
+    found = next(((pod, why) for pod in gang.current.values() if (why := inplace.missing_python(pod))), None)
+    if found is None:
+        return False
+    pod, why = found
+    inplace.state(p).fallback = truncate(f"the image of {pod.replica_type} {pod.index} has no {AGENT_PYTHON} "
+                                         f"for the in-place restart agent: {why}")
+    p.status.last_failure = MemberFailure(
+        pod=pod.name, replicaType=pod.replica_type, index=pod.index, container=pod.container,
+        exitCode=pod.exit_code, reason=pod.reason or pod.waiting_reason, message=truncate(why), node=pod.node,
+        time=pod.finished_at or p.now_text, action=f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (InPlace "
+                                                   "unavailable: Recreate from now on)")
+    message = (f"restartStrategy InPlace falls back to Recreate: the image of pod {pod.name} has no {AGENT_PYTHON} "
+               f"to run the in-place restart agent (add {AGENT_PYTHON} to the image, or set restartStrategy "
+               "Recreate); the gang starts again without the agent")
+    if p.restart_gang("InPlaceUnavailable", message, counted=False, streak=False):
+        restart(p, gang)
+    else:
+        end_finished(p, gang)
     return True
 
 
