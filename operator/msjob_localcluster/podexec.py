@@ -13,7 +13,7 @@ and execs the command with the resolved environment.
 
 spec.json: {"parent_pid", "hostname", "mounts": [{"source", "target", "readOnly"}], "etc": {"/etc/hosts": FILE, ...},
 "workingDir" (the container's, seen after the mounts; may be null), "podWorkingDir" (the node's directory for
-the pod, used without a workingDir), "argv", "env", "startErrorFile"}.
+the pod, used without a workingDir), "argv", "env", "startErrorFile", "imageLacks"}.
 """
 
 import ctypes
@@ -94,6 +94,8 @@ def main() -> None:
     except OSError as exc:
         _start_error(spec, str(exc))
     argv = spec["argv"]
+    if os.path.basename(argv[0]) in spec.get("imageLacks", ()):  # as runc says it
+        _start_error(spec, f'exec: "{argv[0]}": executable file not found in $PATH', 128)
     try:
         os.execvpe(argv[0], argv, spec["env"])
     except OSError as exc:

@@ -18,6 +18,8 @@ run ...``) that plays the kubelet (and kube-proxy) for one Node object:
     per-pod directory), ``HOSTNAME``, ``LANG=C.UTF-8``, ``PYTHONUNBUFFERED=1`` and the agent's own
     ``PYTHONPATH`` when it has one (so pods import the checkout the harness runs, e.g. a worktree's
     ``operator/`` with ``msjob_runtime``, not only the venv's install; a container's env overrides it).
+    The test-only annotation ``msjob.test/image-lacks: python3`` makes the pod's containers' "image" lack
+    those commands (their start fails with the runtime's StartError, exit code 128).
     A container without ``command`` runs its image's ENTRYPOINT and CMD where the node knows them
     (``IMAGE_ENTRYPOINTS``: this project's own image), combined with ``args`` as the kubelet does;
   - the environment resolved as the kubelet does: service links (``<SVC>_SERVICE_HOST`` ...),
@@ -97,6 +99,9 @@ NODE_TAINT = {"key": NODE_LABEL, "value": "true", "effect": "NoSchedule"}
 # What a pod template needs to run on a process node.
 TOLERATION = {"key": NODE_LABEL, "operator": "Equal", "value": "true", "effect": "NoSchedule"}
 NODE_SELECTOR = {NODE_LABEL: "true"}
+# Test-only, opt-in: commands the "image" of the pod's containers (not its init containers) does not have,
+# comma-separated (e.g. "python3"): starting one fails as a container runtime fails it (StartError, 128).
+IMAGE_LACKS_ANNOTATION = "msjob.test/image-lacks"
 DEFAULT_CAPACITY = {"cpu": "16", "memory": "64Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 HEARTBEAT_SECONDS = 10.0
 LEASE_SECONDS = 40
@@ -447,9 +452,15 @@ def container_argv(container: dict[str, Any], env: dict[str, str]) -> list[str]:
     return list(entrypoint) + (args or list(cmd))
 
 
-def local_command(argv: list[str]) -> list[str]:
-    """The image is this machine: any ``python``/``python3``/``pythonX.Y`` is our interpreter."""
-    if argv and _PYTHON.match(os.path.basename(argv[0])):
+def image_lacks(pod: dict[str, Any]) -> frozenset[str]:
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(IMAGE_LACKS_ANNOTATION) or ""
+    return frozenset(name.strip() for name in value.split(",") if name.strip())
+
+
+def local_command(argv: list[str], lacks: frozenset[str] = frozenset()) -> list[str]:
+    """The image is this machine: any ``python``/``python3``/``pythonX.Y`` is our interpreter (unless the
+    image lacks it)."""
+    if argv and _PYTHON.match(os.path.basename(argv[0])) and os.path.basename(argv[0]) not in lacks:
         return [sys.executable, *argv[1:]]
     return list(argv)
 
@@ -528,8 +539,8 @@ class Container:
         """Terminated for good (no restart coming)."""
         return "terminated" in self.state and self.restart_at is None
 
-    def start(self, env: dict[str, str], argv: list[str]) -> int:
-        """Start the container's process; returns its PID."""
+    def start(self, env: dict[str, str], argv: list[str], lacks: frozenset[str] = frozenset()) -> int:
+        """Start the container's process; returns its PID. ``lacks``: commands its image does not have."""
         r = self.runner
         if r.netns is None:
             raise ProcessNodeError(f"container {self.name}: the pod has no network namespace yet")
@@ -539,7 +550,7 @@ class Container:
             "parent_pid": os.getpid(), "hostname": r.hostname, "mounts": r.mounts_for(self.spec),
             "etc": {"/etc/hosts": str(r.dir / "etc-hosts"), "/etc/hostname": str(r.dir / "etc-hostname")},
             "workingDir": self.spec.get("workingDir"), "podWorkingDir": str(r.dir / "workdir"),
-            "argv": argv, "env": env, "startErrorFile": str(start_error),
+            "argv": argv, "env": env, "startErrorFile": str(start_error), "imageLacks": sorted(lacks),
         }
         spec_file = r.dir / f"{self.name}.exec.json"
         spec_file.write_text(json.dumps(spec))
@@ -752,7 +763,7 @@ class PodRunner(threading.Thread):
         self._write_etc(spec)
 
         # Volumes and environments: retried while something is missing, as the kubelet does.
-        plans: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        plans: dict[str, tuple[dict[str, Any], list[str], frozenset[str]]] = {}
         while True:
             if self.deletion_requested.is_set():
                 return
@@ -761,7 +772,8 @@ class PodRunner(threading.Thread):
                 self._prepare_service_account(spec)
                 for c in self.init_containers + self.containers:
                     env = self._environment(c.spec)
-                    plans[c.name] = (env, local_command(container_argv(c.spec, env)))
+                    lacks = image_lacks(self.pod) if c in self.containers else frozenset()
+                    plans[c.name] = (env, local_command(container_argv(c.spec, env), lacks), lacks)
                 break
             except NotReady as exc:
                 for c in self.init_containers + self.containers:

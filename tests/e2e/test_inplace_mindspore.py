@@ -13,10 +13,10 @@ import itertools
 import os
 import re
 import signal
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from msjob_localcluster.processnode import IMAGE_LACKS_ANNOTATION
 from msjob_operator.api import naming
 from msjob_runtime.agent_protocol import EXIT, START, AgentEvent, parse_event_line, quiesced, read_agent_report
 
@@ -321,15 +321,14 @@ def test_a_killed_agent_makes_its_member_recreated_while_the_others_restart_in_p
     assert per_epoch[1] == 3, per_epoch
 
 
-def test_an_image_without_python3_falls_back_to_recreate_and_trains(jobs, tmp_path):
-    """The "image" has `python` but no `python3` on its PATH: the agent cannot start (StartError), the job
-    goes on with Recreate from a new gang without the agent, not counted, and trains to success."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    wrapper = bin_dir / "python"
-    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
-    wrapper.chmod(0o755)
-    jobs.create(in_place(msjob("inp", workers=2, restart_policy="OnFailure", env={"PATH": str(bin_dir)})))
+def test_an_image_without_python3_falls_back_to_recreate_and_trains(jobs):
+    """The "image" has `python` but no `python3` (the process node's opt-in annotation): the agent cannot
+    start (StartError), the job goes on with Recreate from a new gang without the agent, not counted,
+    and trains to success."""
+    body = in_place(msjob("inp", workers=2, restart_policy="OnFailure"))
+    for replica in body["spec"]["msReplicaSpecs"].values():
+        replica["template"]["metadata"]["annotations"] = {IMAGE_LACKS_ANNOTATION: "python3"}
+    jobs.create(body)
     status = jobs.wait_finished("inp", JOB_TIMEOUT)
     assert status["state"] == "Succeeded", jobs.state("inp")
     assert "has no python3" in status["gang"]["fallback"], status["gang"]
