@@ -45,6 +45,7 @@ class Member:
 
     async def on_gang(self, gang: ap.Gang) -> None:
         if gang.epoch > self.epoch:
+            self.agents.moved()
             if self.state == ap.RUNNING:
                 await self.report(ap.STOPPED, 143)
             self.epoch = gang.epoch
@@ -75,8 +76,12 @@ class Agents:
         self.kube, self.namespace, self.gang = kube, namespace, ap.gang_configmap_name(job)
         self.members = {pod: Member(self, pod) for pod in pods}
         self.lifted_at: Optional[float] = None
+        self.moved_at: Optional[float] = None  # the first member saw the epoch move
         self._acks: dict[str, float] = {}
         self._running: dict[int, dict[str, float]] = {}
+
+    def moved(self) -> None:
+        self.moved_at = self.moved_at or time.monotonic()
 
     def lifted(self) -> None:
         self.lifted_at = self.lifted_at or time.monotonic()
@@ -132,6 +137,21 @@ async def _uids(kube: Kube, namespace: str, name: str) -> dict[str, str]:
     return {p["metadata"]["name"]: p["metadata"]["uid"] for p in items}
 
 
+async def _patch_limit(kube: Kube, namespace: str, pods: list[str], in_flight: int = 64) -> float:
+    """The floor of the agents' acknowledgements: the same number of pod patches (two per member) by a
+    plain bulk client, 64 in flight."""
+    gate = asyncio.Semaphore(in_flight)
+
+    async def patch(pod: str, n: int) -> None:
+        async with gate:
+            await kube.request("PATCH", core_path("pods", namespace, pod),
+                               {"metadata": {"annotations": {"bench.msjob.test/touch": str(n)}}},
+                               content_type="application/merge-patch+json")
+    began = time.monotonic()
+    await asyncio.gather(*(patch(pod, n) for n in (1, 2) for pod in pods))
+    return seconds(time.monotonic() - began)
+
+
 async def measure_in_place(kube: Kube, kubeconfig: str, workers: int, timeout: float, metrics=None,
                            settle: bool = True) -> dict:
     name, count = "inplace", workers + 1
@@ -160,16 +180,19 @@ async def measure_in_place(kube: Kube, kubeconfig: str, workers: int, timeout: f
         victim = agents.members[naming.pod_name(name, "Worker", workers // 2)]
         await victim.report(ap.EXITED, 1)
         failed = time.monotonic()
+        moved = await _until(lambda: agents.moved_at, timeout, "the epoch moved")
         lifted = await _until(lambda: agents.lifted_at, timeout, "the barrier lifted")
         acked = await _until(agents.all_acknowledged, timeout, "every member acknowledged")
         running = await _until(lambda: agents.all_running(1), timeout, "every member running epoch 1")
         _, job = await kube.request("GET", job_path(namespace, name))
         result = {"workers": workers, "pods": count, "victim": victim.pod,
-                  "barrier_lifted_s": seconds(lifted - failed), "all_acknowledged_s": seconds(acked - failed),
+                  "epoch_moved_s": seconds(moved - failed), "barrier_lifted_s": seconds(lifted - failed),
+                  "all_acknowledged_s": seconds(acked - failed),
                   "all_running_s": seconds(running - failed),
                   "last_restart": (job.get("status") or {}).get("lastRestart"),
                   "restart_count": (job.get("status") or {}).get("restartCount"),
                   "same_pods": await _uids(kube, namespace, name) == uids}
+        result["limit_patches_s"] = await _patch_limit(agent_kube, namespace, pods)
         if before is not None:
             await asyncio.sleep(1)
             after = api_requests(await asyncio.to_thread(metrics))
@@ -188,8 +211,10 @@ def table(r: dict) -> str:
     writes = ", ".join(f"{k} {v}" for k, v in sorted((r.get("operator_writes") or {}).items())) or "n/a"
     return "\n".join([
         f"recovery in place, {r['workers']} workers: one worker's process fails; seconds from its report to",
+        f"  the epoch moved (decided)   {r['epoch_moved_s']:>7.2f} s",
         f"  the barrier lifted          {r['barrier_lifted_s']:>7.2f} s",
         f"  every member acknowledged   {r['all_acknowledged_s']:>7.2f} s",
         f"  every member running again  {r['all_running_s']:>7.2f} s",
+        f"  (limit: {2 * r['pods']} pod patches by a plain bulk client {r['limit_patches_s']:.2f} s)",
         f"  the operator's writes for it: {writes}",
     ])
