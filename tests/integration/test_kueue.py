@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes.client import CustomObjectsApi
 
 from msjob_localcluster.cluster import POOL_LABEL
@@ -250,3 +252,23 @@ def test_the_operator_killed_while_a_job_waits_makes_no_second_workload(gang_job
     (only,) = workloads(kueue_api, jobs.ns, "later")
     assert only["metadata"]["name"] == wl.workload_name(jobs.get("later"))
     assert _true(only, "Admitted")
+
+
+def test_the_kueue_example_is_accepted_by_kueue_and_the_operator(kueue_api, gang_namespace, gang_jobs):
+    """examples/kueue-queued.yaml: the admin's objects pass Kueue's own schema and webhooks, the job
+    the MSJob CRD (server-side dry runs, nothing kept)."""
+    path = Path(__file__).parents[2] / "examples" / "kueue-queued.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert [d["kind"] for d in docs] == ["ResourceFlavor", "ClusterQueue", "LocalQueue", "MSJob"]
+    flavor = kueue_api.create_cluster_custom_object(KUEUE, VERSION, "resourceflavors", docs[0], dry_run="All")
+    assert flavor["spec"]["nodeLabels"] == docs[0]["spec"]["nodeLabels"]
+    queue = kueue_api.create_cluster_custom_object(KUEUE, VERSION, "clusterqueues", docs[1], dry_run="All")
+    quotas = {r["name"]: str(r["nominalQuota"]) for g in queue["spec"]["resourceGroups"] for f in g["flavors"]
+              for r in f["resources"]}
+    assert quotas == {"cpu": "64", "memory": "256Gi", NPU: "16"}
+    kept = kueue_api.create_namespaced_custom_object(KUEUE, VERSION, gang_namespace, "localqueues", docs[2],
+                                                     dry_run="All")
+    assert kept["spec"]["clusterQueue"] == "npu-cluster-queue"
+    job = gang_jobs.custom.create_namespaced_custom_object("mindspore.gitee.com", "v1", gang_namespace, "msjobs",
+                                                           docs[3], dry_run="All")
+    assert job["metadata"]["labels"][wl.QUEUE_NAME_LABEL] == docs[2]["metadata"]["name"]
