@@ -13,7 +13,7 @@ annotation.  With T the ConfigMap's epoch:
    Exited(code, output) and wait for the decision: ``epoch`` beyond T (start again at 1) or
    ``final`` (exit).
 4. ``epoch`` moves beyond T while it runs: SIGTERM to the group, SIGKILL after the grace period,
-   reap everything, report Stopped(T) (no process of epoch <= T runs here), then 1.
+   reap everything, then 1: its Waiting(T') report says no process of epoch <= T runs here (one write).
 5. SIGTERM or SIGINT to the agent: forwarded to the group, SIGKILL after the grace period; exit
    with the process's code (reported as Exited).
 6. The API server failing for longer than ``--unreachable-seconds``: a running process runs on;
@@ -143,7 +143,9 @@ class Agent:
                     self._say_once(f"outage-{self.epoch}", f"epoch {self.epoch}: the API server has failed for more "
                                    f"than {self.unreachable:g} s; the process runs on")
                 return None
-            self._stop_process(f"{self._cm()} moved to epoch {gang.epoch}")
+            # One report for the restart: Waiting(E+1) is the acknowledgement (quiesced), so a Stopped(E)
+            # before it would only double the writes every restart costs the API server.
+            self._stop_process(f"{self._cm()} moved to epoch {gang.epoch}", report=False)
             self._wait_for(gang.epoch)
         if self.state in (EXITED, STOPPED):
             if gang is not None and gang.final:
@@ -212,9 +214,10 @@ class Agent:
         self.console.line(event_line(self.epoch or 0, START, p.pid, p.started_at))
         self._report(RUNNING)
 
-    def _ended(self, p: Process, state: str) -> None:
+    def _ended(self, p: Process, state: str, report: bool = True) -> None:
         self.console.line(event_line(self.epoch or 0, EXIT, p.pid, p.finished_at or utc_now(), p.code))
-        self._report(state, exit_code=p.code, output=p.output())
+        if report:
+            self._report(state, exit_code=p.code, output=p.output())
 
     def _ended_by_itself(self, code: int) -> Optional[int]:
         p = self.supervisor.cleanup()
@@ -227,13 +230,13 @@ class Agent:
         log.info("epoch %d: the process exited with %d; waiting for the operator's decision", self.epoch, code)
         return None
 
-    def _stop_process(self, why: str) -> Process:
+    def _stop_process(self, why: str, report: bool = True) -> Process:
         assert self.process is not None
         log.info("epoch %d: %s: stopping process group %d (SIGTERM, SIGKILL after %g s)", self.epoch, why,
                  self.process.pid, self.grace)
         p = self.supervisor.stop(self.grace, signal.SIGTERM)
         self.state = STOPPED
-        self._ended(p, STOPPED)
+        self._ended(p, STOPPED, report)
         return p
 
     def _exit_final(self) -> int:

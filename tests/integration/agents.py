@@ -120,7 +120,7 @@ class FakeAgents:
                 self._end_pod(pod, 0)
         elif report["state"] == ap.RUNNING and gang.epoch > report["epoch"]:
             if pod.metadata.name not in self.held:
-                self._post(pod, report["epoch"], ap.STOPPED, 143)
+                self._post(pod, gang.epoch, ap.WAITING)  # stopped: one report, as the agent does
         elif report["state"] in (ap.STOPPED, ap.EXITED, ap.WAITING) and gang.epoch > report["epoch"]:
             self._post(pod, gang.epoch, ap.WAITING)
         elif report["state"] == ap.WAITING and gang.epoch == report["epoch"] and gang.released >= report["epoch"]:
