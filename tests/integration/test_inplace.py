@@ -148,6 +148,9 @@ def test_a_restarted_operator_resumes_the_restart_it_had_begun(jobs, agents, run
     agents.held.add("resume-worker-0")
     agents.exit("resume-worker-1", 137)
     wait_for(lambda: barrier(jobs, "resume") == {"epoch": 1, "released": 0}, timeout=TIMEOUT, message="epoch moved")
+    # The status is written before the ConfigMap in a pass: wait until the agents can see the epoch too.
+    wait_for(lambda: jobs.core.read_namespaced_config_map("resume-gang", jobs.ns).data.get("epoch") == "1",
+             timeout=TIMEOUT, message="the gang ConfigMap's epoch moved")
     running_operator.kill()  # between moving the epoch and lifting the barrier
     try:
         agents.held.clear()  # the agent acknowledges while no operator runs
