@@ -278,6 +278,9 @@ def test_operator_killed_mid_restart_and_a_pod_deleted_meanwhile(jobs, tmp_path,
     gang = wait_for(lambda: (g := jobs.get("imk")["status"].get("gang")) and g.get("epoch") == 1 and g,
                     timeout=60, message="the epoch moved")
     assert gang["released"] == 0
+    # The status is written before the ConfigMap in a pass: kill the operator once the agents can see it.
+    wait_for(lambda: jobs.core.read_namespaced_config_map("imk-gang", jobs.ns).data.get("epoch") == "1",
+             timeout=60, message="the gang ConfigMap's epoch moved")
     jobs.operator.kill()
     try:
         jobs.core.delete_namespaced_pod("imk-scheduler-0", jobs.ns)
