@@ -237,6 +237,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             if saved:
                 say(f"checkpoint saved: {saved}")
 
+    if initial_epoch >= args.epochs:
+        # Restarted after the last epoch was saved (e.g. a peer failed at the very end): MindSpore refuses
+        # to train zero epochs, and every rank knows it is done (the epochs saved by all were summed).
+        say("training finished: nothing left to train")
+        return 0
     steps = dataset.get_dataset_size()
     checkpoint = ModelCheckpoint(prefix=CKPT_PREFIX, directory=rank_dir,
                                  config=CheckpointConfig(save_checkpoint_steps=steps, keep_checkpoint_max=5))
@@ -244,10 +249,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     say(f"training epochs {initial_epoch + 1}..{args.epochs}, {steps} steps per epoch on rank {rank}")
     model.train(args.epochs, dataset, callbacks=[checkpoint, Progress(), LossMonitor(steps), *progress_callbacks()],
                 dataset_sink_mode=False, initial_epoch=initial_epoch)
-    if losses:
-        say(f"training finished: loss {losses[0]:.6f} -> {losses[-1]:.6f}")
-    else:
-        say("training finished: nothing left to train")
+    say(f"training finished: loss {losses[0]:.6f} -> {losses[-1]:.6f}" if losses else "training finished")
     return 0
 
 
