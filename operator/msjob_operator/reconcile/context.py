@@ -215,13 +215,19 @@ class PassContext:
         self.new_attempt(delay)
         self.status.last_restart = RestartRecord(strategy=RestartStrategy.RECREATE.value, reason=reason,
                                                  attempt=self.attempt, failureDetected=ms_time(self.now))
-        in_a_row = self.status.consecutive_restarts
-        when = f"; the new gang starts in {delay:.0f} s (restart {in_a_row} in a row)" if delay else ""
-        self.condition(ConditionType.RESTARTING, cond.TRUE, reason, truncate(f"restarting all pods: {message}{when}"))
-        self.condition(ConditionType.RUNNING, cond.FALSE, reason, "the gang is restarting")
-        self.event("Warning", reason, f"restarting all pods (attempt {self.attempt}{when}): {message}")
-        self.plan.transitions.append(f"restarted:{reason}")
+        self.announce_restart(reason, message, delay, doing="restarting all pods", new="gang",
+                              step=f"attempt {self.attempt}", running="the gang is restarting")
         return True
+
+    def announce_restart(self, reason: str, message: str, delay: float, *, doing: str, new: str, step: str,
+                         running: str) -> None:
+        """The conditions, Event and transition of a gang restart (by either strategy) just begun."""
+        in_a_row = self.status.consecutive_restarts
+        when = f"; the new {new} starts in {delay:.0f} s (restart {in_a_row} in a row)" if delay else ""
+        self.condition(ConditionType.RESTARTING, cond.TRUE, reason, truncate(f"{doing}: {message}{when}"))
+        self.condition(ConditionType.RUNNING, cond.FALSE, reason, running)
+        self.event("Warning", reason, f"{doing} ({step}{when}): {message}")
+        self.plan.transitions.append(f"restarted:{reason}")
 
     def account_restart(self, message: str, counted: bool, streak: bool = True) -> Optional[float]:
         """Count a gang restart (by either strategy): the seconds its new gang waits (the backoff), or None

@@ -89,8 +89,8 @@ def write_gang(p: PassContext) -> None:
 
 
 def sync_gang(p: PassContext) -> None:
-    """Write the ConfigMap when the observed one says something else than the status (or is missing while
-    the job still runs)."""
+    """At the end of every pass: write the ConfigMap when the observed one says something else than the
+    status (or is missing while the job still runs). A prerequisite: applied before any pod."""
     gang = state(p)
     observed = p.configmaps.get(gang_configmap_name(p.name))
     if observed is None:
@@ -107,8 +107,8 @@ def sync_gang(p: PassContext) -> None:
 
 
 def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:
-    """New members of an InPlace job run under the agent; the agents' identity and the gang ConfigMap go
-    first (prerequisites of the plan, applied before the pods)."""
+    """New members of an InPlace job run under the agent; the agents' identity goes first (prerequisites of
+    the plan, applied before the pods, as the gang ConfigMap the pass's end adds)."""
     if not pods:
         return
     why = unavailable(p.spec) if enabled(p.spec) else None
@@ -125,9 +125,6 @@ def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:
     created, written = agent_builder.prerequisites(p.job, names, accounts)
     p.plan.create_objects.extend(created)
     p.plan.apply_objects.extend(written)
-    if not any(c["metadata"]["name"] == gang_configmap_name(p.name) for c in p.plan.apply_configmaps) \
-            and gang_configmap_name(p.name) not in p.configmaps:
-        write_gang(p)
 
 
 def final_due(p: PassContext, gang: Gang) -> bool:

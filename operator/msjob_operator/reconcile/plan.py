@@ -21,8 +21,10 @@ from pydantic import ValidationError
 from ..api.models import MSJobSpec, ReplicaSpecs
 from ..config import DEFAULT, Config
 from . import conditions as cond
+from . import inplace
 from .context import Gang, JobEvent, Observed, PassContext, Plan, PodDeletion, fmt_time  # noqa: F401 (re-exported)
-from .phases import failures, inplace, lifecycle, queue, restarts, stall, startup
+from .phases import failures, lifecycle, queue, restarts, stall, startup
+from .phases import inplace as in_place
 from .phases.converge import converge
 from .queueing import KueueObserved
 from .waiting import Refusal
@@ -40,7 +42,7 @@ PHASES: tuple[Phase, ...] = (
     lifecycle.active_deadline,
     lifecycle.resized,
     lifecycle.succeeded,
-    inplace.in_place,
+    in_place.in_place,
     failures.lost_members,
     failures.scheduler_address,
     failures.failures,
@@ -70,4 +72,6 @@ def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Seq
     gang = Gang.of(p)
     if not any(phase(p, gang) for phase in PHASES):  # the first phase that decides the pass ends it
         converge(p, gang)
+    if inplace.active(p):
+        inplace.sync_gang(p)  # the gang ConfigMap follows status.gang as this pass left it
     return p.done()

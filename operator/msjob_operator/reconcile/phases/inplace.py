@@ -25,14 +25,14 @@ import dataclasses
 from msjob_runtime.progress import parse_time
 
 from ...api import naming
-from ...api.enums import ConditionType, FailureAction, RestartStrategy, StallAction
-from ...api.status import MemberFailure, RestartRecord
+from ...api.enums import FailureAction, RestartStrategy, StallAction
+from ...api.status import RestartRecord
 from ...builders.runtime import AGENT_PYTHON
 from .. import backoff, health, inplace
 from .. import conditions as cond
 from ..context import FORCE_DELETE_AFTER, Gang, PassContext, deletions, fmt_time, ms_time, truncate
 from ..observed import PodView
-from ..policy import decide, severity
+from ..policy import Decision, decide, severity
 from . import restarts, stall
 from .converge import converge, restart
 from .failures import describe_failure, failure_record, lost, restart_replicas
@@ -60,7 +60,6 @@ def in_place(p: PassContext, gang: Gang) -> bool:
         _barrier(p, gang)
     elif not p.plan.delete_pods:
         return False  # nothing to do here: the later phases go on
-    inplace.sync_gang(p)
     converge(p, gang)
     return True
 
@@ -74,11 +73,8 @@ def _fall_back(p: PassContext, gang: Gang) -> bool:
     pod, why = found
     inplace.state(p).fallback = truncate(f"the image of {pod.replica_type} {pod.index} has no {AGENT_PYTHON} "
                                          f"for the in-place restart agent: {why}")
-    p.status.last_failure = MemberFailure(
-        pod=pod.name, replicaType=pod.replica_type, index=pod.index, container=pod.container,
-        exitCode=pod.exit_code, reason=pod.reason or pod.waiting_reason, message=truncate(why), node=pod.node,
-        time=pod.finished_at or p.now_text, action=f"{FailureAction.RESTART_JOB_IGNORE_BUDGET.value} (InPlace "
-                                                   "unavailable: Recreate from now on)")
+    p.status.last_failure = failure_record(Decision(FailureAction.RESTART_JOB_IGNORE_BUDGET.value,
+                                                    "InPlace unavailable: Recreate from now on", pod), p.now_text)
     message = (f"restartStrategy InPlace falls back to Recreate: the image of pod {pod.name} has no {AGENT_PYTHON} "
                f"to run the in-place restart agent (add {AGENT_PYTHON} to the image, or set restartStrategy "
                "Recreate); the gang starts again without the agent")
@@ -218,13 +214,8 @@ def begin(p: PassContext, reason: str, message: str, counted: bool, member: str)
     state.release_at = fmt_time(backoff.after(p.now, delay)) if delay else None
     p.status.last_restart = RestartRecord(strategy=RestartStrategy.IN_PLACE.value, reason=reason, member=member,
                                           epoch=state.epoch, failureDetected=ms_time(p.now))
-    when = f"; the new epoch starts in {delay:.0f} s (restart {p.status.consecutive_restarts} in a row)" if delay \
-        else ""
-    p.condition(ConditionType.RESTARTING, cond.TRUE, reason,
-                truncate(f"restarting every member's process in place: {message}{when}"))
-    p.condition(ConditionType.RUNNING, cond.FALSE, reason, "the gang is restarting in place")
-    p.event("Warning", reason, f"restarting every member in place (epoch {state.epoch}{when}): {message}")
-    p.plan.transitions.append(f"restarted:{reason}")
+    p.announce_restart(reason, message, delay, doing="restarting every member in place", new="epoch",
+                       step=f"epoch {state.epoch}", running="the gang is restarting in place")
     return True
 
 

@@ -1,6 +1,6 @@
 """The first phase of every pass (it never decides one): the phases of the latest gang restart as they
 are reached (``status.lastRestart``, a histogram per phase, Events), and, with restartStrategy InPlace,
-the gang ConfigMap kept in step with ``status.gang`` (``final`` once the job has ended).
+``status.gang.final`` once the job has ended (the pass's end writes the gang ConfigMap from it).
 
 Times of ``status.lastRestart`` (RFC 3339, ms): ``failureDetected`` when the restart is decided;
 ``membersStopped`` when no process (InPlace) or pod (Recreate) of the old gang is left;
@@ -30,10 +30,8 @@ PHASE_TRANSITION = "restart-phase"
 
 
 def observe(p: PassContext, gang: Gang) -> bool:
-    if inplace.active(p):
-        if cond.finished(p.conditions) and inplace.final_due(p, gang):
-            inplace.state(p).final = True
-        inplace.sync_gang(p)
+    if inplace.active(p) and cond.finished(p.conditions) and inplace.final_due(p, gang):
+        inplace.state(p).final = True
     record = p.status.last_restart
     if record is None or record.failure_detected is None or cond.finished(p.conditions):
         return False
