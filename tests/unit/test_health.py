@@ -100,7 +100,7 @@ def test_rbac_objects():
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo-reporter"}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo-reporter",
                                     "namespace": j["metadata"]["namespace"]}]
-    assert rbac.role_binding(j, service_account="users-sa")["subjects"][0]["name"] == "users-sa"
+    assert rbac.role_binding(j, ["users-sa"])["subjects"][0]["name"] == "users-sa"
     with pytest.raises(ValueError):
         rbac.role(j, [])  # an empty resourceNames would allow every pod
 

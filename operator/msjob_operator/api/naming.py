@@ -6,7 +6,7 @@ what it created before instead of creating it again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from .models import API_VERSION, GROUP, KIND
 from .models import OPERATOR_NAME as OPERATOR_NAME  # part of the names API
@@ -54,7 +54,16 @@ def selector_string(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
-def owner_reference(job: dict[str, Any]) -> dict[str, Any]:
+def child_metadata(job: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Metadata of an object the job owns: its name, the job's namespace, labels and controller reference."""
+    meta = job["metadata"]
+    out = {"name": name, "labels": job_labels(meta["name"]), "ownerReferences": [owner_reference(job)]}
+    if meta.get("namespace"):
+        out["namespace"] = meta["namespace"]
+    return out
+
+
+def owner_reference(job: Mapping[str, Any]) -> dict[str, Any]:
     meta = job["metadata"]
     return {
         "apiVersion": API_VERSION,

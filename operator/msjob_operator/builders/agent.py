@@ -20,21 +20,15 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from msjob_runtime.agent_protocol import JOB_ENV, gang_configmap_name, gang_data
+from msjob_runtime.agent_protocol import gang_configmap_name, gang_data
 
 from ..api import naming
+from . import rbac
 from .containers import main_container
-from .rbac import RBAC_API_VERSION, reporter_name
+from .env import merge_env
+from .rbac import reporter_name
 from .reporter import reporter_user
-from .runtime import (
-    INSTALL_CONTAINER,
-    RUNTIME_VOLUME,
-    agent_command,
-    agent_env,
-    install_container,
-    runtime_mount,
-    runtime_volume,
-)
+from .runtime import agent_command, agent_env, install_runtime
 
 
 def agent_name(job_name: str) -> str:
@@ -42,52 +36,28 @@ def agent_name(job_name: str) -> str:
     return f"{job_name}-agent"
 
 
-def _metadata(job: Mapping[str, Any], name: str) -> dict[str, Any]:
-    meta = job["metadata"]
-    out = {"name": name, "labels": naming.job_labels(meta["name"]),
-           "ownerReferences": [naming.owner_reference(dict(job))]}
-    if meta.get("namespace"):
-        out["namespace"] = meta["namespace"]
-    return out
-
-
 def gang_configmap(job: Mapping[str, Any], epoch: int, released: int, final: bool = False) -> dict[str, Any]:
     """The ConfigMap ``<job>-gang`` with this data (labelled and owned as the job's child)."""
     name = gang_configmap_name(job["metadata"]["name"])
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata(job, name),
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": naming.child_metadata(job, name),
             "data": gang_data(epoch, released, final)}
 
 
 def role(job: Mapping[str, Any], pod_names: Iterable[str]) -> dict[str, Any]:
     """The Role ``<job>-agent``: its members' pods and its gang ConfigMap, by name, nothing else."""
-    names = sorted(set(pod_names))
-    if not names:
-        raise ValueError("the agents' Role needs at least one pod name (an empty resourceNames allows every pod)")
     job_name = job["metadata"]["name"]
-    return {
-        "apiVersion": RBAC_API_VERSION, "kind": "Role", "metadata": _metadata(job, agent_name(job_name)),
-        "rules": [
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": names},
-            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
-             "resourceNames": [gang_configmap_name(job_name)]},
-        ],
-    }
+    gang = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
+            "resourceNames": [gang_configmap_name(job_name)]}
+    return rbac.role(job, pod_names, name=agent_name(job_name), extra_rules=[gang])
 
 
 def service_account(job: Mapping[str, Any]) -> dict[str, Any]:
-    name = agent_name(job["metadata"]["name"])
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(job, name)}
+    return rbac.service_account(job, agent_name(job["metadata"]["name"]))
 
 
 def role_binding(job: Mapping[str, Any], accounts: Iterable[str]) -> dict[str, Any]:
     """The RoleBinding ``<job>-agent`` of the Role to ``accounts`` (ServiceAccounts of the job's namespace)."""
-    meta = _metadata(job, agent_name(job["metadata"]["name"]))
-    namespace = job["metadata"].get("namespace")
-    subjects = [{"kind": "ServiceAccount", "name": name, **({"namespace": namespace} if namespace else {})}
-                for name in sorted(set(accounts))]
-    return {"apiVersion": RBAC_API_VERSION, "kind": "RoleBinding", "metadata": meta,
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
-            "subjects": subjects}
+    return rbac.role_binding(job, accounts, name=agent_name(job["metadata"]["name"]))
 
 
 def pod_account(pod_spec: Mapping[str, Any], job_name: str) -> str:
@@ -106,22 +76,9 @@ def add_agent(pod: dict[str, Any], image: str) -> None:
     if main is None:
         raise ValueError("the pod has no container to run under the agent")
     main["command"] = agent_command(main, spec.get("terminationGracePeriodSeconds"))
-    taken = {e.get("name") for e in main.get("env") or []}
-    env = main.setdefault("env", [])
-    env.extend(e for e in agent_env() if e["name"] not in taken)
-    if JOB_ENV not in taken and not any(e.get("name") == JOB_ENV for e in env):
-        env.append({"name": JOB_ENV, "value": job_name})
-    mounts = main.setdefault("volumeMounts", [])
-    if not any(m.get("name") == RUNTIME_VOLUME for m in mounts):
-        mounts.append(runtime_mount())
-    volumes = spec.setdefault("volumes", [])
-    if not any(v.get("name") == RUNTIME_VOLUME for v in volumes):
-        volumes.append(runtime_volume())
-    inits = spec.setdefault("initContainers", [])
-    if not any(c.get("name") == INSTALL_CONTAINER for c in inits):
-        user, group = reporter_user(spec)
-        # Before the user's own init containers: a native sidecar among them may need the runtime too.
-        inits.insert(0, install_container(image, run_as_user=user, run_as_group=group))
+    merge_env(main, agent_env())  # MSJOB_NAME is the pod builder's already
+    user, group = reporter_user(spec)
+    install_runtime(spec, image, run_as_user=user, run_as_group=group)
     spec["serviceAccountName"] = pod_account(spec, job_name)
 
 

@@ -26,12 +26,6 @@ def podgroup_name(job: str, attempt: int) -> str:
     return f"{job}-{attempt}"
 
 
-def _metadata(job: dict[str, Any], name: str) -> dict[str, Any]:
-    meta = job["metadata"]
-    return {"name": name, "namespace": meta["namespace"], "labels": naming.job_labels(meta["name"]),
-            "ownerReferences": [naming.owner_reference(job)]}
-
-
 def _gang(min_count: int) -> dict[str, Any]:
     return {"gang": {"minCount": min_count}}
 
@@ -40,7 +34,7 @@ def build_workload(job: dict[str, Any], min_count: int) -> dict[str, Any]:
     name = job["metadata"]["name"]
     template: dict[str, Any] = {"name": TEMPLATE, "schedulingPolicy": _gang(min_count)}
     return {
-        "apiVersion": API_VERSION, "kind": "Workload", "metadata": _metadata(job, name),
+        "apiVersion": API_VERSION, "kind": "Workload", "metadata": naming.child_metadata(job, name),
         "spec": {"podGroupTemplates": [template], "controllerRef": {"apiGroup": GROUP, "kind": KIND, "name": name}},
     }
 
@@ -56,7 +50,8 @@ def build_podgroup(job: dict[str, Any], spec: MSJobSpec, min_count: int, attempt
     }
     if policy and policy.priority_class:
         body["priorityClassName"] = policy.priority_class
-    return {"apiVersion": API_VERSION, "kind": "PodGroup", "metadata": _metadata(job, podgroup_name(name, attempt)),
+    return {"apiVersion": API_VERSION, "kind": "PodGroup",
+            "metadata": naming.child_metadata(job, podgroup_name(name, attempt)),
             "spec": body}
 
 

@@ -6,7 +6,7 @@ a ServiceAccount ``<job>-reporter``, a Role allowing ``get`` and ``patch`` on th
 owned by it, so they go when the job goes.
 
 A pod has one ServiceAccount for all its containers: when the user's template names its own
-(``serviceAccountName``), bind the Role to that one (``role_binding(job, service_account=...)``)
+(``serviceAccountName``), bind the Role to that one (``role_binding(job, [account])``)
 instead of replacing it with ours.
 """
 
@@ -24,46 +24,40 @@ def reporter_name(job_name: str) -> str:
     return f"{job_name}-reporter"
 
 
-def _metadata(job: Mapping[str, Any]) -> dict[str, Any]:
-    meta = job["metadata"]
-    out = {
-        "name": reporter_name(meta["name"]),
-        "labels": naming.job_labels(meta["name"]),
-        "ownerReferences": [naming.owner_reference(dict(job))],
-    }
-    if meta.get("namespace"):
-        out["namespace"] = meta["namespace"]
-    return out
+def service_account(job: Mapping[str, Any], name: Optional[str] = None) -> dict[str, Any]:
+    """The ServiceAccount ``name`` (default ``<job>-reporter``)."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": naming.child_metadata(job, name or reporter_name(job["metadata"]["name"]))}
 
 
-def service_account(job: Mapping[str, Any]) -> dict[str, Any]:
-    """The ServiceAccount ``<job>-reporter``."""
-    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(job)}
-
-
-def role(job: Mapping[str, Any], pod_names: Iterable[str]) -> dict[str, Any]:
-    """The Role ``<job>-reporter``: get and patch the pods ``pod_names`` (the reporting pods), nothing else."""
+def role(job: Mapping[str, Any], pod_names: Iterable[str], *, name: Optional[str] = None,
+         extra_rules: Iterable[dict[str, Any]] = ()) -> dict[str, Any]:
+    """The Role ``name`` (default ``<job>-reporter``): get and patch the pods ``pod_names``, by name, and
+    ``extra_rules``; nothing else."""
     names = sorted(set(pod_names))
     if not names:
-        raise ValueError("the reporter's Role needs at least one pod name (an empty resourceNames allows every pod)")
+        raise ValueError("a Role limited to pods needs at least one pod name (an empty resourceNames allows every pod)")
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "Role",
-        "metadata": _metadata(job),
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": names}],
+        "metadata": naming.child_metadata(job, name or reporter_name(job["metadata"]["name"])),
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": names},
+                  *extra_rules],
     }
 
 
-def role_binding(job: Mapping[str, Any], service_account: Optional[str] = None) -> dict[str, Any]:
-    """The RoleBinding ``<job>-reporter`` of the Role to ``service_account`` (default ``<job>-reporter``)."""
-    meta = _metadata(job)
-    subject = {"kind": "ServiceAccount", "name": service_account or reporter_name(job["metadata"]["name"])}
-    if job["metadata"].get("namespace"):
-        subject["namespace"] = job["metadata"]["namespace"]
+def role_binding(job: Mapping[str, Any], accounts: Iterable[str] = (), *,
+                 name: Optional[str] = None) -> dict[str, Any]:
+    """The RoleBinding ``name`` (default ``<job>-reporter``) of the Role of that name to ``accounts``,
+    ServiceAccounts of the job's namespace (default: the one named ``name``)."""
+    meta = naming.child_metadata(job, name or reporter_name(job["metadata"]["name"]))
+    namespace = job["metadata"].get("namespace")
+    subjects = [{"kind": "ServiceAccount", "name": account, **({"namespace": namespace} if namespace else {})}
+                for account in sorted(set(accounts) or {meta["name"]})]
     return {
         "apiVersion": RBAC_API_VERSION,
         "kind": "RoleBinding",
         "metadata": meta,
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": meta["name"]},
-        "subjects": [subject],
+        "subjects": subjects,
     }

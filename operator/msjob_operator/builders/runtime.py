@@ -94,11 +94,21 @@ def with_runtime(pod_spec: dict[str, Any], image: str, *, run_as_user: Optional[
                  run_as_group: Optional[int] = None) -> dict[str, Any]:
     """A copy of ``pod_spec`` whose main container can import ``msjob_runtime`` (idempotent)."""
     spec = copy.deepcopy(pod_spec)
+    main = install_runtime(spec, image, run_as_user=run_as_user, run_as_group=run_as_group)
+    main["env"] = runtime_env(main)
+    return spec
+
+
+def install_runtime(spec: dict[str, Any], image: str, *, run_as_user: Optional[int] = None,
+                    run_as_group: Optional[int] = None) -> dict[str, Any]:
+    """Give ``spec`` (changed in place) the runtime's volume and init container, and its main container
+    the mount; returns the main container (idempotent)."""
     volumes = spec.setdefault("volumes", [])
     if not any(v.get("name") == RUNTIME_VOLUME for v in volumes):
         volumes.append(runtime_volume())
     inits = spec.setdefault("initContainers", [])
     if not any(c.get("name") == INSTALL_CONTAINER for c in inits):
+        # Before the user's own init containers: a native sidecar among them may need the runtime too.
         inits.insert(0, install_container(image, run_as_user=run_as_user, run_as_group=run_as_group))
     main = main_container(spec)
     if main is None:
@@ -106,8 +116,7 @@ def with_runtime(pod_spec: dict[str, Any], image: str, *, run_as_user: Optional[
     mounts = main.setdefault("volumeMounts", [])
     if not any(m.get("name") == RUNTIME_VOLUME for m in mounts):
         mounts.append(runtime_mount())
-    main["env"] = runtime_env(main)
-    return spec
+    return main
 
 
 AGENT_PYTHON = "python3"  # the interpreter the agent runs on: the image's own

@@ -35,7 +35,7 @@ def prerequisites(job: dict[str, Any], spec: MSJobSpec) -> list[dict[str, Any]]:
     role = rbac.role(job, [reporter_pod(name)])
     if user_account:
         # The pod runs as the user's account: grant the role to that one.
-        return [role, rbac.role_binding(job, user_account)]
+        return [role, rbac.role_binding(job, [user_account])]
     return [rbac.service_account(job), role, rbac.role_binding(job)]
 
 

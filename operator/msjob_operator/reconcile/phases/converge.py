@@ -183,8 +183,9 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
             return waiting.JobBlockers(service=blocked)
         p.status.scheduler_address = address
     reporting = health.enabled(spec)
-    if reporting and (ReplicaType.WORKER.value, 0) in missing:
+    if reporting and (ReplicaType.WORKER.value, 0) in missing and not inplace.active(p):
         # The reporter's ServiceAccount and Role, before the pod that uses them (AlreadyExists is fine).
+        # Under InPlace worker 0 runs as the agents' account, whose Role covers the reporter too.
         p.plan.create_objects.extend(health.prerequisites(p.job, spec))
     # A pod of the same name may still be going away (a replaced member), or be someone else's.
     taken = {v.name for v in p.members} | set(p.holders)
