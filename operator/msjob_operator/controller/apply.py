@@ -32,9 +32,17 @@ log = logging.getLogger("msjob_operator")
 # Fields that change on every pass and alone are no reason to write the status.
 _VOLATILE = ("lastReconcileTime",)
 _PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
+            "ConfigMap": "configmaps",
             "Workload": "workloads"}  # the Workload API's (its Kueue namesake has plan.create_workloads)
 # Children whose existing namesake is read on AlreadyExists: one the job does not own holds the name.
 _VERIFIED_KINDS = ("Pod", "Service", "PodGroup")
+
+
+def collection_path(body: dict[str, Any], namespace: str) -> str:
+    """Where objects of ``body``'s kind live in ``namespace``."""
+    group_version = body["apiVersion"]
+    base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+    return f"{base}/namespaces/{namespace}/{_PLURALS[body['kind']]}"
 
 
 class StatusConflict(Exception):
@@ -57,7 +65,7 @@ class Applier:
                  refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, config: Config,
                  configmaps: Optional[ChildStore] = None, kueue_workloads: Optional[ChildStore] = None):
         self.kube = kube
-        self.configmaps = configmaps  # the jobs' own ConfigMaps: a write's response goes in at once
+        self.configmaps = configmaps or ChildStore()  # the jobs' own ConfigMaps: a write's response goes in at once
         self.jobs, self.pods, self.services, self.podgroups = jobs, pods, services, podgroups
         self.kueue_workloads = kueue_workloads or ChildStore()
         self.refusals, self.holders, self.events = refusals, holders, events
@@ -148,13 +156,11 @@ class Applier:
         for group in plan.create_podgroups:
             ready &= await self._create(key, job, "PodGroup", self.podgroup_path(namespace), group, self.podgroups)
         for body in plan.apply_configmaps:
-            ready &= await self._apply_configmap(key, job, body)
+            ready &= await self._write_whole(key, job, body, self.configmaps)
         for body in plan.apply_objects:
-            ready &= await self._apply_object(key, job, body)
+            ready &= await self._write_whole(key, job, body, None)
         for body in plan.create_objects:
-            group_version, kind = body["apiVersion"], body["kind"]
-            base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-            ready &= await self._create(key, job, kind, f"{base}/namespaces/{namespace}/{_PLURALS[kind]}", body, None)
+            ready &= await self._create(key, job, body["kind"], collection_path(body, namespace), body, None)
         return ready
 
     async def write_workloads(self, key: Key, job: dict[str, Any], plan: Plan) -> None:
@@ -166,29 +172,19 @@ class Applier:
             if not await kueue.write(self.kube, key, change, self.kueue_workloads):
                 raise StatusConflict()  # the Workload changed under the pass: plan again from the new one
 
-    async def _apply_configmap(self, key: Key, job: dict[str, Any], body: dict[str, Any]) -> bool:
-        """Write a ConfigMap whole: replace its data, or create it."""
-        path = core_path("configmaps", key[0], body["metadata"]["name"])
-        status, written = await self.kube.request("PATCH", path, {"data": body["data"]},
+    async def _write_whole(self, key: Key, job: dict[str, Any], body: dict[str, Any],
+                           store: Optional[ChildStore]) -> bool:
+        """Write what an object holds (all but its metadata: a ConfigMap's data, a Role's rules), or create
+        it when it is missing (a refusal is recorded as for any create)."""
+        path = collection_path(body, key[0])
+        content = {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")}
+        status, written = await self.kube.request("PATCH", f"{path}/{body['metadata']['name']}", content,
                                                   content_type="application/merge-patch+json", ok_statuses=(404,))
         if status == 404:
-            return await self._create(key, job, "ConfigMap", core_path("configmaps", key[0]), body, self.configmaps)
-        if self.configmaps is not None and isinstance(written, dict) and selected(written, naming.CHILD_SELECTOR):
-            self.configmaps.upsert(written)
+            return await self._create(key, job, body["kind"], path, body, store)
+        if store is not None and isinstance(written, dict) and selected(written, naming.CHILD_SELECTOR):
+            store.upsert(written)
         return True
-
-    async def _apply_object(self, key: Key, job: dict[str, Any], body: dict[str, Any]) -> bool:
-        """Create a namespaced object, or write what it holds (all but its metadata) if it exists."""
-        group_version, kind = body["apiVersion"], body["kind"]
-        base = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
-        path = f"{base}/namespaces/{key[0]}/{_PLURALS[kind]}"
-        status, _ = await self.kube.request("POST", path, body, ok_statuses=(409,))
-        if status != 409:
-            return True
-        content = {k: v for k, v in body.items() if k not in ("apiVersion", "kind", "metadata")}
-        status, _ = await self.kube.request("PATCH", f"{path}/{body['metadata']['name']}", content,
-                                            content_type="application/merge-patch+json", ok_statuses=(404,))
-        return status != 404  # gone again in between: the next pass creates it
 
     # -- the plan -------------------------------------------------------------------------------
     async def apply(self, key: Key, job: dict[str, Any], plan: Plan,
@@ -254,7 +250,7 @@ class Applier:
             elif what == "stalled":
                 metrics.JOBS_STALLED.labels(namespace).inc()
             elif what == "restart-phase":  # restart-phase:<strategy>:<phase>:<seconds>
-                strategy, phase, taken = (reason.split(":") + ["", "", "0"])[:3]
+                strategy, phase, taken = reason.split(":")
                 metrics.RESTART_PHASE_SECONDS.labels(namespace, strategy, phase).observe(float(taken))
             elif what == "running":
                 began = parse_time(plan.status.get("attemptStartTime"))

@@ -203,14 +203,19 @@ def test_objects_written_whole_are_created_or_patched_and_the_gang_configmap_is_
     kube, applier, the_job = setup()
     applier.configmaps = ChildStore()
     roles = "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/roles"
+    bindings = "/apis/rbac.authorization.k8s.io/v1/namespaces/ns/rolebindings"
     role = agent.role(the_job, ["demo-worker-0", "demo-worker-1"])
+    binding = agent.role_binding(the_job, ["demo-agent"])
     gang = agent.gang_configmap(the_job, 1, 0)
-    kube.answer("POST", roles, (409, {"reason": "AlreadyExists"}))
-    kube.answer("PATCH", f"{roles}/demo-agent", (200, role))
+    kube.answer("PATCH", f"{roles}/demo-agent", (200, role))  # it exists: one write, no create
+    kube.answer("PATCH", f"{bindings}/demo-agent", (404, {"reason": "NotFound"}))  # missing: created
+    kube.answer("POST", bindings, (201, binding))
     kube.answer("PATCH", "/api/v1/namespaces/ns/configmaps/demo-gang",
                 (200, {**gang, "metadata": {**gang["metadata"], "uid": "cm-uid", "resourceVersion": "30"}}))
-    plan = Plan(status=copy.deepcopy(the_job["status"]), apply_objects=[role], apply_configmaps=[gang])
+    plan = Plan(status=copy.deepcopy(the_job["status"]), apply_objects=[role, binding], apply_configmaps=[gang])
     apply(applier, the_job, plan)
     patch = kube.requests("PATCH", f"{roles}/demo-agent")[0]
     assert patch.content_type == "application/merge-patch+json" and patch.body == {"rules": role["rules"]}
+    assert not kube.requests("POST", roles)
+    assert [c.body for c in kube.requests("POST", bindings)] == [binding]
     assert [c["data"] for c in applier.configmaps.for_job(KEY)] == [{"epoch": "1", "released": "0"}]
