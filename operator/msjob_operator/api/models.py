@@ -235,13 +235,12 @@ _REPLICA_SPECS_RULES = rules(
 )
 
 
-_IN_PLACE = "has(self.failurePolicy) && has(self.failurePolicy.restartStrategy) && " \
-            "self.failurePolicy.restartStrategy == 'InPlace'"
-
-
 def _strategy(obj: str) -> str:
     return (f"(has({obj}.failurePolicy) && has({obj}.failurePolicy.restartStrategy) ? "
             f"{obj}.failurePolicy.restartStrategy : 'Recreate')")
+
+
+_IN_PLACE = f"{_strategy('self')} == 'InPlace'"
 
 
 def _main_container_has_command(replica_type: str) -> str:
