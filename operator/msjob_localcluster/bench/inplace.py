@@ -21,9 +21,10 @@ from typing import Optional
 
 from msjob_operator.api import naming
 from msjob_operator.controller.kube import Kube, core_path, job_path
+from msjob_operator.sdk.accessors import has_condition
 from msjob_runtime import agent_protocol as ap
 
-from .common import api_requests, create_job, delete_namespace, job_body, new_namespace, seconds
+from .common import PodWatch, create_job, delete_namespace, job_body, new_namespace, quiet_requests, seconds
 
 COMMAND = ["python", "train.py"]  # InPlace needs an explicit command; kwok runs none of it
 
@@ -121,8 +122,7 @@ async def _until(check, timeout: float, what: str, poll: float = 0.01) -> float:
 async def _job_running(kube: Kube, namespace: str, name: str, timeout: float) -> None:
     async def running() -> bool:
         _, job = await kube.request("GET", job_path(namespace, name))
-        return any(c.get("type") == "Running" and c.get("status") == "True"
-                   for c in (job.get("status") or {}).get("conditions") or [])
+        return has_condition(job, "Running")
     deadline = time.monotonic() + timeout
     while not await running():
         if time.monotonic() > deadline:
@@ -135,18 +135,13 @@ async def _uids(kube: Kube, namespace: str, name: str) -> dict[str, str]:
     return {p["metadata"]["name"]: p["metadata"]["uid"] for p in items}
 
 
-async def _patch_limit(kube: Kube, namespace: str, pods: list[str], in_flight: int = 64) -> float:
+async def _patch_limit(kube: Kube, namespace: str, pods: list[str]) -> float:
     """The floor of the agents' acknowledgements: the same number of pod patches (one per member) by a
-    plain bulk client, 64 in flight."""
-    gate = asyncio.Semaphore(in_flight)
-
-    async def patch(pod: str, n: int) -> None:
-        async with gate:
-            await kube.request("PATCH", core_path("pods", namespace, pod),
-                               {"metadata": {"annotations": {"bench.msjob.test/touch": str(n)}}},
-                               content_type="application/merge-patch+json")
+    plain bulk client (``kube``'s own bound on requests in flight)."""
     began = time.monotonic()
-    await asyncio.gather(*(patch(pod, 1) for pod in pods))
+    await asyncio.gather(*(kube.request("PATCH", core_path("pods", namespace, pod),
+                                        {"metadata": {"annotations": {"bench.msjob.test/touch": "1"}}},
+                                        content_type="application/merge-patch+json") for pod in pods))
     return seconds(time.monotonic() - began)
 
 
@@ -162,19 +157,16 @@ async def measure_in_place(kube: Kube, kubeconfig: str, workers: int, timeout: f
     agent_kube = await Kube.connect(kubeconfig, max_in_flight=count + 64)
     agents = Agents(agent_kube, namespace, name, pods)
     try:
-        await create_job(kube, namespace, body)
-
-        async def all_pods_running() -> None:
-            while True:
-                items, _ = await kube.list(core_path("pods", namespace), f"{naming.JOB_NAME_LABEL}={name}")
-                if sum((p.get("status") or {}).get("phase") == "Running" for p in items) >= count:
-                    return
-                await asyncio.sleep(0.5)
-        await asyncio.wait_for(all_pods_running(), timeout)
+        watch = await PodWatch(kube, namespace, f"{naming.JOB_NAME_LABEL}={name}").start()
+        try:
+            await create_job(kube, namespace, body)
+            await watch.until(lambda w: w.total_running >= count, timeout, f"{count} pods Running")
+        finally:
+            await watch.stop()
         await agents.start(timeout)  # every member reports its epoch-0 process running
         await _job_running(kube, namespace, name, timeout)  # the operator has seen them all
         uids = await _uids(kube, namespace, name)
-        before = api_requests(await asyncio.to_thread(metrics)) if metrics else None
+        before = await quiet_requests(metrics, timeout) if metrics else None
         victim = agents.members[naming.pod_name(name, "Worker", workers // 2)]
         await victim.report(ap.EXITED, 1)
         failed = time.monotonic()
@@ -190,14 +182,11 @@ async def measure_in_place(kube: Kube, kubeconfig: str, workers: int, timeout: f
                   "last_restart": (job.get("status") or {}).get("lastRestart"),
                   "restart_count": (job.get("status") or {}).get("restartCount"),
                   "same_pods": await _uids(kube, namespace, name) == uids}
-        result["limit_patches_s"] = await _patch_limit(agent_kube, namespace, pods)
-        if before is not None:
-            await asyncio.sleep(1)
-            after = api_requests(await asyncio.to_thread(metrics))
-            result["operator_writes"] = {f"{verb} {resource}": after[(verb, resource)] - before[(verb, resource)]
-                                         for verb, resource in after
-                                         if verb in ("create", "patch", "update", "delete")
-                                         and after[(verb, resource)] > before[(verb, resource)]}
+        if before is not None and metrics is not None:
+            after = await quiet_requests(metrics, timeout)  # the operator has caught up with the restart
+            result["operator_writes"] = {f"{verb} {resource}": n for (verb, resource), n in (after - before).items()
+                                         if verb in ("create", "patch", "update", "delete")}
+        result["limit_patches_s"] = await _patch_limit(kube, namespace, pods)  # after: not counted above
         return result
     finally:
         await agents.stop()

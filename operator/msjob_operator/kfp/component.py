@@ -1,8 +1,6 @@
 """The Kubeflow Pipelines v2 component that runs an MSJob as a pipeline step (needs ``kfp`` 2.x to import).
 
-    from typing import Any
-
-from kfp import dsl
+    from kfp import dsl
     from msjob_operator.kfp.component import msjob_op
 
     @dsl.pipeline(name="train")

@@ -8,9 +8,10 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional, Union
 
-from ..api.enums import ConditionType
+from ..api.enums import ConditionType, ReplicaType
 from ..api.models import MSJob
 from ..api.status import Condition, MSJobStatus
+from ..builders.env import replica_count
 
 JobLike = Union[MSJob, dict[str, Any]]
 # The conditions of a finished job.
@@ -53,8 +54,7 @@ def is_finished(job: JobLike) -> bool:
 
 def total_workers(job: JobLike) -> int:
     spec = job.spec if isinstance(job, MSJob) else MSJob.model_validate(job).spec
-    worker = spec.ms_replica_specs.worker
-    return (worker.replicas if worker and worker.replicas is not None else 1) if worker else 0
+    return replica_count(spec, ReplicaType.WORKER.value)
 
 
 def to_dict(job: JobLike) -> dict[str, Any]:

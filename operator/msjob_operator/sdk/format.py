@@ -11,7 +11,7 @@ import time
 from typing import Any, Iterable, Optional, Sequence, TextIO
 
 from ..api.models import MSJob
-from .accessors import condition_of, has_condition, state_of, status_of, total_workers
+from .accessors import condition_of, state_of, status_of, total_workers
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "") -> str:
@@ -113,7 +113,7 @@ def outcome_line(job: MSJob) -> str:
     """The last line of a wait: how the job ended and why."""
     for ctype in ("Failed", "Succeeded"):
         cond = condition_of(job, ctype)
-        if cond is not None and has_condition(job, ctype):
+        if cond is not None and cond.status == "True":
             detail = ": ".join(x for x in (cond.reason, cond.message) if x)
             return f"{job.name}: {ctype}" + (f": {detail}" if detail else "")
     return f"{job.name}: {state_of(job)}"
