@@ -245,7 +245,7 @@ def test_msrun_parent_and_children_restart_as_one_group(jobs, tmp_path, figures)
     assert status["state"] == "Succeeded", jobs.state("imr")
     figures("msrun_worker_killed_in_place", kill_to_success=watch.marks["finished"])
     assert ran(jobs, pods) == {pod: [uid] for pod, uid in first.items()}
-    assert status["restartCount"] >= 1
+    assert status["restartCount"] == 1 + flake_restarts(jobs, "imr"), jobs.state("imr")
     per_epoch = assert_no_overlap(jobs, pods)
     assert per_epoch[1] == 2, per_epoch  # msrun itself, under the agent, in both pods
     # Nothing of the old groups survived, msrun's setsid'd workers included.
@@ -262,7 +262,7 @@ def stubborn(body: dict, index: int, grace: int) -> None:
     container["command"] = ["sh", "-c", f"if [ \"$MSJOB_REPLICA_INDEX\" = {index} ]; then trap '' TERM; fi; {line}"]
 
 
-def test_operator_killed_mid_restart_and_a_pod_deleted_meanwhile(jobs, tmp_path, figures):
+def test_operator_killed_mid_restart_and_a_pod_deleted_meanwhile(jobs, tmp_path):
     """The operator is SIGKILLed between moving the epoch and lifting the barrier, and the scheduler's pod
     is deleted while no operator runs: the restarted operator resumes the same restart, recreates that
     member, and releases the epoch only once the stubborn worker's old process is gone."""
@@ -303,7 +303,6 @@ def test_operator_killed_mid_restart_and_a_pod_deleted_meanwhile(jobs, tmp_path,
     assert "epoch=0 exit" in jobs.log("imk-worker-0") and "code=137" in jobs.log("imk-worker-0")
     per_epoch = assert_no_overlap(jobs, members("imk"))
     assert per_epoch[1] == 3, per_epoch
-    figures("operator_killed_mid_restart", workers_same_pods=True)
 
 
 def test_a_killed_agent_makes_its_member_recreated_while_the_others_restart_in_place(jobs, tmp_path):

@@ -39,8 +39,9 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
     assert recovery["ratio_created"] > 0
     in_place = recovery["in_place"]  # the same failure with restartStrategy InPlace, the agents' side played
     assert in_place["pods"] == 9 and in_place["same_pods"] and in_place["restart_count"] == 1
-    assert 0 < in_place["epoch_moved_s"] <= in_place["barrier_lifted_s"] <= in_place["all_running_s"]
-    assert 0 < in_place["all_acknowledged_s"] <= in_place["all_running_s"]
+    # In order (the figures are rounded to 10 ms, so a quick step may read 0).
+    assert 0 <= in_place["epoch_moved_s"] <= in_place["barrier_lifted_s"] <= in_place["all_running_s"]
+    assert 0 <= in_place["all_acknowledged_s"] <= in_place["all_running_s"]
     assert in_place["last_restart"]["strategy"] == "InPlace" and in_place["last_restart"]["barrierLifted"]
     writes = in_place["operator_writes"]  # O(1): no pod touched, the epoch and the barrier written once each
     assert writes.get("patch configmaps") == 2 and not any(k.endswith(" pods") for k in writes), writes

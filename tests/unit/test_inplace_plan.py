@@ -354,3 +354,7 @@ def test_other_start_errors_are_ordinary_failures():
     plan = reconcile(inplace_job(status=running_status()), pods, services(), NOW, configmaps=[gang_cm(0, 0)])
     assert "fallback" not in plan.status["gang"]
     assert not any(e.reason == "InPlaceUnavailable" for e in plan.events)
+    # Handled as any member failing at pod level: recreated while the others restart in place.
+    assert plan.status["gang"] == {"epoch": 1, "released": 0}
+    assert [d.name for d in plan.delete_pods] == ["demo-worker-1"]
+    assert plan.status["lastFailure"]["reason"] == "StartError" and plan.status["lastFailure"]["exitCode"] == 128

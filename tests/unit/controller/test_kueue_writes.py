@@ -76,7 +76,7 @@ def test_giving_the_quota_back_is_conditional_and_a_conflict_plans_again():
     assert store.for_job(KEY)[0]["metadata"]["resourceVersion"] == "6"  # the next pass plans from the new one
 
 
-def test_the_workload_is_created_before_any_pod_and_a_refusal_is_recorded():
+def test_a_refused_workload_create_is_recorded_and_cleared_by_already_exists():
     kube, applier, store, the_job = setup()
     body = wl.build_workload(the_job, queue="jobs", pod_sets=[])
     name = body["metadata"]["name"]
