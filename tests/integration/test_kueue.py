@@ -101,9 +101,12 @@ def workload_of(kueue_api, jobs, job: str) -> dict:
     return found
 
 
-def waiting(jobs, name: str, reason: str) -> dict:
+def waiting(jobs, name: str, reason: str, saying: str = "") -> dict:
+    """status.waiting once its reason is ``reason`` and its message has ``saying`` (Kueue writes its
+    own words to the Workload a moment after the Workload shows as pending)."""
     return wait_for(lambda: (w := (jobs.get(name).get("status") or {}).get("waiting") or {}).get("reason") == reason
-                    and w, timeout=60, message=f"{name} waiting with reason {reason}",
+                    and saying in (w.get("message") or "") and w, timeout=60,
+                    message=f"{name} waiting with reason {reason}" + (f" saying {saying!r}" if saying else ""),
                     describe=lambda: jobs.get(name).get("status"))
 
 
@@ -121,7 +124,7 @@ def test_quota_admits_two_queues_the_third_and_a_finished_job_lets_it_in(gang_jo
         jobs.wait_pods(name, 2, timeout=90)
         jobs.wait_condition(name, "Running")
     jobs.create(queued("third", q))
-    held = waiting(jobs, "third", "QueuedForQuota")
+    held = waiting(jobs, "third", "QueuedForQuota", saying="insufficient unused quota")
     assert f"waiting for quota in ClusterQueue {q.cluster_queue}" in held["message"]
     assert "insufficient unused quota" in held["message"] and NPU in held["message"]  # Kueue's own words
     status = jobs.get("third")["status"]

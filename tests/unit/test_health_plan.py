@@ -50,6 +50,20 @@ def test_progress_reaches_the_status():
     assert progress["step"] == 120 and progress["pod"] == "demo-worker-0" and progress["stepsPerSecond"] == 8.0
 
 
+def test_the_last_report_reaches_the_status_in_the_pass_that_sees_worker_0_succeed():
+    # The reporter's last report (at its SIGTERM) and the pod's Succeeded phase often arrive together.
+    pods = gang()
+    pods[1]["status"]["phase"] = "Succeeded"
+    report(pods[1], 120, "2026-11-22T11:59:58Z")
+    status = running_status(progress={"pod": "demo-worker-0", "step": 118, "heartbeat": "2026-11-22T11:59:57Z"})
+    plan = reconcile(health_job(status=status), pods, services(), NOW)
+    assert is_true(plan.status["conditions"], "Succeeded")
+    assert plan.status["progress"]["step"] == 120 and plan.status["progress"]["heartbeat"] == "2026-11-22T11:59:58Z"
+    # Once finished, the status keeps the final report even when the pod reports again or is gone.
+    after = reconcile(health_job(status=plan.status), [report(pods[1], 7, "2026-11-22T12:00:00Z")], services(), NOW)
+    assert after.status["progress"]["step"] == 120
+
+
 def test_no_step_for_too_long_marks_stalled_and_restarts_the_gang():
     status = running_status(progress={"pod": "demo-worker-0"})
     status["conditions"][1]["lastTransitionTime"] = "2026-11-22T11:50:00Z"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from msjob_runtime.progress import parse_time, read_progress
 
@@ -58,12 +58,18 @@ def add_reporter(pod: dict[str, Any], spec: MSJobSpec, image: str) -> None:
         pod_spec["serviceAccountName"] = rbac.reporter_name(pod["metadata"]["labels"][naming.JOB_NAME_LABEL])
 
 
-def update(p: "PassContext", spec: MSJobSpec, raw_pods: dict[str, Any]) -> tuple[bool, str]:
-    """Copy worker 0's report into status.progress; return (stalled, message) and schedule the next check."""
+def copy_progress(p: "PassContext") -> Optional[dict[str, Any]]:
+    """Worker 0's last report into status.progress (kept when the pod is gone); the report, or None."""
     name = reporter_pod(p.name)
-    progress = read_progress(raw_pods[name]) if name in raw_pods else None
+    progress = read_progress(p.raw_pods[name]) if name in p.raw_pods else None
     if progress is not None:
         p.status.progress = ProgressStatus.model_validate({"pod": name, **progress})
+    return progress
+
+
+def update(p: "PassContext", spec: MSJobSpec) -> tuple[bool, str]:
+    """Copy worker 0's report into status.progress; return (stalled, message) and schedule the next check."""
+    progress = copy_progress(p)
     timeout = spec.health.stall_timeout_seconds if spec.health else None
     running = cond.get(p.conditions, ConditionType.RUNNING)
     if not timeout or not running or running.status != cond.TRUE:

@@ -36,6 +36,7 @@ PHASES: tuple[Phase, ...] = (
     restarts.observe,
     queue.admission,  # Kueue-managed jobs: held (no pods) until admitted; the Workload follows the job
     lifecycle.finished,
+    stall.progress,  # never decides: status.progress follows worker 0 up to the pass that ends the job
     lifecycle.over_the_cap,
     lifecycle.suspended,
     lifecycle.started,

@@ -12,12 +12,21 @@ from .converge import restart
 from .lifecycle import end_finished
 
 
+def progress(p: PassContext, gang: Gang) -> bool:
+    """Worker 0's last report into status.progress in every pass until the job has finished, also the
+    pass that ends it: the reporter's last report (at the sidecar's SIGTERM) and the pod's Succeeded
+    phase are often seen together.  Never decides the pass."""
+    if health.enabled(p.spec):
+        health.copy_progress(p)
+    return False
+
+
 def detected(p: PassContext) -> Optional[tuple[str, str]]:
     """The stall action and its message when no step came for too long (the Stalled condition set);
     None otherwise."""
     if not health.enabled(p.spec):
         return None
-    is_stalled, message = health.update(p, p.spec, p.raw_pods)
+    is_stalled, message = health.update(p, p.spec)
     if not is_stalled:
         return None
     if p.condition(ConditionType.STALLED, cond.TRUE, "NoProgress", message):
