@@ -225,27 +225,39 @@ def test_a_higher_priority_workload_preempts_once_the_framework_releases_the_vic
 def test_deleting_the_owner_deletes_its_workload_unless_kueues_finalizer_holds_it(apis, queue):
     custom, core = apis
     submit(apis, queue, "owned")
-    wait_admitted(apis, queue, "owned")
+    held = submit(apis, queue, "held")
+    for name in ("owned", "held"):  # both settled in Kueue's hands before anything is deleted
+        wait_admitted(apis, queue, name)
     # Kueue's own frameworks put this finalizer on their Workloads (quota stays held until the
     # job's pods are gone) and take it off themselves; Kueue removes it only from ownerless ones.
-    held = submit(apis, queue, "held")
+    finalizer = f"{KUEUE}/resource-in-use"
     custom.patch_namespaced_custom_object(KUEUE, VERSION, queue.namespace, "workloads", "held",
-                                          {"metadata": {"finalizers": [f"{KUEUE}/resource-in-use"]}})
+                                          {"metadata": {"finalizers": [finalizer]}})
+    marked = wait_for(lambda: (w := workload(apis, queue, "held"))["metadata"].get("finalizers") == [finalizer] and w,
+                      message="the finalizer on the held Workload", describe=lambda: workload(apis, queue, "held"))
     for name in ("owned", "held"):
-        core.delete_namespaced_config_map(f"{name}-job", queue.namespace)
+        core.delete_namespaced_config_map(f"{name}-job", queue.namespace, propagation_policy="Background")
 
-    def gone(name: str) -> bool:
+    def read(name: str) -> dict | None:
         try:
-            workload(apis, queue, name)
+            return workload(apis, queue, name)
         except ApiException as e:
-            return e.status == 404
-        return False
+            if e.status == 404:
+                return None
+            raise
     # The garbage collector knows Kueue's kinds from its start (their CRDs are installed before it).
-    wait_for(lambda: gone("owned"), message="Workload garbage-collected", timeout=60)
-    terminating = wait_for(lambda: (w := workload(apis, queue, "held"))["metadata"].get("deletionTimestamp") and w,
-                           message="held Workload terminating", timeout=60)
-    assert terminating["metadata"]["finalizers"] == [f"{KUEUE}/resource-in-use"]
-    assert terminating["metadata"]["uid"] == held["metadata"]["uid"]
+    wait_for(lambda: read("owned") is None, message="Workload garbage-collected", timeout=60)
+    last: dict = {"seen": marked}
+
+    def terminating() -> dict | None:
+        w = read("held")
+        assert w is not None, f"the held Workload was deleted outright; last seen: {last['seen']}"
+        last["seen"] = w
+        return w if w["metadata"].get("deletionTimestamp") else None
+    terminating_wl = wait_for(terminating, message="held Workload terminating", timeout=60,
+                              describe=lambda: last["seen"])
+    assert terminating_wl["metadata"]["finalizers"] == [finalizer]
+    assert terminating_wl["metadata"]["uid"] == held["metadata"]["uid"]
     custom.patch_namespaced_custom_object(KUEUE, VERSION, queue.namespace, "workloads", "held",
                                           {"metadata": {"finalizers": None}})  # the framework's part
-    wait_for(lambda: gone("held"), message="held Workload gone once released")
+    wait_for(lambda: read("held") is None, message="held Workload gone once released")
