@@ -22,6 +22,20 @@ from .reconciler import Controller
 log = logging.getLogger("msjob_operator")
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff base is read by change handlers (on.create, on.update, ...) only; this operator has
+    none (on.event feeds its own work queue), and building it deep-copies every MSJob at every event."""
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> Optional[kopf.BodyEssence]:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.login()
 async def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
     """kopf's own watches use the same credentials as our client (same file, same order)."""
@@ -46,6 +60,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
+    settings.persistence.diffbase_storage = NoDiffBase()
     config = _config(memo)
     if config.namespaces:
         # Namespaced mode needs no cluster-wide access: the namespaces are named exactly, so kopf need
@@ -80,15 +95,17 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
         await controller.kube.close()
 
 
+# Handlers are coroutines: kopf runs a plain function in a thread pool, and the work queue and the
+# caches it feeds are the event loop's alone (asyncio is not thread-safe), besides the cost of the hop.
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def msjob_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+async def msjob_changed(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
     controller: Controller | None = memo.get("controller")
     if controller is not None:
         controller.job_event(event.get("type"), dict(event["object"]))
 
 
 @kopf.on.probe(id="reconcile")
-def reconcile_health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+async def reconcile_health(memo: kopf.Memo, **_: Any) -> dict[str, Any]:
     """Readiness that shows work flows: caches synced and the time of the last reconcile."""
     controller: Controller | None = memo.get("controller")
     if controller is None or not controller.synced:
