@@ -43,6 +43,8 @@ def test_benchmark_scenarios_at_small_scale(cluster, running_operator, capsys):
     assert 0 <= in_place["epoch_moved_s"] <= in_place["barrier_lifted_s"] <= in_place["all_running_s"]
     assert 0 <= in_place["all_acknowledged_s"] <= in_place["all_running_s"]
     assert in_place["last_restart"]["strategy"] == "InPlace" and in_place["last_restart"]["barrierLifted"]
+    # The two floors of the acknowledgements, each a patch per member that answered 2xx.
+    assert in_place["limit_patches_s"] >= 0 and in_place["limit_lease_patches_s"] >= 0
     writes = in_place["operator_writes"]  # O(1): no pod touched, the epoch and the barrier written once each
     assert writes.get("patch configmaps") == 2 and not any(k.endswith(" pods") for k in writes), writes
 

@@ -3,7 +3,8 @@
 Scenarios (all by default; `--scenarios` picks some, the size flags keep a run cheap):
   sizes       big jobs: create -> all pods created / Running, next to a plain bulk client (the limit)
   recovery    one worker of a big job fails: seconds until the new gang is created / Running (Recreate),
-              and until the new epoch is released / runs (InPlace, the agents' API side played)
+              and until the new epoch is released / runs (InPlace, the agents' API side played),
+              beside the floors of the acknowledgements (a patch per member: of its pod, of a Lease)
   requests    the operator's API requests for one job's whole life, by verb
   concurrent  many small jobs created at once: seconds until all their pods run
   resident    time per new job with 100 and with 1000 jobs already running
