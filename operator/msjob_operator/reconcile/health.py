@@ -58,18 +58,23 @@ def add_reporter(pod: dict[str, Any], spec: MSJobSpec, image: str) -> None:
         pod_spec["serviceAccountName"] = rbac.reporter_name(pod["metadata"]["labels"][naming.JOB_NAME_LABEL])
 
 
-def copy_progress(p: "PassContext") -> Optional[dict[str, Any]]:
-    """Worker 0's last report into status.progress (kept when the pod is gone); the report, or None."""
+def worker0_report(p: "PassContext") -> Optional[dict[str, Any]]:
+    """Worker 0's report as its pod now carries it; None without that pod or a report."""
     name = reporter_pod(p.name)
-    progress = read_progress(p.raw_pods[name]) if name in p.raw_pods else None
+    return read_progress(p.raw_pods[name]) if name in p.raw_pods else None
+
+
+def copy_progress(p: "PassContext") -> None:
+    """Worker 0's last report into status.progress (kept when the pod is gone or has none yet)."""
+    progress = worker0_report(p)
     if progress is not None:
-        p.status.progress = ProgressStatus.model_validate({"pod": name, **progress})
-    return progress
+        p.status.progress = ProgressStatus.model_validate({"pod": reporter_pod(p.name), **progress})
 
 
 def update(p: "PassContext", spec: MSJobSpec) -> tuple[bool, str]:
-    """Copy worker 0's report into status.progress; return (stalled, message) and schedule the next check."""
-    progress = copy_progress(p)
+    """Return (stalled, message) from worker 0's report (status.progress is copied by the progress
+    phase, earlier in the pass) and schedule the next check."""
+    progress = worker0_report(p)
     timeout = spec.health.stall_timeout_seconds if spec.health else None
     running = cond.get(p.conditions, ConditionType.RUNNING)
     if not timeout or not running or running.status != cond.TRUE:
