@@ -20,7 +20,7 @@ import time
 from typing import Optional
 
 from msjob_operator.api import naming
-from msjob_operator.controller.kube import Kube, core_path, job_path
+from msjob_operator.controller.kube import Kube, core_path, job_path, lease_path
 from msjob_operator.sdk.accessors import has_condition
 from msjob_runtime import agent_protocol as ap
 
@@ -135,30 +135,30 @@ async def _uids(kube: Kube, namespace: str, name: str) -> dict[str, str]:
     return {p["metadata"]["name"]: p["metadata"]["uid"] for p in items}
 
 
-async def _patch_limit(kube: Kube, namespace: str, pods: list[str]) -> float:
-    """The floor of the agents' acknowledgements: the same number of pod patches (one per member) by a
-    plain bulk client (``kube``'s own bound on requests in flight)."""
+async def _timed_patches(kube: Kube, paths: list[str], patch: dict) -> float:
+    """Seconds for a merge patch of every path at once (``kube``'s own bound on requests in flight)."""
     began = time.monotonic()
-    await asyncio.gather(*(kube.request("PATCH", core_path("pods", namespace, pod),
-                                        {"metadata": {"annotations": {"bench.msjob.test/touch": "1"}}},
-                                        content_type="application/merge-patch+json") for pod in pods))
+    await asyncio.gather(*(kube.request("PATCH", path, patch, content_type="application/merge-patch+json")
+                           for path in paths))
     return seconds(time.monotonic() - began)
 
 
-LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+async def _patch_limit(kube: Kube, namespace: str, pods: list[str]) -> float:
+    """The floor of the agents' acknowledgements: the same number of pod patches (one per member) by a
+    plain bulk client."""
+    return await _timed_patches(kube, [core_path("pods", namespace, pod) for pod in pods],
+                                {"metadata": {"annotations": {"bench.msjob.test/touch": "1"}}})
 
 
 async def _lease_patch_limit(kube: Kube, namespace: str, pods: list[str]) -> float:
     """What the same acknowledgements would cost on a small object per member that few controllers watch:
-    one Lease per member (created first, not timed), then one patch each, timed like ``_patch_limit``."""
-    base = LEASES.format(namespace=namespace)
-    await asyncio.gather(*(kube.request("POST", base, {"metadata": {"name": f"{pod}-ack"},
-                                                       "spec": {"holderIdentity": "epoch-0"}}, ok_statuses=(409,))
-                           for pod in pods))
-    began = time.monotonic()
-    await asyncio.gather(*(kube.request("PATCH", f"{base}/{pod}-ack", {"spec": {"holderIdentity": "epoch-1"}},
-                                        content_type="application/merge-patch+json") for pod in pods))
-    return seconds(time.monotonic() - began)
+    one Lease per member (created first, not timed), then one patch each."""
+    names = [f"{pod}-ack" for pod in pods]
+    await asyncio.gather(*(kube.request("POST", lease_path(namespace), {"metadata": {"name": name},
+                                                                        "spec": {"holderIdentity": "epoch-0"}},
+                                        ok_statuses=(409,)) for name in names))
+    return await _timed_patches(kube, [lease_path(namespace, name) for name in names],
+                                {"spec": {"holderIdentity": "epoch-1"}})
 
 
 async def measure_in_place(kube: Kube, kubeconfig: str, workers: int, timeout: float, metrics=None,

@@ -42,6 +42,11 @@ def core_path(kind_plural: str, namespace: Optional[str] = None, name: str = "")
     return f"{path}/{name}" if name else path
 
 
+def lease_path(namespace: str, name: str = "") -> str:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    return f"{path}/{name}" if name else path
+
+
 async def load_configuration(kubeconfig: Optional[str] = None) -> client.Configuration:
     """An explicit kubeconfig file, else the in-cluster service account, else $KUBECONFIG or ~/.kube/config."""
     configuration = client.Configuration()

@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any, Optional
 
-from .kube import Kube
+from .kube import Kube, lease_path
 
 log = logging.getLogger("msjob_operator")
 
@@ -34,8 +34,8 @@ class LeaderElection:
     def __init__(self, kube: Kube, namespace: str, name: str, identity: Optional[str] = None,
                  lease_seconds: float = 15.0):
         self.kube = kube
-        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{name}"
-        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+        self.path = lease_path(namespace, name)
+        self.collection = lease_path(namespace)
         self.name = name
         self.identity = identity or default_identity()
         self.lease_seconds = lease_seconds
