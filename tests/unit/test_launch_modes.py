@@ -76,7 +76,7 @@ def test_msrun_master_service_selects_worker_zero():
 
 def test_msrun_job_waits_for_the_master_service_then_creates_workers():
     plan = reconcile(msrun_job(), [], [], NOW)
-    assert not plan.create_pods and plan.requeue_after == 0 and "demo-scheduler" in [
+    assert not plan.create_pods and plan.continues and "demo-scheduler" in [
         s["metadata"]["name"] for s in plan.create_services]
     plan = reconcile(msrun_job(), [], services(), NOW)
     assert sorted(p["metadata"]["name"] for p in plan.create_pods) == ["demo-worker-0", "demo-worker-1"]

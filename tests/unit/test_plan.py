@@ -26,15 +26,26 @@ def running_status(**extra):
 def test_new_job_creates_services_first_then_all_pods():
     plan = reconcile(job(), [], [], NOW)
     assert names(plan.create_services) == ["demo", "demo-scheduler"]
-    # The members' env needs the scheduler Service's ClusterIP: their pass comes right after.
-    assert not plan.create_pods and plan.requeue_after == 0
-    assert conds(plan)["Created"]["status"] == "True"
-    assert "created" in plan.transitions
+    # The members' env needs the scheduler Service's ClusterIP: their pass comes right after, and
+    # records the job's start with its pods (this first pass writes no status and posts no Event).
+    assert not plan.create_pods and plan.continues
+    assert plan.status == {} and not plan.events and not plan.transitions
 
     plan = reconcile(job(), [], services(), NOW)
     assert names(plan.create_pods) == ["demo-scheduler-0", "demo-worker-0", "demo-worker-1"]
-    assert not plan.create_services
+    assert not plan.create_services and not plan.continues
     assert plan.status["state"] == "Created" and plan.status["workers"] == "0/2"
+    assert conds(plan)["Created"]["status"] == "True" and plan.status["startTime"]
+    assert "created" in plan.transitions and [e.reason for e in plan.events] == ["MSJobCreated"]
+
+
+def test_a_job_with_a_status_that_waits_for_its_scheduler_service_records_its_pass():
+    # A job that has run (its Services deleted by hand, say): the pass that creates them again writes what it
+    # decided, as every pass does; only a new job's first pass leaves it to the next.
+    started = reconcile(job(), [], services(), NOW).status
+    plan = reconcile(job(status=started), [], [], NOW)
+    assert plan.continues and plan.status["startTime"] == started["startTime"]
+    assert conds(plan)["Created"]["status"] == "True"
 
 
 def test_only_missing_pods_are_created():

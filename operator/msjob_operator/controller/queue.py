@@ -1,9 +1,12 @@
 """A work queue of job keys, like client-go's: a key is queued at most once, never processed by two
-workers at the same time, and a change during processing queues it again."""
+workers at the same time, and a change during processing queues it again.  One addition: a pass whose
+next step needs what it just created (``again``) is followed by the key's next pass before the keys
+already waiting, so a job's pods follow its Services instead of every other job's first pass."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Generic, Hashable, TypeVar
 
 RETRY_BASE_SECONDS = 0.4
@@ -18,7 +21,10 @@ class WorkQueue(Generic[K]):
         # A key changed while it was processed waits this long before its next pass, so a burst of
         # pod events (a big job starting) is handled in a few passes instead of one per event.
         self.min_interval = min_interval
-        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        # (rank, order, key): rank 0 for a key to continue at once (``again``), 1 for every other.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, K]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._again: set[K] = set()
         self._dirty: set[K] = set()
         self._processing: set[K] = set()
         self._timers: dict[K, asyncio.TimerHandle] = {}
@@ -29,7 +35,11 @@ class WorkQueue(Generic[K]):
             return
         self._dirty.add(key)
         if key not in self._processing:
-            self._queue.put_nowait(key)
+            self._queue.put_nowait((1, next(self._order), key))
+
+    def again(self, key: K) -> None:
+        """The key being processed goes again as soon as it is done, ahead of the keys waiting."""
+        self._again.add(key)
 
     def add_after(self, key: K, delay: float) -> None:
         """Queue the key after a delay; an earlier pending timer for the key wins."""
@@ -47,14 +57,18 @@ class WorkQueue(Generic[K]):
         self.add(key)
 
     async def get(self) -> K:
-        key = await self._queue.get()
+        _, _, key = await self._queue.get()
         self._dirty.discard(key)
         self._processing.add(key)
         return key
 
     def done(self, key: K) -> None:
         self._processing.discard(key)
-        if key in self._dirty:
+        if key in self._again:  # queued now (it is not queued while processed), ahead of the others
+            self._again.discard(key)
+            self._dirty.add(key)
+            self._queue.put_nowait((0, next(self._order), key))
+        elif key in self._dirty:
             # Changed while we worked on it: go again, after a short pause.
             self._dirty.discard(key)
             self.add_after(key, self.min_interval)

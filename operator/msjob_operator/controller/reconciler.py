@@ -273,7 +273,9 @@ class Controller:
         await self._refresh(key)
         plan = self._plan(job, key)  # one plan per pass, applied in order (prerequisites first)
         refused = await self.applier.apply(key, job, plan, jlog)
-        if plan.requeue_after is not None:
+        if plan.continues:
+            self.queue.again(key)  # its pods wait for what this pass created: next, before other jobs
+        elif plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after + 0.05)
         if self.holders.for_job(key) or self.strays.for_job(key):
             self.queue.add_after(key, RECHECK_SECONDS)

@@ -69,6 +69,9 @@ class Plan:
     transitions: list[str] = dataclasses.field(default_factory=list)
     delete_job: bool = False
     requeue_after: Optional[float] = None
+    # The pass's next step needs what this plan creates (the scheduler Service's ClusterIP, which the
+    # members' env carries): the next pass follows as soon as this one is applied, before other jobs'.
+    continues: bool = False
 
     def requeue(self, seconds: float) -> None:
         seconds = min(max(seconds, 0.0), MAX_REQUEUE_SECONDS)
@@ -144,7 +147,17 @@ class PassContext:
         self.plan = Plan(status={})
 
     def done(self) -> Plan:
-        """The plan, with the status to write."""
+        """The plan, with the status to write.
+
+        A new job's first pass can only create the Services whose ClusterIP its pods need; the pass
+        that follows at once creates the pods. That first pass records nothing (no status, no Event):
+        the next one records it all with the pods, in one write instead of two (nothing is lost if the
+        operator stops in between: the Services are found again, and the next pass starts the job)."""
+        if self.plan.continues and not self.job.get("status"):
+            self.plan.status = {}
+            self.plan.events.clear()
+            self.plan.transitions.clear()
+            return self.plan
         self.plan.status = self.status.dump()
         return self.plan
 

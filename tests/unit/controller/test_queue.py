@@ -29,6 +29,25 @@ def test_a_key_is_queued_once_and_never_processed_twice_at_once():
     run(scenario())
 
 
+def test_a_key_asked_again_goes_next_ahead_of_the_waiting_ones_and_once():
+    async def scenario():
+        queue = WorkQueue(min_interval=5)  # a changed key would wait 5 s: "again" does not
+        queue.add("a")
+        queue.add("b")
+        queue.add("c")
+        assert await queue.get() == "a"
+        queue.again("a")  # its pass created what its next step needs
+        queue.add("a")  # and it changed meanwhile: still one pass, the next one
+        queue.done("a")
+        assert len(queue) == 3
+        assert await queue.get() == "a"
+        queue.done("a")  # no "again" this time, no change: not queued
+        assert [await queue.get() for _ in range(2)] == ["b", "c"]
+        assert len(queue) == 0
+        queue.close()
+    run(scenario())
+
+
 def test_add_after_keeps_the_earliest_timer():
     async def scenario():
         queue = WorkQueue()

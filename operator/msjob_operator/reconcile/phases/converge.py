@@ -179,7 +179,10 @@ def create_missing(p: PassContext, gang: Gang, hold_scheduler: bool = False) -> 
         if address is None:
             # The members' env needs the Service's ClusterIP: the next pass creates them, at once
             # once the Service exists (its create is in this plan), later if it was refused.
-            p.plan.requeue(PREDECESSOR_RECHECK_SECONDS if blocked is not None else 0.0)
+            if blocked is not None:
+                p.plan.requeue(PREDECESSOR_RECHECK_SECONDS)
+            else:
+                p.plan.continues = True
             return waiting.JobBlockers(service=blocked)
         p.status.scheduler_address = address
     reporting = health.enabled(spec)
