@@ -42,3 +42,21 @@ def admin_client(cluster: Any) -> Iterator[Any]:
     client = config.new_client_from_config(config_file=str(cluster.kubeconfig))
     yield client
     client.close()
+
+
+def member_report(core: Any, pod: Any) -> dict[str, Any] | None:
+    """The in-place agent's report of ``pod`` (a V1Pod) as the operator reads it: on the member's Lease,
+    when the Lease's holder is this pod (None otherwise, or without a Lease)."""
+    from kubernetes.client import CoordinationV1Api
+    from kubernetes.client.exceptions import ApiException
+
+    from msjob_runtime.agent_protocol import member_lease_name, read_member_report
+
+    try:
+        lease = CoordinationV1Api(core.api_client).read_namespaced_lease(member_lease_name(pod.metadata.name),
+                                                                         pod.metadata.namespace)
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+    return read_member_report(core.api_client.sanitize_for_serialization(lease), pod.metadata.uid)

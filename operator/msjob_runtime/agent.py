@@ -4,8 +4,8 @@
     python3 -m msjob_runtime.agent [flags] -- command [args...]
 
 The protocol (docs/in-place-restart.md; names in agent_protocol.py): the operator writes the
-gang ConfigMap (``epoch``, ``released``, ``final``), the agent reports on its own pod's
-annotation.  With T the ConfigMap's epoch:
+gang ConfigMap (``epoch``, ``released``, ``final``), the agent reports on its member's Lease
+(``<pod>-agent``, holder: its pod's UID).  With T the ConfigMap's epoch:
 
 1. Waiting: nothing starts until ``released >= T``, read from the server (never from a stale view).
 2. Running: the command runs in its own session for epoch T (``$MSJOB_EPOCH`` = T).
@@ -48,7 +48,7 @@ import time  # noqa: E402
 from typing import Any, Dict, List, Optional, Sequence, Tuple  # noqa: E402
 
 from . import kubeapi  # noqa: E402
-from .agent_api import ApiHealth, GangWatcher, PodReporter  # noqa: E402
+from .agent_api import ApiHealth, GangWatcher, LeaseReporter  # noqa: E402
 from .agent_output import Console, ConsoleHandler  # noqa: E402
 from .agent_process import Process, Supervisor, become_subreaper, child_env, start_error_code  # noqa: E402
 from .agent_protocol import (  # noqa: E402
@@ -63,6 +63,7 @@ from .agent_protocol import (  # noqa: E402
     LOG_PREFIX,
     POD_NAME_ENV,
     POD_NAMESPACE_ENV,
+    POD_UID_ENV,
     RUNNING,
     START,
     STOPPED,
@@ -86,7 +87,7 @@ class Agent:
     """The state machine; ``run()`` returns the agent's exit code.  ``request_stop(signum)`` is
     what the signal handlers call (it only sets a flag: the loop acts on it)."""
 
-    def __init__(self, command: Sequence[str], watcher: GangWatcher, reporter: PodReporter, health: ApiHealth,
+    def __init__(self, command: Sequence[str], watcher: GangWatcher, reporter: LeaseReporter, health: ApiHealth,
                  supervisor: Supervisor, console: Console, *, grace: float, unreachable: float,
                  env: Optional[Dict[str, str]] = None):
         self.command = list(command)
@@ -359,7 +360,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     health, wakeup = ApiHealth(), threading.Event()
     watcher = GangWatcher(make_client, namespace, configmap, health, wakeup, watch_seconds=args.watch_seconds)
-    reporter = PodReporter(make_client, namespace, name, health)
+    reporter = LeaseReporter(make_client, namespace, name, health, pod_uid=os.environ.get(POD_UID_ENV) or None)
     agent = Agent(command, watcher, reporter, health, Supervisor(console, reap_all=True), console,
                   grace=args.grace_seconds, unreachable=args.unreachable_seconds)
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -4,9 +4,11 @@
   Role limited by ``resourceNames`` allows for list and watch), then watches it from the list's
   resourceVersion, resuming from the last one seen when a watch ends, listing again after a 410
   or any error.  ``view()`` is what it knows.
-* ``PodReporter``: reads the pod once (the previous agent's report, should the container have
-  been restarted), then merge-patches every report posted, in order; while the API server fails
-  it retries the latest one only.
+* ``LeaseReporter``: reads its member's Lease once (the previous agent's report, should the
+  container have been restarted in this pod: the Lease's holder is this pod's UID), then
+  merge-patches every report posted onto it, in order; while the API server fails it retries the
+  latest one only.  The operator creates the Lease before the pod; while it is missing (deleted by
+  hand) the patches fail, are retried, and count against the agent's bound on a failing API server.
 * ``ApiHealth``: since when each of them has been failing without a success in between.
 """
 
@@ -21,7 +23,7 @@ from typing import Any, Callable, Deque, Dict, Optional
 from urllib.parse import quote
 
 from . import kubeapi
-from .agent_protocol import Gang, parse_gang, read_agent_report, report_patch
+from .agent_protocol import Gang, lease_path, member_lease_name, parse_gang, read_member_report, report_patch
 
 log = logging.getLogger("msjob.agent")
 
@@ -170,20 +172,34 @@ class GangWatcher(threading.Thread):
         return version
 
 
-class PodReporter(threading.Thread):
-    def __init__(self, make_client: ClientFactory, namespace: str, name: str, health: ApiHealth, *,
+class LeaseReporter(threading.Thread):
+    def __init__(self, make_client: ClientFactory, namespace: str, pod: str, health: ApiHealth, *,
+                 pod_uid: Optional[str] = None, lease: Optional[str] = None,
                  retry_seconds: float = RETRY_SECONDS, timeout: float = REQUEST_TIMEOUT):
-        super().__init__(name="pod-reporter", daemon=True)
+        super().__init__(name="lease-reporter", daemon=True)
         self.make_client, self.health = make_client, health
-        self.path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(name, safe='')}"
+        self.path = lease_path(quote(namespace, safe=""), quote(lease or member_lease_name(pod), safe=""))
+        self.pod_path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}"
+        self.pod_uid = pod_uid  # None: read from the pod (an agent started without $POD_UID)
         self.retry_seconds, self.timeout = retry_seconds, timeout
-        self.loaded = threading.Event()  # the pod has been read: ``previous`` is known
+        self.loaded = threading.Event()  # the Lease has been read: ``previous`` is known
         self.previous: Optional[Dict[str, Any]] = None
         self._queue: Deque[Dict[str, Any]] = deque()
         self._cond = threading.Condition()
         self._busy = False
         self._halt = False
         self.sent: Optional[Dict[str, Any]] = None
+
+    def _load(self, client: Any) -> None:
+        if not self.pod_uid:
+            self.pod_uid = str(((client.get(self.pod_path, timeout=self.timeout) or {}).get("metadata") or {})["uid"])
+        try:
+            lease = client.get(self.path, timeout=self.timeout) or {}
+        except kubeapi.ApiError as e:
+            if e.status != 404:
+                raise
+            lease = None  # not there (yet): no previous report; the patches retry until it is
+        self.previous = read_member_report(lease, self.pod_uid)
 
     def post(self, report: Dict[str, Any]) -> None:
         with self._cond:
@@ -213,7 +229,7 @@ class PodReporter(threading.Thread):
                 if client is None:
                     client = self.make_client()
                 if not self.loaded.is_set():
-                    self.previous = read_agent_report(client.get(self.path, timeout=self.timeout) or {})
+                    self._load(client)
                     self.health.ok(REPORT)
                     self.loaded.set()
                     continue
@@ -228,7 +244,7 @@ class PodReporter(threading.Thread):
                     report = self._queue[0]
                     self._busy = True
                 try:
-                    client.patch(self.path, report_patch(report), timeout=self.timeout)
+                    client.patch(self.path, report_patch(report, self.pod_uid), timeout=self.timeout)
                 finally:
                     with self._cond:
                         self._busy = False

@@ -4,9 +4,13 @@ The contract is docs/in-place-restart.md; in short:
 
 * the operator writes the ConfigMap ``gang_configmap_name(job)`` (data ``epoch``, ``released``
   and, at the end, ``final``): ``gang_data`` builds its data, ``parse_gang`` reads it;
-* each agent writes its own pod's annotation ``AGENT_ANNOTATION`` (a JSON report):
-  ``agent_report`` builds it, ``report_patch`` is the merge patch, ``read_agent_report`` reads
-  it back (the operator), ``quiesced`` says whether it acknowledges an epoch;
+* each agent writes the annotation ``AGENT_ANNOTATION`` (a JSON report) of its member's Lease
+  ``member_lease_name(pod)``, which the operator creates before the pod, with its pod's UID as the
+  Lease's ``holderIdentity``: ``agent_report`` builds the report, ``report_patch`` is the merge
+  patch, ``read_member_report`` reads it back for one pod (the operator; ``read_agent_report`` reads
+  the annotation of any object), ``quiesced`` says whether it acknowledges an epoch.  A Lease, not
+  the pod: every pod watcher of the cluster (the scheduler, the kubelets, controllers) receives
+  each pod write, and only the operator watches these Leases;
 * each agent logs one ``event_line`` per process start and exit (``parse_event_line``).
 
 Standard library only: the operator imports this module, the agent runs it on the image's Python.
@@ -27,8 +31,10 @@ RELEASED_KEY = "released"  # the highest epoch whose processes may start: the ba
 FINAL_KEY = "final"  # "true": the job has ended, agents exit
 FINAL_TRUE = "true"
 
-# ----- the agent's report (on its own pod)
+# ----- the agent's report (on its member's Lease; agents of before the Lease wrote it on their pod)
 AGENT_ANNOTATION = "mindspore.gitee.com/agent"
+LEASE_API = "coordination.k8s.io/v1"
+MEMBER_LEASE_SUFFIX = "-agent"
 WAITING, RUNNING, EXITED, STOPPED = "Waiting", "Running", "Exited", "Stopped"
 STATES = (WAITING, RUNNING, EXITED, STOPPED)
 REPORT_KEYS = ("epoch", "state", "exitCode", "startedAt", "finishedAt", "output", "pid", "reportedAt")
@@ -41,6 +47,7 @@ AGENT_SCRIPT = "msjob_runtime/agent.py"  # or as a plain script, relative to the
 COMMAND_SEPARATOR = "--"
 POD_NAME_ENV = "POD_NAME"  # downward API metadata.name
 POD_NAMESPACE_ENV = "POD_NAMESPACE"  # downward API metadata.namespace
+POD_UID_ENV = "POD_UID"  # downward API metadata.uid: the Lease's holderIdentity
 JOB_ENV = "MSJOB_NAME"  # --job
 CONFIGMAP_ENV = "MSJOB_GANG_CONFIGMAP"  # --configmap (default: <job>-gang)
 GRACE_ENV = "MSJOB_AGENT_GRACE_SECONDS"  # --grace-seconds
@@ -67,6 +74,18 @@ class Gang:
 
 def gang_configmap_name(job: str) -> str:
     return job + GANG_CONFIGMAP_SUFFIX
+
+
+def member_lease_name(pod: str) -> str:
+    """The Lease that carries the agent's reports of pod ``pod`` (a member's name: the same for each pod
+    that member ever has, so the Lease outlives a recreated pod and ``holderIdentity`` says whose)."""
+    return pod + MEMBER_LEASE_SUFFIX
+
+
+def lease_path(namespace: str, name: str = "") -> str:
+    """The API path of the Leases of ``namespace`` (or of the one named ``name``)."""
+    path = f"/apis/{LEASE_API}/namespaces/{namespace}/leases"
+    return f"{path}/{name}" if name else path
 
 
 def gang_data(epoch: int, released: int, final: bool = False) -> Dict[str, str]:
@@ -120,10 +139,14 @@ def agent_report(epoch: int, state: str, *, exit_code: Optional[int] = None, sta
             "reportedAt": rfc3339(reported_at or utc_now())}
 
 
-def report_patch(report: Mapping[str, Any]) -> Dict[str, Any]:
-    """The JSON merge patch of the pod that puts ``report`` into ``AGENT_ANNOTATION``."""
+def report_patch(report: Mapping[str, Any], pod_uid: Optional[str] = None) -> Dict[str, Any]:
+    """The JSON merge patch that puts ``report`` into ``AGENT_ANNOTATION`` and, with ``pod_uid``, makes
+    that pod the Lease's holder (a member Lease's patch)."""
     value = json.dumps(dict(report), separators=(",", ":"), sort_keys=True)
-    return {"metadata": {"annotations": {AGENT_ANNOTATION: value}}}
+    patch: Dict[str, Any] = {"metadata": {"annotations": {AGENT_ANNOTATION: value}}}
+    if pod_uid is not None:
+        patch["spec"] = {"holderIdentity": pod_uid}
+    return patch
 
 
 def same_report(a: Optional[Mapping[str, Any]], b: Optional[Mapping[str, Any]]) -> bool:
@@ -137,10 +160,10 @@ def _int_or_none(value: Any) -> bool:
     return value is None or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def read_agent_report(pod: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """The report in a pod's annotation (a pod dict, as the API returns it); None when there is
-    none or it is not a valid report."""
-    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+def read_agent_report(obj: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The report in an object's annotation (a Lease or pod dict, as the API returns it); None when
+    there is none or it is not a valid report."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
     raw = annotations.get(AGENT_ANNOTATION)
     if not raw:
         return None
@@ -158,6 +181,20 @@ def read_agent_report(pod: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     if not isinstance(report.get("output", ""), str):
         return None
     return {key: report.get(key, "" if key == "output" else None) for key in REPORT_KEYS}
+
+
+def lease_holder(lease: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """The pod UID a member Lease's report belongs to (None without one)."""
+    holder = ((lease or {}).get("spec") or {}).get("holderIdentity")
+    return holder if isinstance(holder, str) and holder else None
+
+
+def read_member_report(lease: Optional[Mapping[str, Any]], pod_uid: str) -> Optional[Dict[str, Any]]:
+    """The report on a member Lease when it is the pod ``pod_uid``'s (None otherwise: no Lease, no
+    report, or one of an earlier pod of the same member)."""
+    if lease is None or not pod_uid or lease_holder(lease) != pod_uid:
+        return None
+    return read_agent_report(lease)
 
 
 def quiesced(report: Optional[Mapping[str, Any]], epoch: int) -> bool:

@@ -1,7 +1,7 @@
 """The in-place restart agent against the real API server, in a fresh venv on the standard library
 alone, authenticated as its pod would be (a bound ServiceAccount token from the TokenRequest API)
-with a Role that allows only its own pod (get, patch) and the gang ConfigMap (get, list, watch),
-both by resourceNames.  The test plays the operator: it writes the ConfigMap's epoch, released
+with a Role that allows only its own pod and its member's Lease (get, patch) and the gang ConfigMap
+(get, list, watch), all by resourceNames.  The test plays the operator: it writes the ConfigMap's epoch, released
 and final.  The agent supervises tests/agent_child.py, a real process.
 
 The agent reaches the API server through a TCP relay of the test's own, so that a test can take
@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from kubernetes.client import CoreV1Api, RbacAuthorizationV1Api
+from kubernetes.client import CoordinationV1Api, CoreV1Api, RbacAuthorizationV1Api
 
 from msjob_runtime import kubeapi
 from msjob_runtime.agent_protocol import (
@@ -26,10 +26,14 @@ from msjob_runtime.agent_protocol import (
     RUNNING,
     STOPPED,
     WAITING,
+    agent_report,
     gang_configmap_name,
     gang_data,
+    lease_path,
+    member_lease_name,
     parse_event_line,
-    read_agent_report,
+    read_member_report,
+    report_patch,
 )
 
 from ..helpers import wait_for
@@ -37,6 +41,7 @@ from .test_reporter import bare_python, fake_pod
 
 JOB, OWN, OTHER = "demo", "demo-worker-0", "demo-worker-1"
 GANG = gang_configmap_name(JOB)
+OWN_LEASE, OTHER_LEASE = member_lease_name(OWN), member_lease_name(OTHER)
 ACCOUNT = "demo-agent"
 CHILD = Path(__file__).parents[1] / "agent_child.py"
 
@@ -96,7 +101,7 @@ class AgentRun:
     """The agent in the bare venv, its console in a file."""
 
     def __init__(self, env: "AgentEnv", plan: str, *, unreachable: float = 60, grace: float = 2,
-                 as_module: bool = False):
+                 as_module: bool = False, pod_uid: bool = True):
         self.env, self.log = env, env.tmp / f"agent-{plan.replace(',', '_').replace('=', '')}.log"
         command = ["-m", "msjob_runtime.agent"] if as_module else [str(env.runtime / AGENT_SCRIPT)]
         flags = ["--job", JOB, "--server", f"https://127.0.0.1:{env.relay.port}", "--token-file", str(env.token),
@@ -105,7 +110,9 @@ class AgentRun:
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 [env.python, "-s", *command, *flags, "--", env.python, "-s", str(CHILD), plan, str(env.control)],
-                env={**env.bare_env, "POD_NAME": OWN, "POD_NAMESPACE": env.namespace},
+                env={**env.bare_env, "POD_NAME": OWN, "POD_NAMESPACE": env.namespace,
+                     # without POD_UID the agent reads its pod's UID from the pod
+                     **({"POD_UID": env.pods[OWN].metadata.uid} if pod_uid else {})},
                 cwd=env.tmp, stdout=out, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
@@ -135,7 +142,9 @@ class AgentEnv:
         rbac.create_namespaced_role(namespace, {"metadata": {"name": ACCOUNT}, "rules": [
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": [OWN]},
             {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
-             "resourceNames": [GANG]}]})
+             "resourceNames": [GANG]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
+             "resourceNames": [OWN_LEASE]}]})
         rbac.create_namespaced_role_binding(namespace, {"metadata": {"name": ACCOUNT}, "roleRef": {
             "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": ACCOUNT},
             "subjects": [{"kind": "ServiceAccount", "name": ACCOUNT, "namespace": namespace}]})
@@ -144,6 +153,9 @@ class AgentEnv:
             body = fake_pod(name)
             body["spec"]["serviceAccountName"] = ACCOUNT
             self.pods[name] = self.core.create_namespaced_pod(namespace, body)
+        self.leases = CoordinationV1Api(kube)
+        for name in (OWN_LEASE, OTHER_LEASE):  # as the operator creates them, before the pods run
+            self.leases.create_namespaced_lease(namespace, {"metadata": {"name": name}, "spec": {}})
         self.core.create_namespaced_config_map(namespace, {"metadata": {"name": GANG}, "data": gang_data(0, 0)})
         self.core.create_namespaced_config_map(namespace, {"metadata": {"name": "other"}, "data": {}})
         request = {"spec": {"expirationSeconds": 3600, "boundObjectRef": {
@@ -163,8 +175,9 @@ class AgentEnv:
             "metadata": {"name": GANG}, "data": gang_data(epoch, released, final)})
 
     def report(self) -> dict | None:
-        pod = self.core.read_namespaced_pod(OWN, self.namespace)
-        return read_agent_report({"metadata": {"annotations": pod.metadata.annotations or {}}})
+        """The agent's report, as the operator reads it: on the member's Lease, held by this pod."""
+        lease = self.leases.read_namespaced_lease(OWN_LEASE, self.namespace)
+        return read_member_report(self.core.api_client.sanitize_for_serialization(lease), self.pods[OWN].metadata.uid)
 
     def wait_report(self, run: AgentRun, epoch: int, state: str, timeout: float = 60) -> dict:
         return wait_for(lambda: (r := self.report()) and r["epoch"] == epoch and r["state"] == state and r,
@@ -172,12 +185,12 @@ class AgentEnv:
 
 
 class ReportRecorder:
-    """Every agent report of the pod, in order, from a watch (as the operator would see them)."""
+    """Every agent report of the pod, in order, from a watch of its Lease (as the operator would see them)."""
 
-    def __init__(self, cluster, namespace: str):
+    def __init__(self, cluster, namespace: str, uid: str):
         self.reports: list[dict] = []
         self.client = kubeapi.Client(kubeapi.load_config(str(cluster.kubeconfig)))
-        self.path = f"/api/v1/namespaces/{namespace}/pods"
+        self.path, self.uid = lease_path(namespace), uid
         self.stop = False
         threading.Thread(target=self._run, daemon=True).start()
 
@@ -186,9 +199,9 @@ class ReportRecorder:
         while not self.stop:
             try:
                 for event in self.client.watch(self.path, resource_version=version, timeout_seconds=5,
-                                               query={"fieldSelector": f"metadata.name={OWN}"}):
+                                               query={"fieldSelector": f"metadata.name={OWN_LEASE}"}):
                     version = event["object"]["metadata"]["resourceVersion"]
-                    report = read_agent_report(event["object"])
+                    report = read_member_report(event["object"], self.uid)
                     if report is not None and (not self.reports or self.reports[-1] != report):
                         self.reports.append(report)
             except kubeapi.KubeError:
@@ -240,13 +253,22 @@ def test_the_role_allows_exactly_what_the_agent_needs(agent_env):
     assert [i["metadata"]["name"] for i in client.get(cms, query=own)["items"]] == [GANG]
     assert client.get(f"{cms}/{GANG}")["data"] == gang_data(0, 0)
     assert client.get(f"{pods}/{OWN}")["metadata"]["name"] == OWN
+    leases = lease_path(env.namespace)
+    assert client.get(f"{leases}/{OWN_LEASE}")["metadata"]["name"] == OWN_LEASE
+    client.request("PATCH", f"{leases}/{OWN_LEASE}", report_patch(agent_report(0, WAITING), "uid-0"),
+                   content_type=kubeapi.MERGE_PATCH)
     for method, path, query, body in (
             ("GET", cms, None, None),  # a list without the name
             ("GET", cms, {"fieldSelector": "metadata.name=other"}, None),
             ("GET", f"{cms}/other", None, None),
             ("PATCH", f"{cms}/{GANG}", None, {"data": {"epoch": "9"}}),  # the operator's alone
             ("PATCH", f"{pods}/{OTHER}", None, {"metadata": {"labels": {"x": "y"}}}),
-            ("GET", pods, None, None)):
+            ("GET", pods, None, None),
+            ("GET", f"{leases}/{OTHER_LEASE}", None, None),  # another member's Lease
+            ("PATCH", f"{leases}/{OTHER_LEASE}", None, {"spec": {"holderIdentity": "x"}}),
+            ("GET", leases, None, None),
+            ("POST", leases, None, {"metadata": {"name": "new"}, "spec": {}}),  # the operator's alone
+            ("DELETE", f"{leases}/{OWN_LEASE}", None, None)):
         with pytest.raises(kubeapi.ApiError) as e:
             client.request(method, path, body, query=query, content_type=kubeapi.MERGE_PATCH)
         assert e.value.status == 403, (method, path, query)
@@ -256,7 +278,7 @@ def test_the_role_allows_exactly_what_the_agent_needs(agent_env):
 @pytest.mark.cluster
 def test_epochs_barrier_and_stop_on_the_real_api_server(cluster, agent_env):
     env = agent_env
-    recorder = ReportRecorder(cluster, env.namespace)
+    recorder = ReportRecorder(cluster, env.namespace, env.pods[OWN].metadata.uid)
     run = env.start("exit=3,stubborn,exit=0")  # as a plain script from the installed copy
     # Epoch 0 fails: Exited with its code and its last output; the agent waits for the decision.
     r = env.wait_report(run, 0, EXITED)
@@ -297,7 +319,7 @@ def test_epochs_barrier_and_stop_on_the_real_api_server(cluster, agent_env):
 @pytest.mark.cluster
 def test_final_exits_with_the_failure(agent_env):
     env = agent_env
-    run = env.start("exit=4", as_module=True)
+    run = env.start("exit=4", as_module=True, pod_uid=False)  # the agent reads its pod's UID
     env.wait_report(run, 0, EXITED)
     env.set_gang(0, 0, final=True)
     assert run.wait() == 4, run.output()
@@ -332,3 +354,21 @@ def test_api_server_unreachable(agent_env):
     assert "no decision could be read" in run.output()
     assert [(e.event, e.code) for e in run.events()] == [("start", None), ("exit", 3)]
     assert env.report()["state"] == RUNNING  # the Exited report never got through
+
+
+@pytest.mark.cluster
+def test_a_report_of_an_earlier_pod_of_the_member_is_not_the_agents_own(agent_env):
+    """The member's Lease outlives its pods: a report held by an earlier pod (another UID) says nothing of
+    this one, so the agent starts epoch 0 (a report held by its own pod would be a restarted agent's:
+    epoch 0 would count as ended, Exited(137), and never start again here)."""
+    env = agent_env
+    env.leases.patch_namespaced_lease(OWN_LEASE, env.namespace, report_patch(
+        agent_report(0, RUNNING, pid=7), "uid-of-an-earlier-pod"))
+    assert env.report() is None  # not this pod's
+    run = env.start("hang")
+    r = env.wait_report(run, 0, RUNNING)
+    assert r["pid"] != 7 and [e.event for e in run.events()] == ["start"], run.output()
+    assert env.leases.read_namespaced_lease(OWN_LEASE, env.namespace).spec.holder_identity == \
+        env.pods[OWN].metadata.uid
+    run.proc.send_signal(signal.SIGTERM)
+    assert run.wait() == 143, run.output()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubernetes.client import RbacAuthorizationV1Api
+from kubernetes.client import CoordinationV1Api, RbacAuthorizationV1Api
 
 import msjob_runtime
 from msjob_localcluster.processnode import NODE_SELECTOR, TOLERATION
@@ -18,11 +18,11 @@ from msjob_runtime.agent_protocol import (
     WAITING,
     gang_configmap_name,
     gang_data,
+    member_lease_name,
     parse_event_line,
-    read_agent_report,
 )
 
-from ..helpers import wait_for
+from ..helpers import member_report, wait_for
 from .test_process_node import gone, phase_of
 
 JOB = "demo"
@@ -34,6 +34,7 @@ AGENT_SCRIPT = Path(msjob_runtime.__file__).parent / "agent.py"
 def agent_pod(name: str, agent: list[str], plan: str) -> dict:
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+           {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
            {"name": "MSJOB_NAME", "value": JOB}, {"name": "MSJOB_AGENT_GRACE_SECONDS", "value": "3"}]
     return {
         "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
@@ -57,15 +58,19 @@ def setup(core, kube, ns: str, pods: list[str]) -> None:
     core.create_namespaced_service_account(ns, {"metadata": {"name": "demo-agent"}})
     rbac.create_namespaced_role(ns, {"metadata": {"name": "demo-agent"}, "rules": [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"], "resourceNames": pods},
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"], "resourceNames": [GANG]}]})
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"], "resourceNames": [GANG]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
+         "resourceNames": [member_lease_name(pod) for pod in pods]}]})
+    leases = CoordinationV1Api(kube)
+    for pod in pods:  # as the operator creates them, before the pods
+        leases.create_namespaced_lease(ns, {"metadata": {"name": member_lease_name(pod)}, "spec": {}})
     rbac.create_namespaced_role_binding(ns, {"metadata": {"name": "demo-agent"}, "roleRef": {
         "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "demo-agent"},
         "subjects": [{"kind": "ServiceAccount", "name": "demo-agent", "namespace": ns}]})
 
 
 def report(core, ns: str, name: str) -> dict | None:
-    pod = core.read_namespaced_pod(name, ns)
-    return read_agent_report({"metadata": {"annotations": pod.metadata.annotations or {}}})
+    return member_report(core, core.read_namespaced_pod(name, ns))
 
 
 def wait_report(core, process_node, ns: str, name: str, epoch: int, state: str, timeout: float = 60) -> dict:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from msjob_localcluster.processnode import IMAGE_LACKS_ANNOTATION
 from msjob_operator.api import naming
-from msjob_runtime.agent_protocol import EXIT, START, AgentEvent, parse_event_line, quiesced, read_agent_report
+from msjob_runtime.agent_protocol import EXIT, START, AgentEvent, parse_event_line, quiesced
 
-from ..helpers import wait_for
+from ..helpers import member_report, wait_for
 from .support import Stopwatch, msjob
 from .test_mindspore import JOB_TIMEOUT
 
@@ -39,8 +39,7 @@ def members(name: str, workers: int = 2, scheduler: bool = True) -> list[str]:
 
 
 def report(jobs, pod: str) -> dict | None:
-    found = jobs.core.read_namespaced_pod(pod, jobs.ns)
-    return read_agent_report({"metadata": {"annotations": found.metadata.annotations or {}}})
+    return member_report(jobs.core, jobs.core.read_namespaced_pod(pod, jobs.ns))
 
 
 def process_pid(jobs, pod: str, epoch: int = 0) -> int:

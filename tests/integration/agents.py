@@ -2,11 +2,11 @@
 
 kwok runs no process, so no agent runs there. ``FakeAgents`` does with real requests what each member's
 agent does with the API server (docs/in-place-restart.md): it reads the gang ConfigMap and writes the
-member's report (a merge patch of its pod's annotation), following the agent's state machine:
-Waiting until the epoch is released, Running, Stopped when the epoch moves (then Waiting for the new
-one), Exited when the test makes the process fail or succeed, and at ``final`` the pod's end (through the
-kwok exit-code annotation). It also checks the operator's side: no member may still report Running at an
-epoch below the one the operator released (``violations``).
+member's report (a patch of the annotation of the member's Lease, holder: the pod's UID), following the
+agent's state machine: Waiting until the epoch is released, Running, Stopped when the epoch moves (then
+Waiting for the new one), Exited when the test makes the process fail or succeed, and at ``final`` the pod's
+end (through the kwok exit-code annotation). It also checks the operator's side: no member may still report
+Running at an epoch below the one the operator released (``violations``).
 """
 
 from __future__ import annotations
@@ -14,22 +14,25 @@ from __future__ import annotations
 import threading
 from typing import Optional
 
-from kubernetes.client import CoreV1Api
+from kubernetes.client import CoordinationV1Api, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
 from msjob_operator.api import naming
 from msjob_runtime import agent_protocol as ap
 
+from ..helpers import member_report
 from .msjobs import EXIT
 
 
-def report_of(pod) -> Optional[dict]:
-    return ap.read_agent_report({"metadata": {"annotations": pod.metadata.annotations or {}}})
+def report_of(core: CoreV1Api, pod) -> Optional[dict]:
+    """The agent's report of that pod: on its member's Lease, when the Lease's holder is this pod."""
+    return member_report(core, pod)
 
 
 class FakeAgents:
     def __init__(self, core: CoreV1Api, namespace: str, interval: float = 0.2):
         self.core, self.ns, self.interval = core, namespace, interval
+        self.leases = CoordinationV1Api(core.api_client)
         self.violations: list[str] = []
         self.reports = 0
         self._ends: dict[str, tuple[int, str]] = {}  # pod uid -> (exit code, output) of its current epoch
@@ -78,7 +81,8 @@ class FakeAgents:
     def _post(self, pod, epoch: int, state: str, code: Optional[int] = None, output: str = "") -> None:
         report = ap.agent_report(epoch, state, exit_code=code, output=output, pid=1)
         try:
-            self.core.patch_namespaced_pod(pod.metadata.name, self.ns, ap.report_patch(report))
+            self.leases.patch_namespaced_lease(ap.member_lease_name(pod.metadata.name), self.ns,
+                                               ap.report_patch(report, pod.metadata.uid))
             self.reports += 1
         except ApiException as e:
             if e.status != 404:
@@ -100,7 +104,7 @@ class FakeAgents:
             return
         if (pod.metadata.annotations or {}).get(EXIT) is not None:
             return  # this agent has exited: the pod is ending
-        report = report_of(pod)
+        report = report_of(self.core, pod)
         with self._lock:
             end = self._ends.get(pod.metadata.uid)
         if report is not None and report["state"] == ap.RUNNING and report["epoch"] < gang.released:
@@ -142,6 +146,6 @@ def barrier(jobs, name: str) -> dict:
 def all_run(jobs, name: str, epoch: int, members: int = 3) -> bool:
     """Every member's agent reports its process of ``epoch`` running."""
     pods = jobs.pods(name, include_terminating=False)
-    reports = [report_of(p) for p in pods]
+    reports = [report_of(jobs.core, p) for p in pods]
     return len(pods) == members and all(r is not None and r["epoch"] == epoch and r["state"] == ap.RUNNING
                                         for r in reports)

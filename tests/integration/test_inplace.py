@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from kubernetes.client import AuthorizationV1Api, RbacAuthorizationV1Api
+from kubernetes.client import AuthorizationV1Api, CoordinationV1Api, RbacAuthorizationV1Api
 from kubernetes.client.exceptions import ApiException
 
 from ..helpers import wait_for
@@ -35,7 +35,7 @@ def uids(jobs, name: str) -> dict:
 
 def wait_running(jobs, name: str, epoch: int) -> None:
     wait_for(lambda: all_run(jobs, name, epoch), timeout=TIMEOUT, message=f"{name}: all members run epoch {epoch}",
-             describe=lambda: [(p.metadata.name, p.status.phase, report_of(p)) for p in jobs.pods(name)])
+             describe=lambda: [(p.metadata.name, p.status.phase, report_of(jobs.core, p)) for p in jobs.pods(name)])
     jobs.wait_condition(name, "Running", timeout=TIMEOUT)
 
 
@@ -73,14 +73,23 @@ def test_a_failed_process_restarts_every_member_in_its_own_pod(jobs, agents, kub
     review = AuthorizationV1Api(kube)
 
     def allowed(verb: str, resource: str, name: str = "") -> bool:
-        attrs = {"namespace": jobs.ns, "verb": verb, "resource": resource, "name": name}
+        attrs = {"namespace": jobs.ns, "verb": verb, "resource": resource, "name": name,
+                 "group": "coordination.k8s.io" if resource == "leases" else ""}
         return review.create_subject_access_review(
             {"spec": {"user": user, "groups": ["system:serviceaccounts"], "resourceAttributes": attrs}}).status.allowed
     assert allowed("patch", "pods", "ip-worker-1") and allowed("watch", "configmaps", "ip-gang")
     assert not allowed("patch", "pods", "someone-else") and not allowed("get", "configmaps", "other")
     assert not allowed("delete", "pods", "ip-worker-1") and not allowed("list", "secrets")
+    assert allowed("patch", "leases", "ip-worker-1-agent") and allowed("get", "leases", "ip-scheduler-0-agent")
+    assert not allowed("patch", "leases", "other-agent") and not allowed("create", "leases")
+    assert not allowed("delete", "leases", "ip-worker-1-agent") and not allowed("watch", "leases", "ip-worker-1-agent")
     role = RbacAuthorizationV1Api(kube).read_namespaced_role("ip-agent", jobs.ns)
     assert role.rules[0].resource_names == ["ip-scheduler-0", "ip-worker-0", "ip-worker-1"]
+    # Each member's agent reports on a Lease of its own, the job's child, held by the pod it runs in.
+    leases = {lease.metadata.name: lease for lease in CoordinationV1Api(kube).list_namespaced_lease(jobs.ns).items}
+    for member, uid in first.items():
+        lease = leases[f"{member}-agent"]
+        assert lease.metadata.owner_references[0].kind == "MSJob" and lease.spec.holder_identity == uid
 
     agents.exit("ip-worker-1", 137, "Killed")
     wait_for(lambda: barrier(jobs, "ip") == {"epoch": 1, "released": 1}, timeout=TIMEOUT, message="epoch 1 released",
@@ -154,7 +163,7 @@ def test_a_restarted_operator_resumes_the_restart_it_had_begun(jobs, agents, run
     running_operator.kill()  # between moving the epoch and lifting the barrier
     try:
         agents.held.clear()  # the agent acknowledges while no operator runs
-        wait_for(lambda: report_of(jobs.core.read_namespaced_pod("resume-worker-0", jobs.ns))["epoch"] == 1,
+        wait_for(lambda: report_of(jobs.core, jobs.core.read_namespaced_pod("resume-worker-0", jobs.ns))["epoch"] == 1,
                  timeout=TIMEOUT, message="worker 0 acknowledged")
         assert barrier(jobs, "resume") == {"epoch": 1, "released": 0}
     finally:

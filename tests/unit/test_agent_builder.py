@@ -25,7 +25,7 @@ def test_agent_command_wraps_the_command_and_keeps_args():
     with pytest.raises(ValueError, match="no command"):
         rb.agent_command({"name": "mindspore", "args": ["x"]}, 30)
     env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in rb.agent_env()}
-    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
+    assert env == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace", "POD_UID": "metadata.uid"}
 
 
 def test_the_script_path_exists_in_an_installed_copy_and_runs_without_pythonpath(tmp_path):

@@ -51,6 +51,9 @@ def test_the_role_names_every_pod_and_refuses_to_be_unbounded():
     body = job()
     role = agent.role(body, ["demo-worker-1", "demo-worker-0"])
     assert role["rules"][0]["resourceNames"] == ["demo-worker-0", "demo-worker-1"]
+    assert role["rules"][2] == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                "verbs": ["get", "patch"],
+                                "resourceNames": ["demo-worker-0-agent", "demo-worker-1-agent"]}
     with pytest.raises(ValueError):
         agent.role(body, [])
     created, written = agent.prerequisites(body, ["demo-worker-0"], ["trainer", "demo-agent"])
@@ -80,3 +83,21 @@ def test_the_pod_view_carries_the_agent_s_report():
     raw["metadata"]["annotations"][ap.AGENT_ANNOTATION] = "not json"
     raw["metadata"]["resourceVersion"] = "42"
     assert view_pod(raw).agent is None
+
+
+def test_the_member_view_takes_the_report_on_its_lease_when_this_pod_holds_it():
+    raw = pod("demo", "Worker", 1)
+    raw["metadata"]["resourceVersion"] = "41"
+    lease = {"metadata": {"name": "demo-worker-1-agent", "resourceVersion": "7", "annotations": {}}, "spec": {}}
+    lease["metadata"]["annotations"][ap.AGENT_ANNOTATION] = json.dumps(ap.agent_report(2, ap.RUNNING, pid=9))
+    assert view_pod(raw, lease).agent is None  # no holder yet
+    lease = {**lease, "metadata": {**lease["metadata"], "resourceVersion": "8"},
+             "spec": {"holderIdentity": raw["metadata"]["uid"]}}
+    view = view_pod(raw, lease)
+    assert view.agent is not None and (view.agent.epoch, view.agent.state) == (2, ap.RUNNING)
+    # Held by an earlier pod of the member: the pod's own annotation (an agent of before the Leases), if any.
+    raw["metadata"]["annotations"] = {ap.AGENT_ANNOTATION: json.dumps(ap.agent_report(1, ap.WAITING))}
+    earlier = {**lease, "metadata": {**lease["metadata"], "resourceVersion": "9"},
+               "spec": {"holderIdentity": "uid-earlier"}}
+    assert view_pod(raw, earlier).agent.epoch == 1
+    assert view_pod(raw, lease).agent.epoch == 2  # the Lease's, held by this pod, wins

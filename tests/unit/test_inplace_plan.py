@@ -68,7 +68,15 @@ def test_new_members_run_under_the_agent_with_their_identity_and_the_gang_first(
     assert role["rules"] == [
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"],
          "resourceNames": ["demo-scheduler-0", "demo-worker-0", "demo-worker-1"]},
-        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"], "resourceNames": [GANG]}]
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"], "resourceNames": [GANG]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "patch"],
+         "resourceNames": ["demo-scheduler-0-agent", "demo-worker-0-agent", "demo-worker-1-agent"]}]
+    # Each member's Lease, for its agent's reports: a prerequisite, so it exists before the pod.
+    leases = plan.create_leases
+    assert [lease["metadata"]["name"] for lease in leases] == [
+        "demo-scheduler-0-agent", "demo-worker-0-agent", "demo-worker-1-agent"]
+    assert all(lease["kind"] == "Lease" and lease["metadata"]["ownerReferences"][0]["uid"] == "job-uid"
+               and lease["metadata"]["labels"] for lease in leases)
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "demo-agent", "namespace": "ns"}]
     for created in plan.create_pods:
         spec = created["spec"]
@@ -76,6 +84,7 @@ def test_new_members_run_under_the_agent_with_their_identity_and_the_gang_first(
         assert main["command"] == ["python3", AGENT_SCRIPT_PATH, "--grace-seconds", "25", "--", "python", "train.py"]
         env = {e["name"]: e for e in main["env"]}
         assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+        assert env["POD_UID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.uid"
         assert env["MSJOB_NAME"]["value"] == "demo"
         assert "PYTHONPATH" not in env  # the image's own stays in force
         assert spec["initContainers"][0]["name"] == INSTALL_CONTAINER
@@ -159,6 +168,53 @@ def test_the_barrier_waits_for_every_member_then_releases_the_epoch():
     assert is_true(plan.status["conditions"], "Running") and not is_true(plan.status["conditions"], "Restarting")
     assert plan.status["lastRestart"]["membersRunning"] == "2026-11-22T12:00:00.000Z"
     assert "restart-phase:InPlace:running:1.000" in plan.transitions
+
+
+def on_leases(pods: list[dict], holders: dict[str, str] | None = None) -> tuple[list[dict], list[dict]]:
+    """The members' reports moved from their pods onto their Leases, held by each pod (or by ``holders``'
+    UID for that member), as agents write them."""
+    bare, leases = [], []
+    for number, p in enumerate(pods):
+        p = json.loads(json.dumps(p))
+        name, report = p["metadata"]["name"], p["metadata"].pop("annotations", {}).pop(ap.AGENT_ANNOTATION, None)
+        bare.append(p)
+        leases.append({"metadata": {"name": ap.member_lease_name(name), "namespace": "ns", "ownerReferences": owned(),
+                                    "resourceVersion": str(50 + number),
+                                    "annotations": {ap.AGENT_ANNOTATION: report} if report else {}},
+                       "spec": {"holderIdentity": (holders or {}).get(name, p["metadata"]["uid"])}})
+    return bare, leases
+
+
+def test_reports_on_the_members_leases_move_the_epoch_and_lift_the_barrier():
+    pods, leases = on_leases(members([(ap.RUNNING, None), (ap.RUNNING, None), (ap.EXITED, 137)]))
+    plan = reconcile(inplace_job(status=running_status()), pods, services(), NOW, configmaps=[gang_cm(0, 0)],
+                     leases=leases)
+    assert plan.status["gang"] == {"epoch": 1, "released": 0} and not plan.create_leases  # they all exist
+    assert plan.status["lastFailure"]["pod"] == "demo-worker-1" and not plan.delete_pods
+
+    acks = [reported(gang()[0], 1, ap.WAITING), reported(gang()[1], 1, ap.WAITING),
+            reported(gang()[2], 0, ap.EXITED, 137)]
+    # Worker 0's acknowledgement is held by an earlier pod of that member: it says nothing of this one.
+    pods, leases = on_leases(acks, holders={"demo-worker-0": "uid-of-an-earlier-pod"})
+    plan = reconcile(inplace_job(status=restarting_status()), pods, services(), NOW, configmaps=[gang_cm(1, 0)],
+                     leases=leases)
+    assert plan.status["gang"] == {"epoch": 1, "released": 0}
+    pods, leases = on_leases(acks)
+    plan = reconcile(inplace_job(status=restarting_status()), pods, services(), NOW, configmaps=[gang_cm(1, 0)],
+                     leases=leases)
+    assert plan.status["gang"] == {"epoch": 1, "released": 1}
+    assert written_gang(plan) == {"epoch": "1", "released": "1"}
+
+
+def test_a_missing_lease_is_created_again_until_the_job_has_ended():
+    pods, leases = on_leases(members(RUNNING3))
+    plan = reconcile(inplace_job(status=running_status()), pods, services(), NOW, configmaps=[gang_cm(0, 0)],
+                     leases=[leases[0], leases[2]])  # worker 0's deleted by hand
+    assert [lease["metadata"]["name"] for lease in plan.create_leases] == ["demo-worker-0-agent"]
+    ended = running_status(gang={"epoch": 0, "released": 0, "final": True})
+    plan = reconcile(inplace_job(status=ended), pods, services(), NOW, configmaps=[gang_cm(0, 0, final=True)],
+                     leases=[leases[0]])
+    assert not plan.create_leases
 
 
 def test_a_restarted_operator_writes_the_epoch_it_had_decided():

@@ -67,6 +67,11 @@ likewise for the in-place restart agents' Role (list/watch also feed its cache o
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [create, patch]
+# restartStrategy InPlace: one Lease per member, created by the operator, written by that member's agent
+# (the agents' Role grants get and patch on them by name, which the operator must hold itself).
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [list, watch, create, get, patch]
 {{- if ne .Values.gangScheduling.mode "never" }}
 {{- $groups := dict "volcano" "scheduling.volcano.sh" "scheduler-plugins" "scheduling.x-k8s.io" "workload-api" "scheduling.k8s.io" }}
 - apiGroups: [{{ get $groups .Values.gangScheduling.scheduler }}]

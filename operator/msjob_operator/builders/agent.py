@@ -5,9 +5,11 @@
   ``msjob_runtime`` into an emptyDir), and the main container's command wrapped by the agent
   (``python3 <runtime>/msjob_runtime/agent.py --grace-seconds G -- <command...>``) with its
   identity (POD_NAME, POD_NAMESPACE) from the downward API;
+* each member's Lease ``<pod>-agent`` (``member_lease``), created before its pod: the agent writes
+  its reports there (not on the pod, whose every write reaches every pod watcher of the cluster);
 * the agent's identity (``prerequisites``): a ServiceAccount ``<job>-agent`` and a Role allowing
-  ``get``/``patch`` on the job's own member pods and ``get``/``list``/``watch`` on its gang
-  ConfigMap, all by ``resourceNames``, and a RoleBinding.  A template that names its own
+  ``get``/``patch`` on the job's own member pods and Leases and ``get``/``list``/``watch`` on its
+  gang ConfigMap, all by ``resourceNames``, and a RoleBinding.  A template that names its own
   ``serviceAccountName`` keeps it, and the Role is bound to that account instead.
 
 The Role also covers what worker 0's progress reporter needs (``get``/``patch`` on its own pod),
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from msjob_runtime.agent_protocol import gang_configmap_name, gang_data
+from msjob_runtime.agent_protocol import LEASE_API, gang_configmap_name, gang_data, member_lease_name
 
 from ..api import naming
 from . import rbac
@@ -43,12 +45,22 @@ def gang_configmap(job: Mapping[str, Any], epoch: int, released: int, final: boo
             "data": gang_data(epoch, released, final)}
 
 
+def member_lease(job: Mapping[str, Any], pod_name: str) -> dict[str, Any]:
+    """The Lease ``<pod>-agent`` its member's agents report on (labelled and owned as the job's child; it
+    outlives the member's pods, whose UID the agent writes as holder)."""
+    return {"apiVersion": LEASE_API, "kind": "Lease",
+            "metadata": naming.child_metadata(job, member_lease_name(pod_name)), "spec": {}}
+
+
 def role(job: Mapping[str, Any], pod_names: Iterable[str]) -> dict[str, Any]:
-    """The Role ``<job>-agent``: its members' pods and its gang ConfigMap, by name, nothing else."""
+    """The Role ``<job>-agent``: its members' pods and Leases and its gang ConfigMap, by name, nothing else."""
     job_name = job["metadata"]["name"]
+    pod_names = sorted(set(pod_names))
     gang = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
             "resourceNames": [gang_configmap_name(job_name)]}
-    return rbac.role(job, pod_names, name=agent_name(job_name), extra_rules=[gang])
+    leases = {"apiGroups": [LEASE_API.split("/")[0]], "resources": ["leases"], "verbs": ["get", "patch"],
+              "resourceNames": [member_lease_name(pod) for pod in pod_names]}
+    return rbac.role(job, pod_names, name=agent_name(job_name), extra_rules=[gang, leases])
 
 
 def service_account(job: Mapping[str, Any]) -> dict[str, Any]:

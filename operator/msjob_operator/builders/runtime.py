@@ -30,6 +30,7 @@ from msjob_runtime.agent_protocol import (
     COMMAND_SEPARATOR,
     POD_NAME_ENV,
     POD_NAMESPACE_ENV,
+    POD_UID_ENV,
     agent_grace_seconds,
 )
 
@@ -141,7 +142,8 @@ def agent_command(container: dict[str, Any], termination_grace_period: Optional[
 
 
 def agent_env() -> list[dict[str, Any]]:
-    """The agent's identity (the downward API); the job's name comes from ``MSJOB_NAME``, which
-    members already get."""
+    """The agent's identity (the downward API; the UID names the pod as its Lease's holder); the job's
+    name comes from ``MSJOB_NAME``, which members already get."""
     return [{"name": POD_NAME_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-            {"name": POD_NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}]
+            {"name": POD_NAMESPACE_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+            {"name": POD_UID_ENV, "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}]

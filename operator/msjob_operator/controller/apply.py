@@ -23,7 +23,7 @@ from ..reconcile.waiting import Refusal
 from . import kueue, metrics
 from .events import EventRecorder
 from .informer import selected
-from .kube import Kube, KubeError, core_path
+from .kube import Kube, KubeError, core_path, lease_path
 from .observations import ObjectsByJob, Refusals
 from .store import ChildStore, JobStore, Key
 
@@ -63,9 +63,11 @@ def refused(exc: BaseException) -> bool:
 class Applier:
     def __init__(self, kube: Kube, jobs: JobStore, pods: ChildStore, services: ChildStore, podgroups: ChildStore,
                  refusals: Refusals, holders: ObjectsByJob, events: EventRecorder, config: Config,
-                 configmaps: Optional[ChildStore] = None, kueue_workloads: Optional[ChildStore] = None):
+                 configmaps: Optional[ChildStore] = None, kueue_workloads: Optional[ChildStore] = None,
+                 leases: Optional[ChildStore] = None):
         self.kube = kube
         self.configmaps = configmaps or ChildStore()  # the jobs' own ConfigMaps: a write's response goes in at once
+        self.leases = leases or ChildStore()  # the in-place members' Leases
         self.jobs, self.pods, self.services, self.podgroups = jobs, pods, services, podgroups
         self.kueue_workloads = kueue_workloads or ChildStore()
         self.refusals, self.holders, self.events = refusals, holders, events
@@ -147,8 +149,9 @@ class Applier:
 
     async def create_prerequisites(self, key: Key, job: dict[str, Any], plan: Plan) -> bool:
         """Services (members need the scheduler's ClusterIP), PodGroups (pods go after their gang),
-        ConfigMaps (rank tables are mounted) and RBAC objects (the reporter's identity). False when one the
-        pods need is not there (the scheduler Service is not one: pods needing its ClusterIP wait for it)."""
+        ConfigMaps (rank tables are mounted), RBAC objects (the reporter's identity) and the in-place
+        members' Leases (their agents report there). False when one the pods need is not there (the
+        scheduler Service is not one: pods needing its ClusterIP wait for it)."""
         namespace = key[0]
         await asyncio.gather(*(self._create(key, job, "Service", core_path("services", namespace), svc, self.services)
                                for svc in plan.create_services))
@@ -161,7 +164,9 @@ class Applier:
             ready &= await self._write_whole(key, job, body, None)
         for body in plan.create_objects:
             ready &= await self._create(key, job, body["kind"], collection_path(body, namespace), body, None)
-        return ready
+        leases = await asyncio.gather(*(self._create(key, job, "Lease", lease_path(namespace), body, self.leases)
+                                        for body in plan.create_leases))
+        return ready and all(leases)
 
     async def write_workloads(self, key: Key, job: dict[str, Any], plan: Plan) -> None:
         """The job's Kueue Workload (controller/kueue.py): created, or written to, before any pod."""

@@ -18,6 +18,8 @@ from typing import Any, AsyncIterator, Optional
 
 from kubernetes_asyncio import client, config
 
+from msjob_runtime import agent_protocol
+
 from ..api.models import GROUP, PLURAL, VERSION
 from . import metrics
 
@@ -42,9 +44,9 @@ def core_path(kind_plural: str, namespace: Optional[str] = None, name: str = "")
     return f"{path}/{name}" if name else path
 
 
-def lease_path(namespace: str, name: str = "") -> str:
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
-    return f"{path}/{name}" if name else path
+def lease_path(namespace: Optional[str], name: str = "") -> str:
+    """Leases of ``namespace`` (or the one named ``name``); of every namespace when it is None."""
+    return agent_protocol.lease_path(namespace, name) if namespace else f"/apis/{agent_protocol.LEASE_API}/leases"
 
 
 async def load_configuration(kubeconfig: Optional[str] = None) -> client.Configuration:

@@ -18,7 +18,7 @@ from . import kueue, metrics
 from .apply import Applier, StatusConflict
 from .events import EventRecorder
 from .informer import Informer, selected
-from .kube import Kube, KubeError, core_path
+from .kube import Kube, KubeError, core_path, lease_path
 from .leader import LeaderElection
 from .observations import ObjectsByJob, Refusals
 from .queue import WorkQueue
@@ -58,6 +58,7 @@ class Controller:
         self.services = ChildStore()
         self.podgroups = ChildStore()
         self.configmaps = ChildStore()  # the jobs' own: the in-place gang's (and rank tables)
+        self.leases = ChildStore()  # the in-place members' Leases: their agents' reports
         self.refusals = Refusals()
         self.holders = ObjectsByJob()  # objects under a child's name that the job does not own
         self.strays = ObjectsByJob()  # members that lost the labels the pod watch selects on
@@ -71,13 +72,15 @@ class Controller:
         self.kueue = kueue.KueueSources(kube, self.namespaces, self.queue.add) if config.kueue else None
         self.applier = Applier(kube, self.jobs, self.pods, self.services, self.podgroups, self.refusals,
                                self.holders, self.events, self.config, configmaps=self.configmaps,
-                               kueue_workloads=self.kueue.workloads if self.kueue else None)
+                               kueue_workloads=self.kueue.workloads if self.kueue else None, leases=self.leases)
         self.pod_informer = Informer(kube, self._paths("pods"), naming.CHILD_SELECTOR, self.pods, self.queue.add,
                                      "pods", on_unselected=self._maybe_stray)
         self.service_informer = Informer(kube, self._paths("services"), naming.CHILD_SELECTOR, self.services,
                                          self.queue.add, "services")
         self.configmap_informer = Informer(kube, self._paths("configmaps"), naming.CHILD_SELECTOR, self.configmaps,
                                            self.queue.add, "configmaps")
+        self.lease_informer = Informer(kube, [lease_path(ns) for ns in self.namespaces] or [lease_path(None)],
+                                       naming.CHILD_SELECTOR, self.leases, self.queue.add, "leases")
         self.podgroup_informer = Informer(
             kube, [self.applier.podgroup_path(ns) for ns in self.namespaces] or [self.applier.podgroup_path()],
             naming.CHILD_SELECTOR, self.podgroups, self.queue.add, "podgroups")
@@ -89,7 +92,7 @@ class Controller:
 
     @property
     def informers(self) -> list[Informer]:
-        informers = [self.pod_informer, self.service_informer, self.configmap_informer]
+        informers = [self.pod_informer, self.service_informer, self.configmap_informer, self.lease_informer]
         if self.config.gang_available and self.config.gang.mode != "never":
             informers.append(self.podgroup_informer)
         if self.kueue is not None and self.config.kueue_available:
@@ -318,5 +321,5 @@ class Controller:
         return reconcile(job, [*pods, *strays], self.services.for_job(key),
                          dt.datetime.now(dt.timezone.utc), self.config, self.podgroups.for_job(key),
                          refusals=self.refusals.for_job(key), holders=holders,
-                         configmaps=self.configmaps.for_job(key),
+                         configmaps=self.configmaps.for_job(key), leases=self.leases.for_job(key),
                          kueue=self.kueue.observed(key) if self.kueue is not None else KueueObserved())

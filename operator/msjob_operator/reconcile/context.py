@@ -10,7 +10,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Mapping, Optional, Sequence
 
-from msjob_runtime.agent_protocol import rfc3339
+from msjob_runtime.agent_protocol import member_lease_name, rfc3339
 from msjob_runtime.progress import parse_time
 
 from ..api.enums import CleanPodPolicy, ConditionType, RestartStrategy
@@ -60,6 +60,8 @@ class Plan:
     apply_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # Other namespaced objects to create if missing (the progress reporter's RBAC).
     create_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # The in-place members' Leases (their agents' reports) to create if missing, all at once.
+    create_leases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
     # Kueue (phases/queue.py): the job's Workload to create, and writes to the one it has; before the pods.
     create_workloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)
@@ -104,6 +106,7 @@ class Observed:
     holders: Sequence[dict[str, Any]] = ()
     kueue: KueueObserved = KueueObserved()  # Kueue's objects (operator flag --kueue)
     configmaps: Sequence[dict[str, Any]] = ()  # the job's own ConfigMaps (the in-place gang's)
+    leases: Sequence[dict[str, Any]] = ()  # the job's own Leases (its in-place agents' reports)
 
 
 def _owned(obj: dict[str, Any], uid: Optional[str]) -> bool:
@@ -127,7 +130,8 @@ class PassContext:
         # A pod is a member only if the job is its controller: an orphan of an earlier job of the same
         # name or a pod made by hand under a member's name is someone else's, never adopted or touched.
         pods = [*observed.pods, *(h for h in observed.holders if h.get("kind", "Pod") == "Pod")]
-        views = [view_pod(pod) for pod in pods]
+        self.leases = {lease["metadata"]["name"]: lease for lease in observed.leases if _owned(lease, uid)}
+        views = [view_pod(pod, self.leases.get(member_lease_name(pod["metadata"]["name"]))) for pod in pods]
         self.members: list[PodView] = [v for v in views if v.owner_uid == uid]
         self.holders: dict[str, PodView] = {v.name: v for v in views if v.owner_uid != uid}
         # The observed members as the API server sent them (annotations the views leave out).

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from msjob_runtime.agent_protocol import EXITED, STOPPED, gang_configmap_name, parse_gang
+from msjob_runtime.agent_protocol import EXITED, STOPPED, gang_configmap_name, member_lease_name, parse_gang
 
 from ..api import naming
 from ..api.enums import CleanPodPolicy, RestartStrategy
@@ -104,6 +104,18 @@ def sync_gang(p: PassContext) -> None:
         return
     if (seen.epoch, seen.released, seen.final) != (gang.epoch or 0, gang.released or 0, bool(gang.final)):
         write_gang(p)
+
+
+def sync_leases(p: PassContext) -> None:
+    """At the end of every pass until the job has ended: each expected member's Lease, created when
+    missing (a prerequisite: applied before any pod, so an agent finds it). Level-based: one deleted by
+    hand comes back, and its agent's retried report lands on it."""
+    if state(p).final:
+        return
+    for rtype, index in expected_keys(p.spec):
+        pod = naming.pod_name(p.name, rtype, index)
+        if member_lease_name(pod) not in p.leases:
+            p.plan.create_leases.append(agent_builder.member_lease(p.job, pod))
 
 
 def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:

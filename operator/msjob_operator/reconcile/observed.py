@@ -6,7 +6,7 @@ import dataclasses
 import datetime as dt
 from typing import Any, Optional
 
-from msjob_runtime.agent_protocol import EXITED, RUNNING, read_agent_report
+from msjob_runtime.agent_protocol import EXITED, RUNNING, read_agent_report, read_member_report
 
 from ..api import naming
 from ..builders.containers import MAIN_CONTAINER
@@ -17,7 +17,8 @@ _DISRUPTION_REASONS = {"Evicted", "Preempting", "Preempted", "Shutdown", "NodeSh
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AgentReport:
-    """The in-place restart agent's report on its pod (restartStrategy InPlace; docs/in-place-restart.md)."""
+    """The in-place restart agent's report on its member's Lease (restartStrategy InPlace;
+    docs/in-place-restart.md)."""
 
     epoch: int
     state: str  # Waiting, Running, Exited, Stopped
@@ -36,8 +37,10 @@ class AgentReport:
         return self.state == RUNNING
 
 
-def _agent_report(pod: dict[str, Any]) -> Optional[AgentReport]:
-    raw = read_agent_report(pod)
+def _agent_report(pod: dict[str, Any], lease: Optional[dict[str, Any]]) -> Optional[AgentReport]:
+    """From the member's Lease when its holder is this pod; else from the pod's own annotation, where
+    agents of before the Lease (pods created by an earlier operator) report."""
+    raw = read_member_report(lease, str((pod.get("metadata") or {}).get("uid") or "")) or read_agent_report(pod)
     if raw is None:
         return None
     return AgentReport(epoch=raw["epoch"], state=raw["state"], exit_code=raw["exitCode"], output=raw["output"] or "",
@@ -74,7 +77,7 @@ class PodView:
     owner: Optional[str] = None  # "Kind/name" of that owner, for messages
     # The scheduler address the member was given (MS_SCHED_HOST), from its annotation.
     scheduler_address: Optional[str] = None
-    # restartStrategy InPlace: the agent's latest report on this pod.
+    # restartStrategy InPlace: the agent's latest report (on the member's Lease).
     agent: Optional[AgentReport] = None
 
     @property
@@ -169,29 +172,31 @@ def _pick_container_status(statuses: list[dict[str, Any]]) -> Optional[dict[str,
     return statuses[0] if statuses else None
 
 
-# Views by (uid, resourceVersion): a pass over a big gang re-reads hundreds of pods that have not
-# changed since the last pass (a draining gang of 513 pods spent most of its passes here). A given
-# resourceVersion of a pod never changes, so a view of it never goes stale; the memo is simply
-# dropped when full.
-_VIEWS: dict[tuple[str, str], PodView] = {}
+# Views by (uid, resourceVersion) of the pod and of its member's Lease: a pass over a big gang re-reads
+# hundreds of pods that have not changed since the last pass (a draining gang of 513 pods spent most
+# of its passes here). A given resourceVersion of an object never changes, so a view of it never goes
+# stale; the memo is simply dropped when full.
+_VIEWS: dict[tuple[str, str, str], PodView] = {}
 _VIEWS_MAX = 16384
 
 
-def view_pod(pod: dict[str, Any]) -> PodView:
+def view_pod(pod: dict[str, Any], lease: Optional[dict[str, Any]] = None) -> PodView:
+    """The view of ``pod``, with its agent's report from ``lease`` (its member's Lease, if it has one)."""
     meta = pod.get("metadata") or {}
     uid, version = meta.get("uid"), meta.get("resourceVersion")
-    if not (uid and version):
-        return _view(pod)
-    key = (str(uid), str(version))
+    lease_version = ((lease or {}).get("metadata") or {}).get("resourceVersion") if lease is not None else ""
+    if not (uid and version) or lease_version is None:
+        return _view(pod, lease)
+    key = (str(uid), str(version), str(lease_version))
     view = _VIEWS.get(key)
     if view is None:
         if len(_VIEWS) >= _VIEWS_MAX:
             _VIEWS.clear()
-        view = _VIEWS[key] = _view(pod)
+        view = _VIEWS[key] = _view(pod, lease)
     return view
 
 
-def _view(pod: dict[str, Any]) -> PodView:
+def _view(pod: dict[str, Any], lease: Optional[dict[str, Any]] = None) -> PodView:
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
     owner = controller_owner(meta)
@@ -260,5 +265,5 @@ def _view(pod: dict[str, Any]) -> PodView:
         owner_uid=(owner or {}).get("uid"),
         owner=f"{owner.get('kind')}/{owner.get('name')}" if owner else None,
         scheduler_address=(meta.get("annotations") or {}).get(naming.SCHEDULER_ADDRESS_ANNOTATION),
-        agent=_agent_report(pod),
+        agent=_agent_report(pod, lease),
     )

@@ -56,10 +56,11 @@ def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Seq
               config: Config = DEFAULT, podgroups: Sequence[dict[str, Any]] = (), *,
               refusals: Optional[Mapping[tuple[str, str], Refusal]] = None, holders: Sequence[dict[str,
                                                                                                    Any]] = (),
-              configmaps: Sequence[dict[str, Any]] = (), kueue: Optional[KueueObserved] = None) -> Plan:
+              configmaps: Sequence[dict[str, Any]] = (), kueue: Optional[KueueObserved] = None,
+              leases: Sequence[dict[str, Any]] = ()) -> Plan:
     observed = Observed(pods=tuple(pods), services=tuple(services), podgroups=tuple(podgroups),
                         refusals=dict(refusals or {}), holders=tuple(holders), configmaps=tuple(configmaps),
-                        kueue=kueue or KueueObserved())
+                        kueue=kueue or KueueObserved(), leases=tuple(leases))
     try:
         spec = MSJobSpec.model_validate(job.get("spec") or {})
     except ValidationError as exc:
@@ -75,4 +76,5 @@ def reconcile(job: dict[str, Any], pods: Sequence[dict[str, Any]], services: Seq
         converge(p, gang)
     if inplace.active(p):
         inplace.sync_gang(p)  # the gang ConfigMap follows status.gang as this pass left it
+        inplace.sync_leases(p)  # and every member has the Lease its agent reports on
     return p.done()

@@ -219,3 +219,26 @@ def test_objects_written_whole_are_created_or_patched_and_the_gang_configmap_is_
     assert not kube.requests("POST", roles)
     assert [c.body for c in kube.requests("POST", bindings)] == [binding]
     assert [c["data"] for c in applier.configmaps.for_job(KEY)] == [{"epoch": "1", "released": "0"}]
+
+
+def test_member_leases_go_before_the_pods_are_cached_and_a_refused_one_holds_the_pods():
+    from msjob_operator.builders import agent
+
+    kube, applier, the_job = setup()
+    leases_path = "/apis/coordination.k8s.io/v1/namespaces/ns/leases"
+    leases = [agent.member_lease(the_job, name) for name in ("demo-worker-0", "demo-worker-1")]
+    kube.answer("POST", leases_path, (201, created(leases[0], "l0")), (409, {"reason": "AlreadyExists"}))
+    kube.answer("POST", PODS, (201, created(pod("demo", "Worker", 0))))
+    plan = Plan(status=copy.deepcopy(the_job["status"]), create_leases=leases, create_pods=[pod("demo", "Worker", 0)])
+    apply(applier, the_job, plan)
+    methods = [(c.method, c.path) for c in kube.calls]
+    assert methods.index(("POST", PODS)) > max(i for i, m in enumerate(methods) if m == ("POST", leases_path))
+    assert [lease["metadata"]["uid"] for lease in applier.leases.for_job(KEY)] == ["l0"]  # AlreadyExists: ours
+
+    kube, applier, the_job = setup()
+    kube.answer("POST", leases_path, (403, {"reason": "Forbidden", "message": "leases is forbidden"}))
+    plan = Plan(status=copy.deepcopy(the_job["status"]), create_leases=leases[:1],
+                create_pods=[pod("demo", "Worker", 0)])
+    assert apply(applier, the_job, plan) is True  # a refusal stands
+    assert not kube.requests("POST", PODS)  # no pod without the Lease its agent reports on
+    assert ("Lease", "demo-worker-0-agent") in applier.refusals.for_job(KEY)

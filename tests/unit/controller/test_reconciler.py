@@ -28,7 +28,7 @@ class Passes:
         self.seen: list[tuple[str, list[str], int]] = []  # (job, pod uids, requests made before the pass)
 
     def __call__(self, the_job, pods, services, now, settings, podgroups, refusals=None, holders=None, configmaps=None,
-                 kueue=None):
+                 kueue=None, leases=None):
         self.seen.append((the_job["metadata"]["name"], [p["metadata"]["uid"] for p in pods], len(self.kube.calls)))
         return Plan(status=copy.deepcopy(self.status if self.status is not None else the_job.get("status") or {}))
 

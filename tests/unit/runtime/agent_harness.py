@@ -10,23 +10,28 @@ import threading
 from pathlib import Path
 
 from msjob_runtime.agent import Agent
-from msjob_runtime.agent_api import ApiHealth, GangWatcher, PodReporter
+from msjob_runtime.agent_api import ApiHealth, GangWatcher, LeaseReporter
 from msjob_runtime.agent_output import Console
 from msjob_runtime.agent_process import Supervisor
-from msjob_runtime.agent_protocol import AGENT_ANNOTATION, gang_data, parse_event_line
+from msjob_runtime.agent_protocol import AGENT_ANNOTATION, gang_data, member_lease_name, parse_event_line
 
 from ...helpers import wait_for
 from .fake_api import FakeApi
 
 NS, POD, CM = "team", "demo-worker-0", "demo-gang"
+LEASE, UID = member_lease_name(POD), "uid-of-demo-worker-0"
 CHILD = str(Path(__file__).parents[2] / "agent_child.py")
 
 
 class AgentHarness:
     def __init__(self, tmp_path: Path, plan: str, *, gang: tuple | None = (0, 0), grace: float = 0.5,
-                 unreachable: float = 1.0, previous: str | None = None, command: list[str] | None = None):
+                 unreachable: float = 1.0, previous: str | None = None, previous_holder: str = UID,
+                 command: list[str] | None = None, lease: bool = True, pass_uid: bool = True):
         self.api = FakeApi()
-        self.api.add_pod(NS, POD, {AGENT_ANNOTATION: previous} if previous else None)
+        self.api.add_pod(NS, POD, UID)
+        if lease:  # the operator creates it before the pod
+            self.api.add_lease(NS, LEASE, {AGENT_ANNOTATION: previous} if previous else None,
+                               holder=previous_holder if previous else None)
         if gang is not None:
             self.set_gang(*gang)
         self.control = tmp_path / "control"
@@ -37,7 +42,8 @@ class AgentHarness:
         self.health = ApiHealth()
         wakeup = threading.Event()
         self.watcher = GangWatcher(self.api.client, NS, CM, self.health, wakeup, watch_seconds=2, retry_seconds=0.1)
-        self.reporter = PodReporter(self.api.client, NS, POD, self.health, retry_seconds=0.1)
+        self.reporter = LeaseReporter(self.api.client, NS, POD, self.health, pod_uid=UID if pass_uid else None,
+                                      retry_seconds=0.1)
         self.supervisor = Supervisor(self.console, reap_all=False)
         argv = command or [sys.executable, CHILD, plan, str(self.control)]
         self.agent = Agent(argv, self.watcher, self.reporter, self.health, self.supervisor, self.console,
@@ -56,10 +62,10 @@ class AgentHarness:
         (self.control / f"exit-{epoch}").write_text(str(code))
 
     def report(self) -> dict | None:
-        return self.api.last_report(NS, POD)
+        return self.api.last_report(NS, LEASE)
 
     def history(self) -> list[dict]:
-        return self.api.report_history(NS, POD)
+        return self.api.report_history(NS, LEASE)
 
     def wait_report(self, epoch: int, state: str, timeout: float = 30) -> dict:
         return wait_for(lambda: (r := self.report()) and r["epoch"] == epoch and r["state"] == state and r,

@@ -2,8 +2,9 @@
 tests only; the real API server is in tests/cluster/test_agent.py).
 
 ConfigMaps: list and watch with ``fieldSelector=metadata.name=X`` only (as a Role limited by
-resourceNames allows), resourceVersions, 410 for a version older than ``compact()``.  Pods: get and
-JSON merge patch of annotations.  ``down = True``: every call fails as with no server.
+resourceNames allows), resourceVersions, 410 for a version older than ``compact()``.  Pods: get.
+Leases: get, and JSON merge patch of annotations and spec.  ``down = True``: every call fails as with
+no server.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from msjob_runtime.agent_protocol import AGENT_ANNOTATION
 
 CONFIGMAPS = re.compile(r"^/api/v1/namespaces/([^/]+)/configmaps$")
 POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$")
+LEASE = re.compile(r"^/apis/coordination.k8s.io/v1/namespaces/([^/]+)/leases/([^/]+)$")
 
 
 class FakeApi:
@@ -29,6 +31,7 @@ class FakeApi:
         self.configmaps: dict[tuple[str, str], dict] = {}
         self.events: list[tuple[int, str, dict]] = []
         self.pods: dict[tuple[str, str], dict] = {}
+        self.leases: dict[tuple[str, str], dict] = {}
         self.reports: dict[tuple[str, str], list[dict]] = {}
         self.calls: list[tuple[str, str, dict]] = []  # (verb, path, query)
         self._down = False
@@ -72,10 +75,15 @@ class FakeApi:
             self.compacted = self.rv
             self.cond.notify_all()
 
-    def add_pod(self, ns: str, name: str, annotations: dict | None = None) -> None:
+    def add_pod(self, ns: str, name: str, uid: str) -> None:
         with self.cond:
-            self.pods[(ns, name)] = {"metadata": {"name": name, "namespace": ns,
-                                                  "annotations": dict(annotations or {})}}
+            self.pods[(ns, name)] = {"metadata": {"name": name, "namespace": ns, "uid": uid}}
+
+    def add_lease(self, ns: str, name: str, annotations: dict | None = None, holder: str | None = None) -> None:
+        with self.cond:
+            self.leases[(ns, name)] = {"metadata": {"name": name, "namespace": ns,
+                                                    "annotations": dict(annotations or {})},
+                                       "spec": {"holderIdentity": holder} if holder else {}}
 
     def report_history(self, ns: str, name: str) -> list[dict]:
         with self.cond:
@@ -104,12 +112,13 @@ class FakeApi:
     def get(self, path: str, query: dict | None) -> dict:
         self._check("get", path, query)
         with self.cond:
-            m = POD.match(path)
-            if m:
-                pod = self.pods.get((m.group(1), m.group(2)))
-                if pod is None:
-                    raise kubeapi.ApiError(404, "NotFound", f'pods "{m.group(2)}" not found')
-                return copy.deepcopy(pod)
+            for pattern, objects in ((POD, self.pods), (LEASE, self.leases)):
+                m = pattern.match(path)
+                if m:
+                    found = objects.get((m.group(1), m.group(2)))
+                    if found is None:
+                        raise kubeapi.ApiError(404, "NotFound", f'"{m.group(2)}" not found')
+                    return copy.deepcopy(found)
             key = self._selected(path, query)
             items = [copy.deepcopy(self.configmaps[key])] if key in self.configmaps else []
             return {"kind": "ConfigMapList", "metadata": {"resourceVersion": str(self.rv)}, "items": items}
@@ -117,16 +126,17 @@ class FakeApi:
     def patch(self, path: str, body: dict) -> dict:
         self._check("patch", path, None)
         with self.cond:
-            m = POD.match(path)
-            pod = self.pods.get((m.group(1), m.group(2))) if m else None
-            if pod is None:
+            m = LEASE.match(path)
+            lease = self.leases.get((m.group(1), m.group(2))) if m else None
+            if lease is None:
                 raise kubeapi.ApiError(404, "NotFound", f"{path} not found")
+            lease["spec"].update(body.get("spec") or {})
             for k, v in body["metadata"]["annotations"].items():
-                pod["metadata"]["annotations"][k] = v
+                lease["metadata"]["annotations"][k] = v
                 if k == AGENT_ANNOTATION:
                     self.reports.setdefault((m.group(1), m.group(2)), []).append(json.loads(v))
             self.cond.notify_all()
-            return copy.deepcopy(pod)
+            return copy.deepcopy(lease)
 
     def watch(self, path: str, resource_version: str | None, timeout_seconds: int | None, query: dict | None):
         self._check("watch", path, {**(query or {}), "resourceVersion": resource_version})

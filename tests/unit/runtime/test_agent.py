@@ -12,7 +12,7 @@ from msjob_runtime import agent as agent_main
 from msjob_runtime.agent_protocol import AGENT_ANNOTATION, EXITED, RUNNING, STOPPED, WAITING, agent_report
 
 from ...helpers import wait_for
-from .agent_harness import CM, NS, AgentHarness
+from .agent_harness import CM, LEASE, NS, UID, AgentHarness
 
 
 @pytest.fixture
@@ -189,7 +189,36 @@ def test_waits_for_the_configmap_and_the_pod(harness):
     assert h.report() is None and h.thread.is_alive()
     h.set_gang(0, 0)
     assert h.exit_code() == 0
-    assert h.api.pods[(NS, "demo-worker-0")]["metadata"]["annotations"][AGENT_ANNOTATION]
+    lease = h.api.leases[(NS, LEASE)]
+    assert lease["spec"]["holderIdentity"] == UID and lease["metadata"]["annotations"][AGENT_ANNOTATION]
+
+
+def test_a_report_held_by_an_earlier_pod_of_the_member_is_not_this_agents(harness):
+    # The member's Lease outlives its pods: Running at epoch 2 held by another UID is no restarted agent's.
+    previous = json.dumps(agent_report(2, RUNNING, pid=4242))
+    h = harness("exit=0", gang=(2, 2), previous=previous, previous_holder="uid-of-an-earlier-pod")
+    assert h.exit_code() == 0
+    assert [(e.epoch, e.event) for e in h.events()] == [(2, "start"), (2, "exit")]
+    assert h.api.leases[(NS, LEASE)]["spec"]["holderIdentity"] == UID
+
+
+def test_without_pod_uid_the_agent_reads_it_from_its_pod(harness):
+    h = harness("exit=0", pass_uid=False)
+    assert h.exit_code() == 0
+    assert any(verb == "get" and path.endswith("/pods/demo-worker-0") for verb, path, _ in h.api.calls)
+    assert h.api.leases[(NS, LEASE)]["spec"]["holderIdentity"] == UID
+
+
+def test_reports_wait_for_a_missing_lease(harness):
+    # Deleted by hand (the operator creates it again): the reports fail, are retried, and land once it is back.
+    h = harness("wait", lease=False, unreachable=30)
+    wait_for(lambda: any(verb == "patch" and LEASE in path for verb, path, _ in h.api.calls),
+             message="a report tried on the missing Lease")
+    assert h.report() is None
+    h.api.add_lease(NS, LEASE)
+    assert h.wait_report(0, RUNNING)["epoch"] == 0
+    h.tell(0, 0)
+    assert h.exit_code() == 0
 
 
 def test_command_line(monkeypatch):
