@@ -116,12 +116,14 @@ def test_rbac_has_no_wildcards_no_secrets_and_no_way_to_escalate(helm, values):
         assert not (DANGEROUS_VERBS - ({"update"} if own_lease else set())) & set(rule["verbs"]), rule
         assert not {"secrets", "nodes", "clusterroles", "clusterrolebindings"} & set(rule["resources"]), rule
         assert "kopf.dev" not in rule["apiGroups"], rule
-    lease_rules = [r for r in rules if r["resources"] == ["leases"]]
+    lease_rules = sorted((tuple(r["verbs"]), tuple(r.get("resourceNames") or ())) for r in rules
+                         if r["resources"] == ["leases"])
+    # In every mode, the in-place members' Leases (created, watched, and granted to their agents by name).
+    members = [(("list", "watch", "create", "get", "patch"), ())]
     if "peering.enabled=true" in values:
-        assert sorted((tuple(r["verbs"]), tuple(r.get("resourceNames") or ())) for r in lease_rules) == [
-            (("create",), ()), (("get", "update"), ("t-msjob-operator",))]
+        assert lease_rules == sorted([*members, (("create",), ()), (("get", "update"), ("t-msjob-operator",))])
     else:
-        assert not lease_rules
+        assert lease_rules == members
     if "gangScheduling.mode=never" in values:
         assert not any(r["resources"] == ["podgroups"] for r in rules)
 

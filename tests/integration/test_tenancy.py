@@ -35,6 +35,8 @@ OPERATOR_RULES = [
     {"apiGroups": [""], "resources": ["services"], "verbs": ["get", "list", "watch", "create"]},
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],  # the in-place members' Leases
+     "verbs": ["get", "list", "watch", "create", "patch"]},
     {"apiGroups": ["scheduling.volcano.sh"], "resources": ["podgroups"],
      "verbs": ["get", "list", "watch", "create", "delete"]},
 ]
