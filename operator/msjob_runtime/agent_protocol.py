@@ -33,7 +33,8 @@ FINAL_TRUE = "true"
 
 # ----- the agent's report (on its member's Lease; agents of before the Lease wrote it on their pod)
 AGENT_ANNOTATION = "mindspore.gitee.com/agent"
-LEASE_API = "coordination.k8s.io/v1"
+LEASE_GROUP = "coordination.k8s.io"
+LEASE_API = LEASE_GROUP + "/v1"
 MEMBER_LEASE_SUFFIX = "-agent"
 WAITING, RUNNING, EXITED, STOPPED = "Waiting", "Running", "Exited", "Stopped"
 STATES = (WAITING, RUNNING, EXITED, STOPPED)
@@ -82,9 +83,10 @@ def member_lease_name(pod: str) -> str:
     return pod + MEMBER_LEASE_SUFFIX
 
 
-def lease_path(namespace: str, name: str = "") -> str:
-    """The API path of the Leases of ``namespace`` (or of the one named ``name``)."""
-    path = f"/apis/{LEASE_API}/namespaces/{namespace}/leases"
+def lease_path(namespace: Optional[str], name: str = "") -> str:
+    """The API path of the Leases of ``namespace`` (or of the one named ``name``); of every namespace
+    when it is None."""
+    path = f"/apis/{LEASE_API}/namespaces/{namespace}/leases" if namespace else f"/apis/{LEASE_API}/leases"
     return f"{path}/{name}" if name else path
 
 

@@ -36,7 +36,7 @@ from msjob_runtime.agent_protocol import (
     report_patch,
 )
 
-from ..helpers import wait_for
+from ..helpers import member_report, wait_for
 from .test_reporter import bare_python, fake_pod
 
 JOB, OWN, OTHER = "demo", "demo-worker-0", "demo-worker-1"
@@ -176,8 +176,7 @@ class AgentEnv:
 
     def report(self) -> dict | None:
         """The agent's report, as the operator reads it: on the member's Lease, held by this pod."""
-        lease = self.leases.read_namespaced_lease(OWN_LEASE, self.namespace)
-        return read_member_report(self.core.api_client.sanitize_for_serialization(lease), self.pods[OWN].metadata.uid)
+        return member_report(self.core, self.pods[OWN])
 
     def wait_report(self, run: AgentRun, epoch: int, state: str, timeout: float = 60) -> dict:
         return wait_for(lambda: (r := self.report()) and r["epoch"] == epoch and r["state"] == state and r,

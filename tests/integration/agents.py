@@ -24,11 +24,6 @@ from ..helpers import member_report
 from .msjobs import EXIT
 
 
-def report_of(core: CoreV1Api, pod) -> Optional[dict]:
-    """The agent's report of that pod: on its member's Lease, when the Lease's holder is this pod."""
-    return member_report(core, pod)
-
-
 class FakeAgents:
     def __init__(self, core: CoreV1Api, namespace: str, interval: float = 0.2):
         self.core, self.ns, self.interval = core, namespace, interval
@@ -104,7 +99,7 @@ class FakeAgents:
             return
         if (pod.metadata.annotations or {}).get(EXIT) is not None:
             return  # this agent has exited: the pod is ending
-        report = report_of(self.core, pod)
+        report = member_report(self.core, pod)
         with self._lock:
             end = self._ends.get(pod.metadata.uid)
         if report is not None and report["state"] == ap.RUNNING and report["epoch"] < gang.released:
@@ -146,6 +141,6 @@ def barrier(jobs, name: str) -> dict:
 def all_run(jobs, name: str, epoch: int, members: int = 3) -> bool:
     """Every member's agent reports its process of ``epoch`` running."""
     pods = jobs.pods(name, include_terminating=False)
-    reports = [report_of(jobs.core, p) for p in pods]
+    reports = [member_report(jobs.core, p) for p in pods]
     return len(pods) == members and all(r is not None and r["epoch"] == epoch and r["state"] == ap.RUNNING
                                         for r in reports)

@@ -10,8 +10,8 @@ import pytest
 from kubernetes.client import AuthorizationV1Api, CoordinationV1Api, RbacAuthorizationV1Api
 from kubernetes.client.exceptions import ApiException
 
-from ..helpers import wait_for
-from .agents import FakeAgents, all_run, barrier, in_place, report_of
+from ..helpers import member_report, wait_for
+from .agents import FakeAgents, all_run, barrier, in_place
 from .msjobs import EXIT, msjob
 
 pytestmark = pytest.mark.cluster
@@ -35,7 +35,7 @@ def uids(jobs, name: str) -> dict:
 
 def wait_running(jobs, name: str, epoch: int) -> None:
     wait_for(lambda: all_run(jobs, name, epoch), timeout=TIMEOUT, message=f"{name}: all members run epoch {epoch}",
-             describe=lambda: [(p.metadata.name, p.status.phase, report_of(jobs.core, p)) for p in jobs.pods(name)])
+             describe=lambda: [(p.metadata.name, p.status.phase, member_report(jobs.core, p)) for p in jobs.pods(name)])
     jobs.wait_condition(name, "Running", timeout=TIMEOUT)
 
 
@@ -163,7 +163,8 @@ def test_a_restarted_operator_resumes_the_restart_it_had_begun(jobs, agents, run
     running_operator.kill()  # between moving the epoch and lifting the barrier
     try:
         agents.held.clear()  # the agent acknowledges while no operator runs
-        wait_for(lambda: report_of(jobs.core, jobs.core.read_namespaced_pod("resume-worker-0", jobs.ns))["epoch"] == 1,
+        wait_for(lambda: member_report(jobs.core, jobs.core.read_namespaced_pod("resume-worker-0",
+                                                                                 jobs.ns))["epoch"] == 1,
                  timeout=TIMEOUT, message="worker 0 acknowledged")
         assert barrier(jobs, "resume") == {"epoch": 1, "released": 0}
     finally:

@@ -185,7 +185,7 @@ async def measure_in_place(kube: Kube, kubeconfig: str, workers: int, timeout: f
             await watch.stop()
         await agents.start(timeout)  # every member reports its epoch-0 process running
         await _job_running(kube, namespace, name, timeout)  # the operator has seen them all
-        uids = await _uids(kube, namespace, name)
+        uids = {member.pod: member.uid for member in agents.members.values()}  # as the agents learnt them
         before = await quiet_requests(metrics, timeout) if metrics else None
         victim = agents.members[naming.pod_name(name, "Worker", workers // 2)]
         await victim.report(ap.EXITED, 1)

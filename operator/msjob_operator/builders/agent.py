@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from msjob_runtime.agent_protocol import LEASE_API, gang_configmap_name, gang_data, member_lease_name
+from msjob_runtime.agent_protocol import LEASE_API, LEASE_GROUP, gang_configmap_name, gang_data, member_lease_name
 
 from ..api import naming
 from . import rbac
@@ -58,7 +58,7 @@ def role(job: Mapping[str, Any], pod_names: Iterable[str]) -> dict[str, Any]:
     pod_names = sorted(set(pod_names))
     gang = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
             "resourceNames": [gang_configmap_name(job_name)]}
-    leases = {"apiGroups": [LEASE_API.split("/")[0]], "resources": ["leases"], "verbs": ["get", "patch"],
+    leases = {"apiGroups": [LEASE_GROUP], "resources": ["leases"], "verbs": ["get", "patch"],
               "resourceNames": [member_lease_name(pod) for pod in pod_names]}
     return rbac.role(job, pod_names, name=agent_name(job_name), extra_rules=[gang, leases])
 

@@ -23,7 +23,7 @@ from ..reconcile.waiting import Refusal
 from . import kueue, metrics
 from .events import EventRecorder
 from .informer import selected
-from .kube import Kube, KubeError, core_path, lease_path
+from .kube import Kube, KubeError, core_path
 from .observations import ObjectsByJob, Refusals
 from .store import ChildStore, JobStore, Key
 
@@ -32,7 +32,7 @@ log = logging.getLogger("msjob_operator")
 # Fields that change on every pass and alone are no reason to write the status.
 _VOLATILE = ("lastReconcileTime",)
 _PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings",
-            "ConfigMap": "configmaps",
+            "ConfigMap": "configmaps", "Lease": "leases",
             "Workload": "workloads"}  # the Workload API's (its Kueue namesake has plan.create_workloads)
 # Children whose existing namesake is read on AlreadyExists: one the job does not own holds the name.
 _VERIFIED_KINDS = ("Pod", "Service", "PodGroup")
@@ -162,11 +162,10 @@ class Applier:
             ready &= await self._write_whole(key, job, body, self.configmaps)
         for body in plan.apply_objects:
             ready &= await self._write_whole(key, job, body, None)
-        for body in plan.create_objects:
-            ready &= await self._create(key, job, body["kind"], collection_path(body, namespace), body, None)
-        leases = await asyncio.gather(*(self._create(key, job, "Lease", lease_path(namespace), body, self.leases)
-                                        for body in plan.create_leases))
-        return ready and all(leases)
+        stores = {"Lease": self.leases}  # the in-place members' Leases are watched: their answers are cached
+        created = await asyncio.gather(*(self._create(key, job, body["kind"], collection_path(body, namespace), body,
+                                                      stores.get(body["kind"])) for body in plan.create_objects))
+        return ready and all(created)
 
     async def write_workloads(self, key: Key, job: dict[str, Any], plan: Plan) -> None:
         """The job's Kueue Workload (controller/kueue.py): created, or written to, before any pod."""

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Optional
 
 from kubernetes_asyncio import client, config
 
-from msjob_runtime import agent_protocol
+from msjob_runtime.agent_protocol import lease_path as lease_path  # the agents' Lease paths are the controller's
 
 from ..api.models import GROUP, PLURAL, VERSION
 from . import metrics
@@ -42,11 +42,6 @@ def job_path(namespace: str, name: str = "") -> str:
 def core_path(kind_plural: str, namespace: Optional[str] = None, name: str = "") -> str:
     path = f"/api/v1/namespaces/{namespace}/{kind_plural}" if namespace else f"/api/v1/{kind_plural}"
     return f"{path}/{name}" if name else path
-
-
-def lease_path(namespace: Optional[str], name: str = "") -> str:
-    """Leases of ``namespace`` (or the one named ``name``); of every namespace when it is None."""
-    return agent_protocol.lease_path(namespace, name) if namespace else f"/apis/{agent_protocol.LEASE_API}/leases"
 
 
 async def load_configuration(kubeconfig: Optional[str] = None) -> client.Configuration:

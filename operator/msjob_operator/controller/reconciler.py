@@ -278,7 +278,7 @@ class Controller:
         refused = await self.applier.apply(key, job, plan, jlog)
         if plan.continues:
             self.queue.again(key)  # its pods wait for what this pass created: next, before other jobs
-        elif plan.requeue_after is not None:
+        if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after + 0.05)
         if self.holders.for_job(key) or self.strays.for_job(key):
             self.queue.add_after(key, RECHECK_SECONDS)

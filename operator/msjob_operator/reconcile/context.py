@@ -58,10 +58,8 @@ class Plan:
     apply_configmaps: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     # Namespaced objects written whole (merge patch, created when missing): the in-place agents' Role.
     apply_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    # Other namespaced objects to create if missing (the progress reporter's RBAC).
+    # Other namespaced objects to create if missing (the progress reporter's RBAC, the in-place members' Leases).
     create_objects: list[dict[str, Any]] = dataclasses.field(default_factory=list)
-    # The in-place members' Leases (their agents' reports) to create if missing, all at once.
-    create_leases: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     delete_podgroups: list[str] = dataclasses.field(default_factory=list)
     # Kueue (phases/queue.py): the job's Workload to create, and writes to the one it has; before the pods.
     create_workloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)

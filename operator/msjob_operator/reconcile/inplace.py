@@ -112,10 +112,13 @@ def sync_leases(p: PassContext) -> None:
     hand comes back, and its agent's retried report lands on it."""
     if state(p).final:
         return
-    for rtype, index in expected_keys(p.spec):
-        pod = naming.pod_name(p.name, rtype, index)
-        if member_lease_name(pod) not in p.leases:
-            p.plan.create_leases.append(agent_builder.member_lease(p.job, pod))
+    p.plan.create_objects.extend(agent_builder.member_lease(p.job, pod) for pod in member_names(p)
+                                 if member_lease_name(pod) not in p.leases)
+
+
+def member_names(p: PassContext) -> list[str]:
+    """The pod names of every member the job should have."""
+    return [naming.pod_name(p.name, rtype, index) for rtype, index in expected_keys(p.spec)]
 
 
 def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:
@@ -130,7 +133,7 @@ def equip(p: PassContext, pods: list[dict[str, Any]]) -> None:
         return
     for pod in pods:
         agent_builder.add_agent(pod, p.config.reporter_image)
-    names = [naming.pod_name(p.name, rtype, index) for rtype, index in expected_keys(p.spec)]
+    names = member_names(p)
     accounts = {pod["spec"]["serviceAccountName"] for pod in pods}
     for _, replica in p.spec.ms_replica_specs.items():
         accounts.add(agent_builder.pod_account((replica.template or {}).get("spec") or {}, p.name))

@@ -184,7 +184,7 @@ def view_pod(pod: dict[str, Any], lease: Optional[dict[str, Any]] = None) -> Pod
     """The view of ``pod``, with its agent's report from ``lease`` (its member's Lease, if it has one)."""
     meta = pod.get("metadata") or {}
     uid, version = meta.get("uid"), meta.get("resourceVersion")
-    lease_version = ((lease or {}).get("metadata") or {}).get("resourceVersion") if lease is not None else ""
+    lease_version = "" if lease is None else (lease.get("metadata") or {}).get("resourceVersion")
     if not (uid and version) or lease_version is None:
         return _view(pod, lease)
     key = (str(uid), str(version), str(lease_version))

@@ -229,7 +229,7 @@ def test_member_leases_go_before_the_pods_are_cached_and_a_refused_one_holds_the
     leases = [agent.member_lease(the_job, name) for name in ("demo-worker-0", "demo-worker-1")]
     kube.answer("POST", leases_path, (201, created(leases[0], "l0")), (409, {"reason": "AlreadyExists"}))
     kube.answer("POST", PODS, (201, created(pod("demo", "Worker", 0))))
-    plan = Plan(status=copy.deepcopy(the_job["status"]), create_leases=leases, create_pods=[pod("demo", "Worker", 0)])
+    plan = Plan(status=copy.deepcopy(the_job["status"]), create_objects=leases, create_pods=[pod("demo", "Worker", 0)])
     apply(applier, the_job, plan)
     methods = [(c.method, c.path) for c in kube.calls]
     assert methods.index(("POST", PODS)) > max(i for i, m in enumerate(methods) if m == ("POST", leases_path))
@@ -237,7 +237,7 @@ def test_member_leases_go_before_the_pods_are_cached_and_a_refused_one_holds_the
 
     kube, applier, the_job = setup()
     kube.answer("POST", leases_path, (403, {"reason": "Forbidden", "message": "leases is forbidden"}))
-    plan = Plan(status=copy.deepcopy(the_job["status"]), create_leases=leases[:1],
+    plan = Plan(status=copy.deepcopy(the_job["status"]), create_objects=leases[:1],
                 create_pods=[pod("demo", "Worker", 0)])
     assert apply(applier, the_job, plan) is True  # a refusal stands
     assert not kube.requests("POST", PODS)  # no pod without the Lease its agent reports on

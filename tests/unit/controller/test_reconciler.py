@@ -157,3 +157,29 @@ def test_members_unlabelled_while_no_operator_watched_are_found_at_start(monkeyp
     assert ctl.synced
     assert passes.of("demo")[0] == ["m-uid"]  # the first pass already knows it (read again before the pass)
     assert kube.requests("GET", f"{PODS}/{member['metadata']['name']}")
+
+
+def test_a_pass_that_continues_is_followed_by_its_next_pass_before_other_jobs_and_keeps_its_requeue(monkeypatch):
+    kube = FakeKube()
+    ctl, passes = controller(kube, monkeypatch, status={"phase": "Running"})
+    ctl.workers = 1  # one pass at a time: the order of passes is the queue's order
+    plan_of = passes.__call__
+
+    def planned(the_job, *args, **kwargs):
+        plan = plan_of(the_job, *args, **kwargs)
+        if the_job["metadata"]["name"] == "first" and len(passes.of("first")) == 1:
+            plan.continues = True  # its pods wait for what this pass creates
+            plan.requeue(0.01)  # and it asked for a later look of its own
+        return plan
+    monkeypatch.setattr(reconciler_module, "reconcile", planned)
+    for name in ("first", "second", "third"):
+        kube.route(f"{JOBS}/{name}/status", lambda call, n=name: (200, {**named(n), "status": call.body["status"]}))
+
+    async def scenario():
+        for name in ("first", "second", "third"):
+            ctl.job_event("ADDED", named(name))
+        await until(lambda: len(passes.of("first")) >= 3, steps=100000)
+    run(ctl, scenario)
+    order = [name for name, _, _ in passes.seen]
+    assert order[:3] == ["first", "first", "second"], order  # before the jobs already waiting
+    assert len(passes.of("first")) >= 3  # the requeue it asked for came too
